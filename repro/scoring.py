@@ -142,3 +142,28 @@ def frame_metrics(
         aupr=float(average_precision_score(labels, scores)),
         eer=equal_error_rate(scores, labels),
     )
+
+
+ANOMALY_TYPES = {1: "spatial", 2: "temporal", 3: "spatio_temporal"}  # 0 = normal (synthetic data)
+
+
+def scores_from_signals(signals: dict[str, np.ndarray], lam: float) -> np.ndarray:
+    """(f,) anomaly scores from a run's raw signals: MNAD's PSNR/distance mix, or a baseline's error."""
+    if "error" in signals:  # MemAE, AE, ConvLSTM: higher error = more anomalous, min-max per video
+        return minmax_per_video(signals["error"], signals["video"])
+    return anomaly_score(signals["psnr"], signals.get("distance"), signals["video"], lam)
+
+
+def per_type_auc(scores: np.ndarray, anomaly_types: np.ndarray) -> dict[str, float]:
+    """AUC of each anomaly type against the normal frames alone (types absent from the set are skipped)."""
+    normal, aucs = anomaly_types == 0, {}
+    for code, name in ANOMALY_TYPES.items():
+        chosen = normal | (anomaly_types == code)
+        if normal.any() and (anomaly_types == code).any():
+            aucs[name] = frame_auc(scores[chosen], anomaly_types[chosen] > 0)
+    return aucs
+
+
+def lambdas_for(signals: dict[str, np.ndarray], grid: tuple[float, ...]) -> tuple[float, ...]:
+    """The λ values that mean something for these signals: only λ = 1 without a feature distance."""
+    return tuple(grid) if "distance" in signals else (1.0,)

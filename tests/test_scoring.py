@@ -106,3 +106,24 @@ def test_per_video_normalisation_differs_from_raw():
     metrics = frame_metrics(psnr_db, None, labels, videos, lam=1.0)
     assert metrics.auc == 1.0
     assert metrics.raw_auc == 0.75
+
+
+def test_per_type_auc_compares_each_type_with_normal_frames_only():
+    from repro.scoring import per_type_auc
+
+    types = np.array([0, 0, 1, 2, 2, 3])
+    scores = np.array([0.1, 0.2, 0.9, 0.15, 0.05, 0.8])
+    aucs = per_type_auc(scores, types)
+    assert aucs["spatial"] == 1.0 and aucs["spatio_temporal"] == 1.0
+    assert aucs["temporal"] == 0.25  # (0.15 beats 0.1; 0.05 beats none) / 4 pairs
+
+
+def test_scores_from_signals_baseline_error_and_lambdas():
+    from repro.scoring import lambdas_for, scores_from_signals
+
+    baseline = {"error": np.array([1.0, 3.0, 2.0]), "video": np.zeros(3, int)}
+    np.testing.assert_allclose(scores_from_signals(baseline, 0.6), [0.0, 1.0, 0.5])
+    assert lambdas_for(baseline, (0.5, 1.0)) == (1.0,)
+    mnad = {"psnr": np.array([3.0, 1.0]), "distance": np.array([0.1, 0.2]), "video": np.zeros(2, int)}
+    np.testing.assert_allclose(scores_from_signals(mnad, 0.5), [0.0, 1.0])
+    assert lambdas_for(mnad, (0.5, 1.0)) == (0.5, 1.0)
