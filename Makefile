@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= synthetic
 DATA    ?=
 
-.PHONY: setup test reproduce-table5 clean
+.PHONY: setup test reproduce-table5 bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q
+
+# Table 5 of the reproduction study. Default: the synthetic stand-ins on this machine's CPU.
+# Real data on a GPU: make reproduce-table5 DATA=/path/to/datasets PROFILE=paper
+reproduce-table5: setup
+	$(BIN)/repro sweep ablations/table5.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --out reports/table5
+
+bench: setup
+	$(BIN)/repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32
+	$(BIN)/repro bench --task pred --size 64 --width 64 --batch 4 --precision fp32
 
 clean:
 	rm -rf $(VENV) .pytest_cache

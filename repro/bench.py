@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from .evaluate import frame_signals, step_with_update
+from .evaluate import frame_signals, inference_layout, step_with_update
 from .models.mnad import MNAD
 from .train import train_step
 
@@ -33,20 +33,18 @@ def throughput(step: Callable[[], object], frames_per_step: int, device: torch.d
 
 
 def benchmark(task: str = "pred", size: int = 64, width: int = 64, batch: int = 4, precision: str = "fp32",
-              device: str = "cpu", min_seconds: float = 5.0, channels_last: bool = False, seed: int = 0) -> dict:
+              device: str = "cpu", min_seconds: float = 5.0, seed: int = 0) -> dict:
     """train_fps, eval_fps (sequential test-time update, batch 1) and eval_fps_no_update (batched)."""
     torch.manual_seed(seed)
     dev = torch.device(device)
     model = MNAD(task=task, width=width).to(dev)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
     frames_in = model.in_frames * model.channels
-    inputs = torch.rand(batch, frames_in, size, size, device=dev).mul(2).sub(1).to(memory_format=memory_format)
+    inputs = torch.rand(batch, frames_in, size, size, device=dev).mul(2).sub(1)
     target = torch.rand(batch, model.channels, size, size, device=dev).mul(2).sub(1)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
 
     train_fps = throughput(lambda: train_step(model, optimizer, inputs, target, precision), batch, dev, min_seconds)
-    model.eval()
+    inputs = inputs.contiguous(memory_format=inference_layout(model, dev))
     eval_no_update = throughput(lambda: frame_signals(model, inputs, target, precision), batch, dev, min_seconds)
     with model.memory.scratch():
         one_in, one_target = inputs[:1], target[:1]
@@ -55,7 +53,7 @@ def benchmark(task: str = "pred", size: int = 64, width: int = 64, batch: int = 
     return {
         "task": task, "size": size, "width": width, "batch": batch, "precision": precision,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(), "channels_last": channels_last, "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_fps": round(train_fps, 3), "eval_fps": round(eval_update, 3),
         "eval_fps_no_update": round(eval_no_update, 3),

@@ -1,12 +1,26 @@
-"""Training of the models (SPEC sec. 4): one step here; the loop that reads top to bottom builds on it."""
+"""Training (SPEC sec. 4): Adam on the network, a cosine schedule stepped per epoch, memory items carried
+across steps and epochs, a checkpoint every k epochs and at the end; resumes from the last checkpoint."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from .precision import autocast
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .models.registry import ModelEntry
+    from .runs import RunStore
+
+ADAM_BETAS = (0.9, 0.999)
 
 
 def train_step(
@@ -25,3 +39,84 @@ def train_step(
     total.backward()
     optimizer.step()
     return {name: value.detach() for name, value in (terms | {"total": total}).items()}
+
+
+def model_kwargs(cfg: RunConfig) -> dict:
+    """The constructor arguments of the configured model (models know nothing of configs)."""
+    m, loss, channels = cfg.model, cfg.loss, 1 if cfg.data.grayscale else 3
+    if m.name == "mnad":
+        return dict(
+            task=m.task, memory=m.memory, skips=m.skips, width=m.width, num_items=m.num_items, decoder=m.decoder,
+            channels=channels, compactness_weight=loss.compactness, separateness_weight=loss.separateness,
+            separateness_margin=loss.separateness_margin, uniform_memory_weight=loss.uniform_memory,
+            update_normaliser=m.update_normaliser, item_init=m.item_init,
+        )  # fmt: skip
+    if m.name in ("memae", "ae3d"):
+        kwargs = dict(channels=channels, width=m.width)
+        if m.name == "memae":
+            kwargs |= dict(num_items=m.memae_items, shrink_threshold=m.shrink_threshold, addressing=m.addressing,
+                           entropy_weight=loss.entropy)  # fmt: skip
+        return kwargs
+    return dict(channels=channels, size=cfg.data.size)
+
+
+def build_model(cfg: RunConfig, device: torch.device | str = "cpu") -> nn.Module:
+    torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and items
+    from .models.registry import model_entry
+
+    return model_entry(cfg.model.name).build(**model_kwargs(cfg)).to(device)
+
+
+def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuffle: bool, drop_last: bool,
+                  num_workers: int = 0) -> DataLoader:
+    """A loader whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
+                      num_workers=num_workers, persistent_workers=False)  # fmt: skip
+
+
+def _to_device(batch: dict, entry: ModelEntry, device: torch.device) -> tuple[Tensor, Tensor]:
+    return entry.to_input(batch["input"].to(device)), entry.to_target(batch["target"].to(device))
+
+
+def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
+          progress: bool = True) -> nn.Module:
+    """Train from the last checkpoint of `run` (or from scratch) to cfg.train.epochs; returns the model."""
+    from .models.registry import model_entry
+
+    entry = model_entry(cfg.model.name)
+    model = build_model(cfg, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    start = _resume(run, store, model, optimizer, scheduler)
+    for epoch in range(start + 1, cfg.train.epochs + 1):
+        tick = time.perf_counter()
+        loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle,
+                               cfg.train.drop_last, cfg.exec.num_workers)  # fmt: skip
+        sums: dict[str, Tensor] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress)
+        for batch in bar:
+            terms = train_step(model, optimizer, *_to_device(batch, entry, device), cfg.exec.precision)
+            sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
+        scheduler.step()
+        steps = max(len(loader), 1)
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
+        store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()})
+        if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch}  # fmt: skip
+            store.save_checkpoint(run, epoch, state)
+    return model
+
+
+def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler) -> int:
+    """Load the newest checkpoint into model, optimiser and schedule; the epoch it ends, or 0."""
+    latest = store.latest_checkpoint(run)
+    if latest is None:
+        return 0
+    epoch, path = latest
+    state = store.load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return epoch
