@@ -1,0 +1,80 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro.report.tables import (
+    atomic_write,
+    comparison_table,
+    format_interval,
+    format_mean_std,
+    to_markdown,
+    write_table,
+)
+
+
+@pytest.fixture
+def table5() -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": ["Ped2", "Ped2", "Avenue"],
+        "model": ["Pred w/ Mem", "Recon w/o Mem", "Recon_x & 50%"],
+        "AUC paper": [97.0, 86.4, np.nan],
+        "AUC ours": [96.33, 88.53, 81.2],
+        "seeds": [3, 1, 2],
+    })  # fmt: skip
+
+
+def test_difference_is_ours_minus_published_and_missing_where_either_is(table5):
+    table = comparison_table(table5, "AUC paper", "AUC ours")
+    assert table["difference"].iloc[:2].tolist() == pytest.approx([96.33 - 97.0, 88.53 - 86.4])
+    assert np.isnan(table["difference"].iloc[2])
+    assert list(table.columns[:-1]) == list(table5.columns) and "difference" not in table5.columns
+
+
+def test_difference_treats_a_published_dash_as_missing():
+    table = comparison_table(pd.DataFrame({"paper": ["-", 90.0], "ours": [1.0, 92.5]}), "paper", "ours", "Δ")
+    assert np.isnan(table["Δ"].iloc[0]) and table["Δ"].iloc[1] == pytest.approx(2.5)
+
+
+def test_comparison_table_names_a_missing_column(table5):
+    with pytest.raises(ValueError, match=r"no column \['AUC study'\]; the columns are"):
+        comparison_table(table5, "AUC study", "AUC ours")
+
+
+def test_formatting_of_mean_std_and_intervals():
+    assert format_mean_std(96.333, 0.4567) == "96.33 ± 0.46"
+    assert format_mean_std(96.333, 0.0, n=1, decimals=1) == "96.3"
+    assert format_mean_std(np.nan, 1.0) == "-"
+    assert format_interval(-0.1234, 2.5, decimals=1) == "[-0.1, 2.5]"
+    assert format_interval(np.nan, np.nan) == "-"
+
+
+def test_write_table_files_parse_back(tmp_path, table5):
+    table = comparison_table(table5, "AUC paper", "AUC ours")
+    paths = write_table(table, tmp_path / "tables", "table5", caption="Ped2 & Avenue: 95% of #runs")
+    assert paths == {kind: tmp_path / "tables" / f"table5.{kind}" for kind in ("md", "csv", "tex")}
+    pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), table)
+    lines = paths["md"].read_text().splitlines()
+    assert lines[0] == "Ped2 & Avenue: 95% of #runs"
+    header, rows = lines[2], lines[4:]
+    assert [c.strip() for c in header.strip("|").split("|")] == list(table.columns)
+    assert [c.strip() for c in rows[0].strip("|").split("|")] == ["Ped2", "Pred w/ Mem", "97.00", "96.33", "3", "-0.67"]
+    assert [c.strip() for c in rows[2].strip("|").split("|")][2::3] == ["-", "-"]
+    tex = paths["tex"].read_text()
+    assert r"\caption{Ped2 \& Avenue: 95\% of \#runs}" in tex
+    assert r"Recon\_x \& 50\% & - & 81.20 & 2 & - \\" in tex
+    assert tex.count(r"\\") == 1 + len(table)  # header + rows
+    assert not list((tmp_path / "tables").glob(".*"))  # no temporary files left
+
+
+def test_markdown_escapes_pipes_in_cells():
+    line = to_markdown(pd.DataFrame({"a": ["x|y"]})).splitlines()[2]
+    assert line.count("|") - line.count(r"\|") == 2
+
+
+def test_atomic_write_replaces_whole_files_and_cleans_up_on_failure(tmp_path):
+    path = atomic_write(tmp_path / "a.txt", "first")
+    atomic_write(path, b"second")
+    assert path.read_text() == "second"
+    with pytest.raises(TypeError):
+        atomic_write(path, 3)  # type: ignore[arg-type]
+    assert path.read_text() == "second" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
