@@ -1,0 +1,205 @@
+"""MemAE: the memory equations against hand-computed values, the network's shapes and variants (SPEC sec. 8)."""
+
+import math
+
+import pytest
+import torch
+from einops import rearrange
+
+from repro.models.memae import (
+    MemAE,
+    MemoryModule,
+    entropy_loss,
+    hard_shrink,
+    memae_address,
+    memae_frame_score,
+    memae_read,
+    memae_usage,
+)
+
+# Two queries, three items.
+Z = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+M = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+E = math.e
+
+
+def tiny_memae(**kwargs):
+    return MemAE(**{"width": 6, "num_items": 20, **kwargs})  # channels 6, 8, 16, 16
+
+
+def n_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------------------------- equations
+def test_dot_addressing_is_softmax_of_dot_products():
+    # logits: [1, 0, 1] and [0, 2, 2]
+    expected = torch.tensor([[E, 1, E], [1, E**2, E**2]])
+    expected = expected / expected.sum(dim=1, keepdim=True)
+    torch.testing.assert_close(memae_address(Z, M, "dot"), expected)
+
+
+def test_cosine_addressing_is_softmax_of_cosines():
+    r = 1 / math.sqrt(2)  # cos to the diagonal item
+    expected = torch.tensor([[E, 1, E**r], [1, E, E**r]])
+    expected = expected / expected.sum(dim=1, keepdim=True)
+    torch.testing.assert_close(memae_address(Z, M, "cosine"), expected)
+
+
+def test_addressing_rejects_unknown_kind_and_mismatched_dims():
+    with pytest.raises(ValueError, match="unknown addressing 'l2'; allowed: dot, cosine"):
+        memae_address(Z, M, "l2")
+    with pytest.raises(ValueError, match="same d"):
+        memae_address(Z, torch.ones(3, 5))
+
+
+def test_hard_shrink_zeroes_weights_at_or_below_threshold_and_renormalises():
+    w = torch.tensor([[0.5, 0.3, 0.2, 0.0], [0.7, 0.1, 0.1, 0.1]])
+    shrunk = hard_shrink(w, 0.2)
+    assert (shrunk[0, 2:] == 0).all() and (shrunk[1, 1:] == 0).all()  # exactly 0, the one at λ included
+    torch.testing.assert_close(shrunk, torch.tensor([[0.625, 0.375, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(shrunk.sum(dim=1), torch.ones(2))
+
+
+def test_hard_shrink_row_all_below_threshold_stays_zero_without_nan():
+    w = torch.full((2, 4), 0.25, requires_grad=True)
+    shrunk = hard_shrink(w, 0.25)
+    assert torch.equal(shrunk.detach(), torch.zeros(2, 4))
+    shrunk.sum().backward()
+    assert torch.isfinite(w.grad).all()
+
+
+def test_hard_shrink_threshold_zero_keeps_weights_and_negative_is_refused():
+    w = torch.tensor([[0.5, 0.3, 0.2]])
+    torch.testing.assert_close(hard_shrink(w, 0.0), w)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        hard_shrink(w, -0.1)
+
+
+def test_entropy_loss_hand_computed():
+    w = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])  # row entropies log 2 and 0
+    torch.testing.assert_close(entropy_loss(w), torch.tensor(math.log(2) / 2))
+
+
+def test_read_is_weights_times_items():
+    w = torch.tensor([[0.25, 0.25, 0.5], [0.0, 1.0, 0.0]])
+    torch.testing.assert_close(memae_read(w, M), torch.tensor([[0.75, 0.75], [0.0, 1.0]]))
+
+
+def test_usage_counts_argmax_perplexity_and_zero_rows():
+    w = torch.tensor([[0.6, 0.4, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.8, 0.0]])
+    usage = memae_usage(w)
+    assert usage["counts"].tolist() == [1, 2, 0]  # the zero row is not counted
+    assert usage["active_fraction"] == pytest.approx(2 / 3)
+    p = [0.8 / 3, 2.2 / 3]  # mean of the three non-zero rows
+    assert usage["perplexity"] == pytest.approx(math.exp(-sum(x * math.log(x) for x in p)))
+    assert usage["zero_row_share"] == pytest.approx(0.25)
+
+
+def test_usage_of_uniform_weights_has_perplexity_m():
+    assert memae_usage(torch.full((5, 4), 0.25))["perplexity"] == pytest.approx(4.0)
+
+
+def test_frame_score_is_mean_of_per_pixel_channel_norms():
+    output = torch.zeros(2, 2, 1, 1, 2)  # (b, c, t, h, w)
+    target = torch.zeros(2, 2, 1, 1, 2)
+    output[0, :, 0, 0, 0] = torch.tensor([3.0, 4.0])  # norm 5; the other pixel 0 -> mean 2.5
+    output[1, :, 0, 0, :] = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # norms 1 and 2 -> 1.5
+    torch.testing.assert_close(memae_frame_score(output, target), torch.tensor([2.5, 1.5]))
+
+
+# ------------------------------------------------------------------------------------------------ memory
+def test_memory_items_are_a_learnable_uniform_parameter():
+    memory = MemoryModule(num_items=2000, dim=256)
+    assert isinstance(memory.items, torch.nn.Parameter) and memory.items.requires_grad
+    assert memory.items.abs().max() <= 1 / 16 and memory.items.abs().max() > 0.06
+
+
+def test_memory_without_shrinkage_reads_with_the_softmax():
+    memory = MemoryModule(num_items=3, dim=2, shrink_threshold=0.0)
+    memory.items.data = M.clone()
+    read, weights = memory(Z)
+    torch.testing.assert_close(weights, memae_address(Z, M))
+    torch.testing.assert_close(read, weights @ M)
+
+
+def test_memory_with_shrinkage_reads_with_shrunk_weights():
+    memory = MemoryModule(num_items=3, dim=2, shrink_threshold=0.3, addressing="cosine")
+    memory.items.data = M.clone()
+    read, weights = memory(Z)
+    torch.testing.assert_close(weights, hard_shrink(memae_address(Z, M, "cosine"), 0.3))
+    torch.testing.assert_close(read, weights @ M)
+
+
+# ------------------------------------------------------------------------------------------------ network
+def test_parameter_counts_at_paper_size():
+    # Hand count: encoder 2,990,784 + decoder 2,990,017 (+ 2000 x 256 items for MemAE)
+    assert n_parameters(MemAE(memory=False)) == 5_980_801
+    assert n_parameters(MemAE()) == 5_980_801 + 512_000
+
+
+def test_paper_size_shapes_on_meta_device():
+    with torch.device("meta"):  # shape inference only: a real 16x256x256 forward takes too long on CPU
+        model = MemAE()
+        result = model(torch.empty(2, 1, 16, 256, 256))
+    assert result.output.shape == (2, 1, 16, 256, 256)
+    assert result.queries.shape == (2 * 2 * 16 * 16, 256)
+    assert result.weights.shape == (2 * 2 * 16 * 16, 2000)
+    assert set(result.losses) == {"entropy"}
+
+
+def test_synthetic_size_shapes_and_row_major_queries():
+    model = tiny_memae().eval()
+    x = torch.rand(2, 1, 16, 64, 64) * 2 - 1
+    result = model(x)
+    assert result.output.shape == x.shape
+    assert result.queries.shape == (2 * 2 * 4 * 4, 16) and result.weights.shape == (64, 20)
+    features = model.encoder(x)  # (b, d, t', h', w')
+    torch.testing.assert_close(result.queries, rearrange(features, "b d t h w -> (b t h w) d"))
+    torch.testing.assert_close(result.queries[(1 * 2 + 1) * 16 + 2 * 4 + 3], features[1, :, 1, 2, 3])
+
+
+def test_gradients_reach_the_items():
+    model = tiny_memae()
+    result = model(torch.rand(2, 1, 8, 16, 16))
+    (result.output.square().mean() + sum(result.losses.values())).backward()
+    assert model.memory.items.grad is not None and model.memory.items.grad.abs().sum() > 0
+
+
+def test_ae_variant_has_no_memory_and_no_entropy_loss():
+    model = tiny_memae(memory=False)
+    result = model(torch.rand(2, 1, 8, 16, 16))
+    assert model.memory is None and not any("items" in name for name, _ in model.named_parameters())
+    assert result.queries is None and result.weights is None and result.losses == {}
+    assert result.output.shape == (2, 1, 8, 16, 16)
+
+
+def test_entropy_term_scales_with_its_weight():
+    x = torch.rand(2, 1, 8, 16, 16)
+    losses = {}
+    for weight in (0.0, 0.0002, 0.0004):
+        torch.manual_seed(0)
+        result = tiny_memae(entropy_weight=weight)(x)
+        losses[weight] = result.losses
+    assert losses[0.0] == {}
+    torch.testing.assert_close(losses[0.0004]["entropy"], 2 * losses[0.0002]["entropy"])
+    torch.testing.assert_close(losses[0.0004]["entropy"], 0.0004 * entropy_loss(result.weights))  # the last built
+
+
+def test_init_follows_the_official_code():
+    model = MemAE(width=24, num_items=10)
+    conv = model.encoder[1][0].weight
+    bn = model.encoder[2][1].weight
+    assert abs(conv.std().item() - 0.02) < 0.002 and abs(conv.mean().item()) < 0.002
+    assert abs(bn.mean().item() - 1) < 0.02 and 0 < bn.std().item() < 0.04
+    assert torch.equal(model.decoder[0][1].bias, torch.zeros_like(model.decoder[0][1].bias))
+
+
+def test_input_errors_name_the_expected_layout():
+    model = tiny_memae()
+    with pytest.raises(ValueError, match=r"\(b, c=1, t, h, w\).*'b t c h w -> b c t h w'"):
+        model(torch.rand(1, 16, 1, 64, 64))
+    with pytest.raises(ValueError, match="t divisible by 8 and h, w by 16"):
+        model(torch.rand(1, 1, 10, 64, 64))
+    with pytest.raises(ValueError, match="unknown addressing"):
+        MemAE(addressing="euclid")
