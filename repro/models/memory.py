@@ -8,13 +8,14 @@ Glossary: n queries (b*h*w, flattened row-major over b, y, x), m memory items, d
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..stats import memory_usage_summary
 
 ITEM_INITS = ("uniform", "gaussian")
 UPDATE_NORMALISERS = ("all", "assigned")
@@ -161,9 +162,7 @@ def memory_usage(queries: Tensor, items: Tensor) -> MemoryUsage:
     """Histogram of nearest-item assignments with its active fraction and perplexity (SPEC sec. 12)."""
     _check_pair(queries, items)
     counts = torch.bincount(nearest_items(queries, items)[:, 0], minlength=items.shape[0]).cpu()
-    p = counts.double() / counts.sum()
-    entropy = -(p * p.clamp_min(1e-300).log()).sum().item()
-    return MemoryUsage(counts, (counts > 0).double().mean().item(), math.exp(entropy))
+    return MemoryUsage(counts, *memory_usage_summary(counts.numpy()))
 
 
 # ------------------------------------------------------------------------------------------------ module
