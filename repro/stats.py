@@ -38,7 +38,7 @@ def seed_difference_interval(
     """
     a, b = np.asarray(values_a, dtype=float).ravel(), np.asarray(values_b, dtype=float).ravel()
     if a.size != b.size or a.size == 0:
-        raise ValueError(f"paired seeds need equally many values on both sides (at least one), got {a.size} and {b.size}")
+        raise ValueError(f"paired seeds need equally many values (at least one) on both sides, got {a.size}, {b.size}")
     n, difference, std = mean_std(b - a)
     if n == 1:
         return difference, float("nan"), float("nan")
@@ -140,3 +140,13 @@ def bootstrap_difference_over_videos(
     difference = (wins_b - wins_a).sum() / (positive.sum() * normal.sum())
     differences = _resampled_aucs(wins_b - wins_a, positive, normal, _draw_counts(n_videos, n_boot, seed))
     return float(difference), *_percentiles(differences, confidence)
+
+
+def memory_usage_summary(counts: np.ndarray) -> tuple[float, float]:
+    """(active fraction, perplexity) of nearest-item counts (m,): items used at least once / m, and
+    exp(-sum p log p) with p = counts / sum and 0 log 0 = 0 (1 = collapse onto one item, m = uniform)."""
+    counts = np.asarray(counts, dtype=float).ravel()
+    if counts.size == 0 or (counts < 0).any() or counts.sum() == 0:
+        raise ValueError(f"memory usage needs non-negative counts with a positive total, got {counts.tolist()}")
+    p = counts[counts > 0] / counts.sum()
+    return float((counts > 0).mean()), float(np.exp(-(p * np.log(p)).sum()))

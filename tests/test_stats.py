@@ -10,6 +10,7 @@ from repro.stats import (
     bootstrap_auc_over_videos,
     bootstrap_difference_over_videos,
     mean_std,
+    memory_usage_summary,
     seed_difference_interval,
 )
 
@@ -95,3 +96,12 @@ def test_bootstrap_difference_sees_a_better_variant_and_not_an_identical_one():
     assert difference == pytest.approx(roc_auc_score(labels, better) - roc_auc_score(labels, scores))
     assert 0 < low < difference < high
     assert bootstrap_difference_over_videos(scores, scores, labels, ids, n_boot=100) == (0.0, 0.0, 0.0)
+
+
+def test_memory_usage_summary_hand_computed():
+    assert memory_usage_summary(np.full(10, 7)) == (1.0, pytest.approx(10.0))
+    assert memory_usage_summary(np.array([0, 0, 42, 0])) == (0.25, 1.0)
+    active, perplexity = memory_usage_summary(np.array([1, 3, 0, 0]))
+    assert active == 0.5 and perplexity == pytest.approx(np.exp(-(0.25 * np.log(0.25) + 0.75 * np.log(0.75))))
+    with pytest.raises(ValueError, match="positive total"):
+        memory_usage_summary(np.zeros(4))
