@@ -7,7 +7,7 @@ Glossary: b frames in a batch, t input frames, c channels, h w size, n queries, 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -17,11 +17,9 @@ from tqdm import tqdm
 
 from .models.mnad import MNAD
 from .models.output import ModelOutput
+from .models.registry import ModelEntry
 from .precision import autocast
 from .scoring import feature_distance, frame_mse, psnr, regular_score
-
-if TYPE_CHECKING:
-    from .models.registry import ModelEntry
 
 
 class FrameSignals(NamedTuple):

@@ -13,11 +13,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .models.registry import ModelEntry, model_entry
 from .precision import autocast
 
 if TYPE_CHECKING:
     from .config import RunConfig
-    from .models.registry import ModelEntry
     from .runs import RunStore
 
 ADAM_BETAS = (0.9, 0.999)
@@ -62,8 +62,6 @@ def model_kwargs(cfg: RunConfig) -> dict:
 
 def build_model(cfg: RunConfig, device: torch.device | str = "cpu") -> nn.Module:
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and items
-    from .models.registry import model_entry
-
     return model_entry(cfg.model.name).build(**model_kwargs(cfg)).to(device)
 
 
@@ -82,8 +80,6 @@ def _to_device(batch: dict, entry: ModelEntry, device: torch.device) -> tuple[Te
 def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
           progress: bool = True) -> nn.Module:
     """Train from the last checkpoint of `run` (or from scratch) to cfg.train.epochs; returns the model."""
-    from .models.registry import model_entry
-
     entry = model_entry(cfg.model.name)
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
