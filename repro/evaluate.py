@@ -12,12 +12,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm import tqdm
 
+from .models.memory import Memory
 from .models.mnad import MNAD
 from .models.output import ModelOutput
-from .models.registry import ModelEntry
+from .models.registry import ClipLayout, ModelEntry
 from .precision import autocast
 from .scoring import feature_distance, frame_mse, psnr, regular_score
 
@@ -99,9 +100,9 @@ def evaluate_model(
     otherwise in batches. The trained items are restored afterwards.
     """
     layout = inference_layout(model, device)
-    sequential = test_time_update and getattr(model, "memory", None) is not None
+    memory = _mnad_memory(model)
+    sequential = test_time_update and memory is not None
     loader = DataLoader(dataset, batch_size=1 if sequential else batch_size, shuffle=False)
-    memory = getattr(model, "memory", None)
     collected: dict[str, list[Tensor]] = {}
     counts = None
     with memory.scratch() if memory is not None else contextlib.nullcontext():
@@ -128,6 +129,12 @@ def evaluate_model(
     return arrays
 
 
+def _mnad_memory(model: nn.Module) -> Memory | None:
+    """MNAD's memory (state updated at test time), or None (no memory, or MemAE's trained items)."""
+    memory = getattr(model, "memory", None)
+    return memory if isinstance(memory, Memory) else None
+
+
 def _signals(model, entry: ModelEntry, inputs: Tensor, target: Tensor, precision: str):
     """The per-sample signals of one batch and the forward's result."""
     if entry.frame_error is None:  # MNAD
@@ -139,3 +146,46 @@ def _signals(model, entry: ModelEntry, inputs: Tensor, target: Tensor, precision
     with autocast(inputs.device, precision):
         result = model(inputs)
     return {"error": entry.frame_error(result, target)}, result
+
+
+@torch.no_grad()
+def collect_examples(model: nn.Module, entry: ModelEntry, clip: ClipLayout, dataset: Dataset,
+                     signals: dict[str, np.ndarray], device: torch.device, max_frames_for_queries: int = 48,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """What the report's figures need from a model, with the trained items (no test-time update):
+
+    - "example_input" / "example_output" / "example_target" (k, h, w, c) in [0, 1] and "example_type" (k,):
+      one scored frame per anomaly type present (0 = normal; -1 unknown), the one of median signal;
+    - "queries" (n, d) of up to `max_frames_for_queries` random test frames, "assignments" (n,) their nearest
+      item and "items" (m, d), for the t-SNE map (MNAD with memory only).
+    """
+    layout = inference_layout(model, device)
+    primary = signals["psnr"] if "psnr" in signals else signals["error"]
+    types = signals["anomaly_type"]
+    picks = []
+    for kind in np.unique(types):
+        candidates = np.flatnonzero(types == kind)
+        picks.append(int(candidates[np.argsort(primary[candidates])[len(candidates) // 2]]))
+    batch = default_collate([dataset[i] for i in picks])
+    inputs, target = _batch_tensors(batch, entry, device, layout)
+    shown_input = batch["input"][:, clip.in_frames - 1 if clip.predict else clip.scored_offset]
+    arrays = {
+        "example_input": _as_image(shown_input),
+        "example_output": _as_image(entry.scored_frame(model(inputs).output)),
+        "example_target": _as_image(entry.scored_frame(target)),
+        "example_type": types[picks],
+    }
+    memory = _mnad_memory(model)
+    if memory is not None:
+        chosen = np.random.default_rng(seed).choice(len(dataset), min(max_frames_for_queries, len(dataset)), False)
+        loader = DataLoader(Subset(dataset, np.sort(chosen).tolist()), batch_size=16)
+        queries = torch.cat([model(_batch_tensors(b, entry, device, layout)[0]).queries.float().cpu() for b in loader])
+        items = memory.items.float().cpu()
+        arrays |= {"queries": queries.numpy(), "items": items.numpy(),
+                   "assignments": (queries @ items.t()).argmax(dim=1).numpy()}  # fmt: skip
+    return arrays
+
+
+def _as_image(frames: Tensor) -> np.ndarray:
+    """(k, c, h, w) in [-1, 1] -> (k, h, w, c) in [0, 1]."""
+    return ((frames.float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()

@@ -33,6 +33,7 @@ class ModelEntry:
     layout: Callable[[str], ClipLayout]  # by task ("pred" | "recon")
     to_input: Callable[[Tensor], Tensor]  # (b, t, c, h, w) -> the model's input
     to_target: Callable[[Tensor], Tensor]  # (b, t', c, h, w) -> the layout of the model's output
+    scored_frame: Callable[[Tensor], Tensor]  # the model's output layout -> (b, c, h, w) of the scored frame
     # (b,) per-sample anomaly error of baselines (higher = more anomalous); None for MNAD, which is
     # scored by PSNR and feature distance (repro.evaluate)
     frame_error: Callable[[ModelOutput, Tensor], Tensor] | None = None
@@ -54,22 +55,30 @@ MEMAE_LAYOUT = ClipLayout(16, False, 8)  # clip j scores frame j + 8
 CONVLSTM_LAYOUT = ClipLayout(10, False, 5)
 
 
+def _memae_scored(x: Tensor) -> Tensor:
+    return x[:, :, MEMAE_LAYOUT.scored_offset]
+
+
+def _convlstm_scored(x: Tensor) -> Tensor:
+    return x[:, CONVLSTM_LAYOUT.scored_offset]
+
+
 def _convlstm_centre_error(result: ModelOutput, target: Tensor) -> Tensor:
     return convlstm_frame_errors(result.output, target)[:, CONVLSTM_LAYOUT.scored_offset]
 
 
 MODELS: dict[str, ModelEntry] = {
-    "mnad": ModelEntry(MNAD, _mnad_layout, _stack_frames, _stack_frames),
+    "mnad": ModelEntry(MNAD, _mnad_layout, _stack_frames, _stack_frames, lambda x: x),
     "memae": ModelEntry(
         lambda **kw: MemAE(memory=True, **kw), lambda task: MEMAE_LAYOUT, _channels_first, _channels_first,
-        lambda result, target: memae_frame_score(result.output, target),
+        _memae_scored, lambda result, target: memae_frame_score(result.output, target),
     ),
     "ae3d": ModelEntry(
         lambda **kw: MemAE(memory=False, **kw), lambda task: MEMAE_LAYOUT, _channels_first, _channels_first,
-        lambda result, target: memae_frame_score(result.output, target),
+        _memae_scored, lambda result, target: memae_frame_score(result.output, target),
     ),
     "convlstm": ModelEntry(
-        ConvLSTMAE, lambda task: CONVLSTM_LAYOUT, lambda x: x, lambda x: x, _convlstm_centre_error
+        ConvLSTMAE, lambda task: CONVLSTM_LAYOUT, lambda x: x, lambda x: x, _convlstm_scored, _convlstm_centre_error
     ),
 }  # fmt: skip
 
