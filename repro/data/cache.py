@@ -1,0 +1,72 @@
+"""Decoded, resized frames cached on disk as one uint8 array per video, memory-mapped on later reads.
+
+Each video is decoded with OpenCV once (BGR as `cv2.imread` gives it, as the reference does, or grayscale),
+resized with INTER_LINEAR, and saved as `<cache>/frames/<key>.npy` of shape (T, H, W, C). The key hashes the
+folder's absolute path, the size, the colour mode, the number of frames and their newest modification time,
+so editing, adding or removing a frame makes a new entry. Writes are atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .layout import DataError, Video
+
+JPEG_END = b"\xff\xd9"
+
+
+def cache_root() -> Path:
+    """`$REPRO_CACHE`, else ~/.cache/repro."""
+    return Path(os.environ.get("REPRO_CACHE") or Path.home() / ".cache" / "repro")
+
+
+def decode_frame(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
+    """One image file -> (H, W, C) uint8 at size (h, w); a DataError names an unreadable or truncated file."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if path.suffix.lower() in (".jpg", ".jpeg") and JPEG_END not in data[-64:].tobytes():
+        raise DataError(f"truncated image {path}: no JPEG end marker. Fix: extract or copy this frame again")
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"unreadable image {path}: OpenCV cannot decode it. Fix: extract or copy this frame again")
+    if image.shape[:2] != size:
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return image.reshape(size[0], size[1], -1)
+
+
+def decode_video(video: Video, size: tuple[int, int], grayscale: bool) -> np.ndarray:
+    """All frames of a video -> (T, H, W, C) uint8."""
+    return np.stack([decode_frame(path, size, grayscale) for path in video.frames])
+
+
+def cache_key(video: Video, size: tuple[int, int], grayscale: bool) -> str:
+    newest = max(path.stat().st_mtime_ns for path in video.frames)
+    identity = f"{video.folder.resolve()}|{size[0]}x{size[1]}|{'gray' if grayscale else 'bgr'}|{len(video)}|{newest}"
+    return hashlib.sha1(identity.encode()).hexdigest()[:20]
+
+
+def load_video(video: Video, size: tuple[int, int], grayscale: bool, cache_dir: str | Path | None = None) -> np.ndarray:
+    """A video's frames (T, H, W, C) uint8, memory-mapped from the cache (decoded and cached on a miss)."""
+    folder = Path(cache_dir) if cache_dir is not None else cache_root() / "frames"
+    path = folder / f"{cache_key(video, size, grayscale)}.npy"
+    if not path.exists():
+        save_atomic(path, decode_video(video, size, grayscale))
+    return np.asarray(np.load(path, mmap_mode="r"))  # a plain ndarray view of the map: cheap indexing
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    """np.save to a temporary file beside `path`, then rename: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, array)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

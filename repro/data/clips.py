@@ -1,0 +1,137 @@
+"""Windows of frames for training and evaluation: t input frames and a clean target (SPEC sec. 1, 5, 7, 8).
+
+One item per window position (stride 1) in each video, videos in sorted order. A window holds
+`in_frames` frames, plus the next frame when `predict`. The item scores frame `start + scored_offset`:
+
+| model            | in_frames | predict | scored_offset | frames not scored per video |
+|------------------|-----------|---------|---------------|-----------------------------|
+| MNAD prediction  | 4         | True    | 4             | the first 4                 |
+| MNAD recon       | 1         | False   | 0             | none                        |
+| MemAE            | 16        | False   | 8             | the first 8 and last 7      |
+| ConvLSTM-AE      | 10        | False   | 5             | the first 5 and last 4      |
+
+Colour frames are BGR as OpenCV decodes them (the reference never converts to RGB); grayscale has c = 1.
+Glossary: t frames, c channels, h w size, n items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .cache import load_video
+from .labels import load_test_labels
+from .layout import DataError, canonical_name, dataset_dir, find_videos
+
+
+def window_length(in_frames: int, predict: bool) -> int:
+    return in_frames + 1 if predict else in_frames
+
+
+def item_positions(num_frames_per_video: Sequence[int], in_frames: int, predict: bool,
+                   scored_offset: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(video, frame) of every item, each (n,) int64, without loading any image: `frame` is the scored frame."""
+    length = window_length(in_frames, predict)
+    if not 0 <= scored_offset < length:
+        raise ValueError(f"scored_offset {scored_offset} must lie inside the window of {length} frames")
+    starts = [np.arange(max(count - length + 1, 0)) for count in num_frames_per_video]
+    video = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)] or [np.zeros(0)]).astype(np.int64)
+    frame = np.concatenate(starts or [np.zeros(0)]).astype(np.int64) + scored_offset
+    return video, frame
+
+
+def salt_and_pepper(x: torch.Tensor, fraction: float, generator: np.random.Generator) -> torch.Tensor:
+    """A `fraction` of the elements of x (values on the [0, 1] scale) set to 0 or 1 with equal odds (SPEC sec. 7)."""
+    hit = torch.from_numpy(generator.random(x.shape) < fraction)
+    value = torch.from_numpy(generator.random(x.shape) < 0.5).to(x.dtype)
+    return torch.where(hit, value, x)
+
+
+class ClipDataset(Dataset):
+    """Items {"input": (t_in, c, h, w), "target": (t_out, c, h, w), both float32 in [-1, 1], "video", "frame",
+    "label", "anomaly_type"} over in-memory or memory-mapped videos (T, H, W, C) uint8.
+
+    Salt-and-pepper noise (a fraction `salt_pepper` of input elements) touches the input only and is
+    deterministic given `seed` and the item index. `labels` / `anomaly_types`: per video (T,) arrays, or None
+    (then the item's value is -1).
+    """
+
+    def __init__(self, video_frames: Sequence[np.ndarray], in_frames: int, predict: bool, scored_offset: int,
+                 salt_pepper: float = 0.0, labels: Sequence[np.ndarray] | None = None,
+                 anomaly_types: Sequence[np.ndarray] | None = None, seed: int = 0,
+                 video_names: Sequence[str] | None = None) -> None:  # fmt: skip
+        if not 0.0 <= salt_pepper < 1.0:
+            raise ValueError(f"salt_pepper must lie in [0, 1), got {salt_pepper}")
+        self.video_frames = list(video_frames)
+        self.num_frames_per_video = [len(frames) for frames in self.video_frames]
+        self.video_names = list(video_names) if video_names is not None else [str(i) for i in range(len(self.video_frames))]
+        for per_video, what in ((labels, "labels"), (anomaly_types, "anomaly_types")):
+            if per_video is not None and [len(x) for x in per_video] != self.num_frames_per_video:
+                raise DataError(f"{what} per video have lengths {[len(x) for x in per_video]}, "
+                                f"the videos {self.num_frames_per_video}")  # fmt: skip
+        self.labels, self.anomaly_types = labels, anomaly_types
+        self.in_frames, self.predict, self.scored_offset = in_frames, predict, scored_offset
+        self.salt_pepper, self.seed = salt_pepper, seed
+        self.item_video, self.item_frame = item_positions(self.num_frames_per_video, in_frames, predict, scored_offset)
+
+    def __len__(self) -> int:
+        return len(self.item_video)
+
+    def __getitem__(self, index: int) -> dict:
+        video, frame = int(self.item_video[index]), int(self.item_frame[index])
+        start = frame - self.scored_offset
+        window = np.array(self.video_frames[video][start : start + window_length(self.in_frames, self.predict)])
+        clip = torch.from_numpy(window).permute(0, 3, 1, 2).float() / 255  # (t, c, h, w) on [0, 1]
+        clean = clip[: self.in_frames]
+        inputs = clean
+        if self.salt_pepper > 0:
+            inputs = salt_and_pepper(clean, self.salt_pepper, np.random.default_rng((self.seed, index)))
+        target = clip[self.in_frames :] if self.predict else clean
+        return {
+            "input": inputs * 2 - 1,
+            "target": target * 2 - 1,
+            "video": video,
+            "frame": frame,
+            "label": int(self.labels[video][frame]) if self.labels is not None else -1,
+            "anomaly_type": int(self.anomaly_types[video][frame]) if self.anomaly_types is not None else -1,
+        }
+
+
+def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int, predict: bool, scored_offset: int,
+                      size: int | tuple[int, int], grayscale: bool = False, salt_pepper: float = 0.0,
+                      labels: str | Path | None = None, seed: int = 0,
+                      cache_dir: str | Path | None = None) -> ClipDataset:  # fmt: skip
+    """A ClipDataset over `<root>/<name>/<split>/frames`, decoded through the frame cache.
+
+    Testing split: labels from `labels` (any form of repro.data.labels) or else `testing/labels.npy` when it
+    exists, cross-checked against the published counts; `testing/anomaly_types.npy` when present (synthetic).
+    """
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    videos = find_videos(root, name, split)
+    frames = [load_video(video, size, grayscale, cache_dir) for video in videos]
+    per_video_labels = per_video_types = None
+    if split == "testing":
+        per_video_labels, per_video_types = _test_annotations(root, name, videos, labels)
+    return ClipDataset(frames, in_frames, predict, scored_offset, salt_pepper, per_video_labels, per_video_types,
+                       seed, [video.name for video in videos])  # fmt: skip
+
+
+def _test_annotations(root, name: str, videos, labels) -> tuple[list | None, list | None]:
+    counts, names = [len(v) for v in videos], [v.name for v in videos]
+    testing = dataset_dir(root, name) / "testing"
+    source = Path(labels) if labels is not None else testing / "labels.npy"
+    per_video_labels = None
+    if labels is not None or source.exists():
+        per_video_labels = load_test_labels(canonical_name(name), counts, names, source)
+    types_file = testing / "anomaly_types.npy"
+    per_video_types = None
+    if types_file.exists():
+        types = np.load(types_file).reshape(-1)
+        if len(types) != sum(counts):
+            raise DataError(f"{types_file} holds {len(types)} anomaly types for {sum(counts)} test frames")
+        per_video_types = np.split(types, np.cumsum(counts)[:-1])
+    return per_video_labels, per_video_types
