@@ -1,0 +1,219 @@
+"""Synthetic moving shapes, the built-in stand-in for the real datasets (SPEC sec. 9).
+
+Normal: circles moving right at the normal speed. Anomalies: squares at the normal speed (spatial, type 1),
+circles at twice the speed (temporal, 2), squares at twice the speed (spatio-temporal, 3). At 64x64 the
+radius is 5 px and the speed 3 px/frame (the study's 10 px and 5 px/frame at its larger frames); both scale
+with the frame size.
+
+The confound of SPEC sec. 9 is avoided by construction: every object lives in its own horizontal lane, all
+lanes move the same way, a lane speeds up as a whole (objects in one lane never catch each other), and
+objects wrap around the frame like a torus and are drawn wrapped, so no shape is ever cut or overlapped.
+A single frame of a temporal anomaly looks exactly like a normal frame: only speed tells them apart.
+
+Training videos hold only normal motion; each test video has normal stretches and anomalous events, one at a
+time, and every test frame is labelled with its type. The same seed gives identical bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .cache import cache_root
+from .layout import DataError
+
+TYPE_NAMES = ("normal", "spatial", "temporal", "spatio-temporal")
+RADIUS = 5 / 64  # of the frame size
+NORMAL_SPEED = 3 / 64  # of the frame size, per frame
+FAST = 2.0  # temporal anomalies move this many times faster
+JPEG_QUALITY = 95
+SUBPIXEL = 4  # cv2 drawing with 4 fractional bits: smooth, deterministic sub-pixel motion
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A camera: background colour (BGR), static texture strength (grey levels) and object colour (BGR)."""
+
+    background: tuple[int, int, int]
+    texture: float
+    colour: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A synthetic dataset: its world and how many videos of which length it holds."""
+
+    lanes: int
+    objects_per_lane: int
+    scenes: tuple[Scene, ...]
+    train_videos: int
+    train_length: int
+    test_videos: int
+    test_length: int
+    events_per_video: int
+    event_length: tuple[int, int]  # inclusive range of an anomalous event's length in frames
+
+
+PRESETS = {
+    # Ped2's stand-in: one scene, plain background, few objects.
+    "single": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 8, 150, 6, 120, 2, (20, 30)),
+    # Avenue's stand-in: a busier, textured scene.
+    "busy": Preset(4, 2, (Scene((70, 90, 110), 30.0, (40, 215, 245)),), 8, 150, 6, 120, 2, (20, 30)),
+    # ShanghaiTech's stand-in: several scenes with their own backgrounds and colours, pooled.
+    "scenes": Preset(3, 2, (Scene((40, 40, 40), 0.0, (220, 220, 220)), Scene((120, 150, 110), 25.0, (30, 30, 200)),
+                            Scene((150, 110, 90), 40.0, (240, 200, 60))), 9, 135, 6, 120, 2, (20, 30)),
+}  # fmt: skip
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise DataError(f"unknown synthetic preset {name!r}; allowed: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def lane_centres(lanes: int, size: int) -> np.ndarray:
+    """(lanes,) row of each lane's centre."""
+    return (np.arange(lanes) + 0.5) * size / lanes
+
+
+def background(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(size, size, 3) uint8: the scene colour plus a smooth static texture."""
+    coarse = rng.normal(0.0, 1.0, (8, 8, 3)).astype(np.float32)
+    texture = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)  # (h, w, 3)
+    return np.clip(np.array(scene.background, np.float32) + scene.texture * texture, 0, 255).astype(np.uint8)
+
+
+def event_plan(length: int, types: list[int], spec: Preset, rng: np.random.Generator) -> np.ndarray:
+    """(T,) int8 per-frame type: one event per segment of the video, normal frames around it."""
+    plan = np.zeros(length, np.int8)
+    segment = length // len(types)
+    for i, kind in enumerate(types):
+        duration = int(rng.integers(spec.event_length[0], spec.event_length[1] + 1))
+        start = i * segment + int(rng.integers(10, segment - duration - 4))
+        plan[start : start + duration] = kind
+    return plan
+
+
+def render_video(plan: np.ndarray, spec: Preset, scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames of the world following `plan` (per-frame type; the event's lane is random)."""
+    base = background(scene, size, rng)
+    radius, speed, rows = RADIUS * size, NORMAL_SPEED * size, lane_centres(spec.lanes, size)
+    spacing = size / spec.objects_per_lane
+    x = rng.uniform(0, size, spec.lanes)[:, None] + spacing * np.arange(spec.objects_per_lane)  # (lanes, objects)
+    lane = int(rng.integers(spec.lanes))
+    frames = []
+    for t, kind in enumerate(plan):
+        if t and kind and not plan[t - 1]:
+            lane = int(rng.integers(spec.lanes))  # each event picks its lane
+        fast = kind in (2, 3)
+        if t:
+            x = x + speed * np.where(np.arange(spec.lanes)[:, None] == lane, FAST if fast else 1.0, 1.0)
+        x = np.mod(x, size)
+        frame = base.copy()
+        for i, row in enumerate(rows):
+            for k, column in enumerate(x[i]):
+                square = kind in (1, 3) and i == lane and k == 0
+                draw_wrapped(frame, column, row, radius, square, scene.colour)
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def draw_wrapped(frame: np.ndarray, x: float, y: float, radius: float, square: bool, colour) -> None:
+    """Draw a filled circle or square centred at (x, y), also at x +- width so it wraps like a torus."""
+    scale = 1 << SUBPIXEL
+    width = frame.shape[1]
+    for dx in (-width, 0, width):
+        cx, cy = (x + dx) * scale, y * scale
+        if square:
+            r = radius * scale
+            corners = np.round([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]]).astype(np.int32)
+            cv2.fillConvexPoly(frame, corners, colour, cv2.LINE_AA, SUBPIXEL)
+        else:
+            cv2.circle(frame, (round(cx), round(cy)), round(radius * scale), colour, -1, cv2.LINE_AA, SUBPIXEL)
+
+
+def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """{"training": [...], "testing": [...]} of (frames (T, H, W, 3) uint8, types (T,) int8) per video."""
+    spec = preset(preset_name)
+    stream = [seed, list(PRESETS).index(preset_name)]  # presets differ for the same seed
+    rng = np.random.default_rng(stream)
+    events = [1 + i % 3 for i in range(spec.test_videos * spec.events_per_video)]  # every type, equally often
+    rng.shuffle(events)
+    result: dict[str, list] = {"training": [], "testing": []}
+    for split, count, length in (("training", spec.train_videos, spec.train_length),
+                                 ("testing", spec.test_videos, spec.test_length)):  # fmt: skip
+        for v in range(count):
+            video_rng = np.random.default_rng([*stream, 0 if split == "training" else 1, v])
+            kinds = events[v * spec.events_per_video : (v + 1) * spec.events_per_video]
+            plan = event_plan(length, kinds, spec, video_rng) if split == "testing" else np.zeros(length, np.int8)
+            frames = render_video(plan, spec, spec.scenes[v % len(spec.scenes)], size, video_rng)
+            result[split].append((frames, plan))
+    return result
+
+
+def write_synthetic(dst: str | Path, preset_name: str, seed: int = 0, size: int = 64) -> Path:
+    """Write `<dst>/synthetic-<preset>` in the canonical layout (atomically); returns the dataset folder."""
+    target = Path(dst) / f"synthetic-{preset_name}"
+    if target.exists():
+        raise DataError(f"{target} already exists. Fix: remove it or choose another destination")
+    data = generate(preset_name, seed, size)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        for split, videos in data.items():
+            for v, (frames, _) in enumerate(videos):
+                write_frames(temporary / split / "frames" / f"{v:02d}", frames)
+        types = np.concatenate([plan for _, plan in data["testing"]]).astype(np.int8)
+        np.save(temporary / "testing" / "anomaly_types.npy", types)
+        np.save(temporary / "testing" / "labels.npy", (types != 0).astype(np.int8))
+        write_contact_sheets(temporary, data)
+        os.rename(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return target
+
+
+def write_frames(folder: Path, frames: np.ndarray) -> None:
+    """(T, H, W, C) uint8 -> folder/000.jpg ... (zero-padded, 0-based, JPEG of fixed quality)."""
+    folder.mkdir(parents=True)
+    width = max(3, len(str(len(frames) - 1)))
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:0{width}d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+
+
+def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom: int = 3) -> None:
+    """`contact_<type>.png`: consecutive frames around the first event of each type, side by side, enlarged."""
+    for kind, name in enumerate(TYPE_NAMES):
+        for frames, plan in data["testing"]:
+            hits = np.flatnonzero(plan == kind)
+            if len(hits):
+                start = max(int(hits[0]) - 1 if kind else int(hits[0]), 0)
+                strip = frames[start : start + frames_shown]  # (t, h, w, 3)
+                sheet = np.concatenate(list(np.pad(strip, ((0, 0), (0, 0), (0, 2), (0, 0)), constant_values=255)), axis=1)
+                sheet = cv2.resize(sheet, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+                cv2.imwrite(str(dataset / f"contact_{name}.png"), sheet)
+                break
+
+
+def ensure_synthetic(preset_name: str, seed: int = 0, root: str | Path | None = None) -> Path:
+    """The root holding `synthetic-<preset>`, generated once into `<root or cache>/synthetic/<preset>-seed<seed>`.
+
+    `make_clip_dataset(ensure_synthetic("single"), "synthetic-single", ...)` is the usual call.
+    """
+    preset(preset_name)
+    base = (Path(root) if root is not None else cache_root()) / "synthetic" / f"{preset_name}-seed{seed}"
+    if (base / f"synthetic-{preset_name}").is_dir():
+        return base
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        write_synthetic(base, preset_name, seed)
+    except DataError:  # another process finished it first
+        if not (base / f"synthetic-{preset_name}").is_dir():
+            raise
+    return base
