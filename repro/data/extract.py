@@ -1,0 +1,191 @@
+"""Importers: the original distributions -> the canonical layout (SPEC sec. 6). Sources are only read.
+
+- UCSD:   <src>/Train/Train001/001.tif, <src>/Test/Test001/001.tif (Test001_gt/ skipped), <src>/UCSDped2.m
+- Avenue: <src>/training_videos/01.avi, <src>/testing_videos/01.avi,
+          <src>/ground_truth_demo/testing_label_mask/1_label.mat (volLabel; not the literature's labels)
+- ShanghaiTech: <src>/training/videos/01_001.avi, <src>/testing/frames/01_0014/000.jpg,
+          <src>/testing/test_frame_mask/01_0014.npy
+
+Every video becomes `<dst>/<name>/<split>/frames/<video>/000.jpg ...` (0-based, zero-padded to
+max(3, digits) places). Each video is written into a temporary folder and renamed when complete, so an
+interrupted import resumes by skipping the finished videos. Videos are converted in parallel threads
+(OpenCV releases the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .cache import save_atomic
+from .labels import load_vollabel, read_labels
+from .layout import DataError, IMAGE_EXTENSIONS, natural_key
+
+JPEG_QUALITY = 95
+PARTIAL = ".partial-"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to convert: a video file or a folder of images -> `target` frame folder."""
+
+    source: Path
+    target: Path
+
+
+def frame_name(index: int, count: int, suffix: str = ".jpg") -> str:
+    """Zero-padded 0-based frame name: width max(3, digits of the last index)."""
+    return f"{index:0{max(3, len(str(count - 1)))}d}{suffix}"
+
+
+def extract_video(source: Path, target: Path) -> int:
+    """Decode a video file with OpenCV into `target`/000.jpg ...; returns the number of frames."""
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise DataError(f"OpenCV cannot open the video {source}. Fix: check the file (re-download it)")
+    temporary = _fresh_partial(target)
+    count = 0
+    try:
+        ok, frame = capture.read()
+        while ok:
+            cv2.imwrite(str(temporary / f"{count}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            count += 1
+            ok, frame = capture.read()
+    finally:
+        capture.release()
+    if count == 0:
+        shutil.rmtree(temporary)
+        raise DataError(f"the video {source} has no decodable frames. Fix: check the file (re-download it)")
+    for i in range(count):  # widths are known only at the end
+        os.rename(temporary / f"{i}.jpg", temporary / frame_name(i, count))
+    os.rename(temporary, target)
+    return count
+
+
+def convert_frames(source: Path, target: Path) -> int:
+    """A folder of images (any numbering, natural order) -> `target`/000.jpg ...: JPEGs are copied, others
+    re-encoded as JPEG. Returns the number of frames."""
+    files = sorted((p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_key(p.name))
+    if not files:
+        raise DataError(f"empty video {source}: no image files. Fix: re-download this video's frames")
+    temporary = _fresh_partial(target)
+    for i, path in enumerate(files):
+        out = temporary / frame_name(i, len(files))
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            shutil.copyfile(path, out)
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise DataError(f"unreadable image {path}. Fix: re-download this video's frames")
+        cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    os.rename(temporary, target)
+    return len(files)
+
+
+def _fresh_partial(target: Path) -> Path:
+    temporary = target.with_name(PARTIAL + target.name)
+    shutil.rmtree(temporary, ignore_errors=True)  # left by an interrupted import
+    temporary.mkdir(parents=True)
+    return temporary
+
+
+def run_jobs(jobs: Sequence[Job], workers: int | None = None, progress: bool = True) -> int:
+    """Convert every job whose target does not exist yet, in parallel; returns how many were converted."""
+    pending = [job for job in jobs if not job.target.exists()]
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        for _ in tqdm(pool.map(convert_job, pending), total=len(pending), desc="videos", disable=not progress):
+            pass
+    return len(pending)
+
+
+def convert_job(job: Job) -> int:
+    convert = convert_frames if job.source.is_dir() else extract_video
+    return convert(job.source, job.target)
+
+
+def _sorted(paths) -> list[Path]:
+    return sorted(paths, key=lambda p: natural_key(p.name))
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DataError(f"missing {path} ({what}). Fix: point SRC at the unpacked original distribution")
+    return path
+
+
+def _write_labels(dataset: Path, per_video: list[np.ndarray]) -> Path:
+    path = dataset / "testing" / "labels.npy"
+    save_atomic(path, np.concatenate(per_video).astype(np.int8))
+    return path
+
+
+def _test_counts(dataset: Path) -> tuple[list[int], list[str]]:
+    folders = _sorted(p for p in (dataset / "testing" / "frames").iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [sum(1 for _ in f.iterdir()) for f in folders], [f.name for f in folders]
+
+
+def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: int | None = None,
+                progress: bool = True) -> Path:  # fmt: skip
+    """UCSDped1/2 -> `<dst>/<name>`; videos TrainNNN / TestNNN become NN; labels from the `.m` file."""
+    src, dataset = Path(src), Path(dst) / name
+    jobs = []
+    for split, folder, prefix in (("training", "Train", "Train"), ("testing", "Test", "Test")):
+        videos = _sorted(p for p in _require(src / folder, f"UCSD {folder} folders").iterdir()
+                         if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith("_gt"))  # fmt: skip
+        jobs += [Job(v, dataset / split / "frames" / f"{int(v.name[len(prefix):]):02d}") for v in videos]
+    run_jobs(jobs, workers, progress)
+    ground_truth = _sorted(src.glob("*.m"))
+    if ground_truth:
+        counts, names = _test_counts(dataset)
+        _write_labels(dataset, read_labels(ground_truth[0], counts, names))
+    return dataset
+
+
+def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = None, workers: int | None = None,
+                  progress: bool = True) -> Path:  # fmt: skip
+    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy or Liu's avenue.mat) when given,
+    else from the volLabel masks (any pixel set; NOT comparable with the literature)."""
+    src, dataset = Path(src), Path(dst) / "avenue"
+    jobs = []
+    for split, folder in (("training", "training_videos"), ("testing", "testing_videos")):
+        videos = _sorted(_require(src / folder, "Avenue videos").glob("*.avi"))
+        jobs += [Job(v, dataset / split / "frames" / v.stem) for v in videos]
+    run_jobs(jobs, workers, progress)
+    counts, names = _test_counts(dataset)
+    if labels is not None:
+        _write_labels(dataset, read_labels(labels, counts, names))
+        return dataset
+    masks = src / "ground_truth_demo" / "testing_label_mask"
+    if masks.is_dir():
+        per_video = [load_vollabel(_require(masks / f"{int(n)}_label.mat", "Avenue volLabel")) for n in names]
+        for name, count, label in zip(names, counts, per_video):
+            if len(label) != count:
+                raise DataError(f"{masks / f'{int(name)}_label.mat'} has {len(label)} masks, video {name} has {count} frames")
+        _write_labels(dataset, per_video)
+    return dataset
+
+
+def import_shanghaitech(src: str | Path, dst: str | Path, workers: int | None = None, progress: bool = True) -> Path:
+    """ShanghaiTech -> `<dst>/shanghaitech`: training videos decoded, test frames renumbered, frame masks joined."""
+    src, dataset = Path(src), Path(dst) / "shanghaitech"
+    videos = _sorted(_require(src / "training" / "videos", "ShanghaiTech training videos").glob("*.avi"))
+    tests = _sorted(p for p in _require(src / "testing" / "frames", "ShanghaiTech test frames").iterdir() if p.is_dir())
+    jobs = [Job(v, dataset / "training" / "frames" / v.stem) for v in videos]
+    jobs += [Job(t, dataset / "testing" / "frames" / t.name) for t in tests]
+    run_jobs(jobs, workers, progress)
+    masks = src / "testing" / "test_frame_mask"
+    if masks.is_dir():
+        counts, names = _test_counts(dataset)
+        _write_labels(dataset, read_labels(masks, counts, names))
+    return dataset
+
+
+IMPORTERS = {"ucsd": import_ucsd, "avenue": import_avenue, "shanghaitech": import_shanghaitech}
