@@ -1,0 +1,344 @@
+"""The run store: one folder per config hash, every file written atomically (DESIGN.md, "The run store").
+
+    runs/<hash>/config.toml, status.json, train.jsonl, checkpoints/epoch_XXX.pt, signals/epoch_XXX.npz,
+    metrics.json, and `lock` while a process runs it.
+
+A file is either its previous version or its new one, never half of each: writes go to a temporary file in
+the same folder, are fsynced, then `os.replace`d. A killed run resumes from its last checkpoint; a done run
+is never recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from .config import ConfigError, RunConfig, config_hash, load_config, to_toml
+
+STATES = ("pending", "running", "done", "failed")
+EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(pt|npz)$")
+
+
+class RunError(RuntimeError):
+    """A run folder's file is missing, corrupt or locked; the message names the file and the fix."""
+
+
+class TornLineWarning(UserWarning):
+    """A jsonl line could not be parsed (a write was cut short) and was skipped."""
+
+
+# -------------------------------------------------------------------------------------- atomic files
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that replaces `path` only when the block completes; on error `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with _atomic(path) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`, or a RunError naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path} not found") from None
+    except json.JSONDecodeError as error:
+        raise RunError(f"{path} is not valid JSON ({error}); delete it and rerun the run") from None
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line, flushed and fsynced; a torn last line left by a crash is closed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab+") as handle:
+        torn = False
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        handle.write((b"\n" if torn else b"") + json.dumps(record).encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of `path` ([] if absent); a line that does not parse is skipped with a TornLineWarning."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}:{number}: skipped a torn line (a write was interrupted)", TornLineWarning)
+    return records
+
+
+# --------------------------------------------------------------------------------------------- status
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def status(run: Path) -> dict[str, Any]:
+    """The run's status.json ({"state": "pending"} before one is written)."""
+    path = Path(run) / "status.json"
+    return read_json(path) if path.exists() else {"state": "pending"}
+
+
+def set_status(run: Path, state: str, error: str | None = None) -> None:
+    """Write status.json atomically: state, error, pid, host, created and updated times (UTC)."""
+    if state not in STATES:
+        raise ValueError(f"run state must be one of {', '.join(STATES)}; got {state!r}")
+    previous = status(run)
+    now = _now()
+    record = {"state": state, "error": error, "pid": os.getpid(), "host": socket.gethostname(),
+              "created": previous.get("created", now), "updated": now}  # fmt: skip
+    atomic_write_json(Path(run) / "status.json", record)
+
+
+# ------------------------------------------------------------------------------------------------ lock
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _try_lock(path: Path, owner: dict[str, Any]) -> bool:
+    """Create `path` holding `owner` atomically (link of a complete temp file); False if it exists."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".lock.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(owner, handle)
+        os.link(temp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp)
+
+
+@contextlib.contextmanager
+def run_lock(run: Path) -> Iterator[None]:
+    """Hold `run/lock` (pid and host) for the block; a lock left by a dead process on this host is taken over."""
+    path = Path(run) / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
+    while not _try_lock(path, owner):
+        try:
+            holder = json.loads(path.read_text())
+        except FileNotFoundError:
+            continue  # released meanwhile
+        except json.JSONDecodeError:
+            holder = {}
+        if holder.get("host") == owner["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        raise RunError(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')} (see {path}); "
+                       f"wait for it, or delete {path} if that process is gone")  # fmt: skip
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- checkpoints and signals
+def _epochs(folder: Path, suffix: str) -> list[tuple[int, Path]]:
+    """(epoch, path) of the folder's epoch_XXX.<suffix> files, by epoch; temporary files are ignored."""
+    if not folder.is_dir():
+        return []
+    found = [(EPOCH_FILE.match(p.name), p) for p in folder.iterdir()]
+    return sorted((int(m[1]), p) for m, p in found if m and m[2] == suffix)
+
+
+def checkpoint_path(run: Path, epoch: int) -> Path:
+    return Path(run) / "checkpoints" / f"epoch_{epoch:03d}.pt"
+
+
+def save_checkpoint(run: Path, epoch: int, state: dict[str, Any]) -> Path:
+    """torch.save `state` (state dicts, items, optimizer) atomically; returns its path."""
+    path = checkpoint_path(run, epoch)
+    with _atomic(path) as handle:
+        torch.save(state, handle)
+    return path
+
+
+def checkpoints(run: Path) -> list[tuple[int, Path]]:
+    return _epochs(Path(run) / "checkpoints", "pt")
+
+
+def latest_checkpoint(run: Path) -> tuple[int, Path] | None:
+    """(epoch, path) of the highest saved epoch, or None."""
+    found = checkpoints(run)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The state saved by `save_checkpoint`, on the CPU, with weights_only=True; RunError if corrupt."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"checkpoint {path} not found") from None
+    except Exception as error:  # torch raises several types for a truncated or foreign file
+        raise RunError(f"checkpoint {path} is unreadable ({type(error).__name__}: {str(error)[:200]}); "
+                       "delete it and rerun to resume from the previous checkpoint") from None  # fmt: skip
+
+
+def signals_path(run: Path, epoch: int) -> Path:
+    return Path(run) / "signals" / f"epoch_{epoch:03d}.npz"
+
+
+def save_signals(run: Path, epoch: int, **arrays: np.ndarray) -> Path:
+    """Per-frame raw signals of one evaluated epoch (PSNR, distance, labels, video ids, types) as .npz."""
+    path = signals_path(run, epoch)
+    with _atomic(path) as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load_signals(run: Path, epoch: int) -> dict[str, np.ndarray]:
+    path = signals_path(run, epoch)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise RunError(f"{path} not found; evaluate the run's checkpoints first") from None
+    except (OSError, ValueError) as error:
+        raise RunError(f"{path} is unreadable ({error}); delete it and rerun to evaluate that epoch again") from None
+
+
+def signal_epochs(run: Path) -> list[int]:
+    return [epoch for epoch, _ in _epochs(Path(run) / "signals", "npz")]
+
+
+# ------------------------------------------------------------------------------------- metrics, record
+def write_metrics(run: Path, metrics: dict[str, Any]) -> None:
+    atomic_write_json(Path(run) / "metrics.json", metrics)
+
+
+def read_metrics(run: Path) -> dict[str, Any]:
+    """metrics.json; RunError naming the file and the run's state if it is missing."""
+    path = Path(run) / "metrics.json"
+    if not path.exists():
+        raise RunError(f"{path} not found: the run is {status(run)['state']}; run it (repro train or the sweep)")
+    return read_json(path)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def run_record(**extra: Any) -> dict[str, Any]:
+    """Provenance (SPEC sec. 12): git commit and dirty flag, versions, platform, host, time; plus `extra`."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain") if commit else None
+    record = {
+        "git_commit": commit, "git_dirty": None if dirty is None else bool(dirty),
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "sklearn": _version("scikit-learn"), "platform": platform.platform(), "host": socket.gethostname(),
+        "time": _now(),
+    }  # fmt: skip
+    return record | extra
+
+
+# ---------------------------------------------------------------------------------------------- store
+class RunStore:
+    """Run folders under `root`, named by config hash. Per-run operations take the run's folder."""
+
+    def __init__(self, root: Path = Path("runs")) -> None:
+        self.root = Path(root)
+
+    def run_dir(self, cfg: RunConfig) -> Path:
+        return self.root / config_hash(cfg)
+
+    def prepare(self, cfg: RunConfig) -> Path:
+        """The run's folder with config.toml (kept if present: it records how the run first executed) and a status."""
+        run = self.run_dir(cfg)
+        if not (run / "config.toml").exists():
+            atomic_write_text(run / "config.toml", to_toml(cfg))
+        if not (run / "status.json").exists():
+            set_status(run, "pending")
+        return run
+
+    def is_done(self, cfg: RunConfig) -> bool:
+        return status(self.run_dir(cfg))["state"] == "done"
+
+    status = staticmethod(status)
+    set_status = staticmethod(set_status)
+    lock = staticmethod(run_lock)
+    append_jsonl = staticmethod(append_jsonl)
+    read_jsonl = staticmethod(read_jsonl)
+    checkpoint_path = staticmethod(checkpoint_path)
+    save_checkpoint = staticmethod(save_checkpoint)
+    checkpoints = staticmethod(checkpoints)
+    latest_checkpoint = staticmethod(latest_checkpoint)
+    load_checkpoint = staticmethod(load_checkpoint)
+    save_signals = staticmethod(save_signals)
+    load_signals = staticmethod(load_signals)
+    signal_epochs = staticmethod(signal_epochs)
+    write_metrics = staticmethod(write_metrics)
+    read_metrics = staticmethod(read_metrics)
+
+
+def list_runs(root: Path = Path("runs")) -> list[tuple[str, RunConfig, str]]:
+    """(hash, config, state) of every run under `root`; a folder with a bad config.toml is skipped with a warning."""
+    runs = []
+    for config in sorted(Path(root).glob("*/config.toml")):
+        try:
+            runs.append((config.parent.name, load_config(config), status(config.parent)["state"]))
+        except (ConfigError, RunError) as error:
+            warnings.warn(f"{config.parent}: skipped ({error})")
+    return runs

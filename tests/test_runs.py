@@ -1,0 +1,185 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from repro.config import config_hash, load_config, with_overrides
+from repro.runs import (
+    RunError,
+    RunStore,
+    TornLineWarning,
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    list_runs,
+    read_jsonl,
+    run_record,
+)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+def test_prepare_writes_config_and_pending_status(store):
+    cfg = load_config()
+    run = store.prepare(cfg)
+    assert run.name == config_hash(cfg)
+    assert load_config(run / "config.toml") == cfg
+    status = store.status(run)
+    assert status["state"] == "pending" and status["pid"] == os.getpid() and status["host"]
+    assert not store.is_done(cfg) and not _leftovers(run)
+
+
+def test_status_cycle_keeps_created_and_records_error(store):
+    cfg = load_config()
+    run = store.prepare(cfg)
+    created = store.status(run)["created"]
+    store.set_status(run, "failed", error="KeyboardInterrupt: ")
+    assert store.status(run)["error"] == "KeyboardInterrupt: " and store.status(run)["created"] == created
+    store.set_status(run, "done")
+    assert store.is_done(cfg) and store.status(run)["error"] is None
+    with pytest.raises(ValueError, match="one of pending, running, done, failed"):
+        store.set_status(run, "finished")
+
+
+def test_done_run_keeps_its_files_when_prepared_again(store):
+    cfg = load_config()
+    run = store.prepare(cfg)
+    store.set_status(run, "done")
+    store.prepare(with_overrides(cfg, ["exec.threads=1"]))  # same hash: exec is not part of it
+    assert store.is_done(cfg) and load_config(run / "config.toml").exec.threads is None
+
+
+def test_atomic_write_leaves_no_temp_files_and_a_crash_keeps_the_old_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    atomic_write_json(path, {"auc": 0.9})
+    atomic_write_text(tmp_path / "a.txt", "hello")
+    assert json.loads(path.read_text()) == {"auc": 0.9} and not _leftovers(tmp_path)
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"auc": object()})  # fails while writing
+    assert json.loads(path.read_text()) == {"auc": 0.9} and not _leftovers(tmp_path)
+
+
+def test_crash_inside_torch_save_keeps_the_previous_checkpoint(store, tmp_path, monkeypatch):
+    run = store.prepare(load_config())
+    path = store.save_checkpoint(run, 2, {"w": torch.ones(2)})
+
+    def crash(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.save_checkpoint(run, 2, {"w": torch.zeros(2)})
+    assert torch.equal(store.load_checkpoint(path)["w"], torch.ones(2)) and not _leftovers(run)
+
+
+def test_latest_checkpoint_is_the_highest_epoch_and_ignores_temp_files(store):
+    run = store.prepare(load_config())
+    assert store.latest_checkpoint(run) is None
+    for epoch in (2, 10, 4):
+        store.save_checkpoint(run, epoch, {"epoch": epoch, "items": torch.randn(3, 4)})
+    (run / "checkpoints" / ".epoch_012.pt.abc.tmp").write_bytes(b"partial")
+    epoch, path = store.latest_checkpoint(run)
+    assert (epoch, path.name) == (10, "epoch_010.pt")
+    assert [e for e, _ in store.checkpoints(run)] == [2, 4, 10]
+    assert store.load_checkpoint(path)["epoch"] == 10
+
+
+def test_corrupt_checkpoint_names_the_file_and_the_fix(store):
+    run = store.prepare(load_config())
+    path = store.save_checkpoint(run, 3, {"w": torch.ones(3)})
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*delete it and rerun to resume"):
+        store.load_checkpoint(path)
+
+
+def test_signals_round_trip_and_epochs(store):
+    run = store.prepare(load_config())
+    psnr, labels = np.linspace(20, 30, 7).astype(np.float32), np.array([0, 1, 0, 0, 1, 1, 0])
+    store.save_signals(run, 4, psnr=psnr, label=labels)
+    store.save_signals(run, 2, psnr=psnr, label=labels)
+    loaded = store.load_signals(run, 4)
+    assert np.array_equal(loaded["psnr"], psnr) and loaded["psnr"].dtype == np.float32
+    assert np.array_equal(loaded["label"], labels) and store.signal_epochs(run) == [2, 4]
+    with pytest.raises(RunError, match="epoch_006.npz not found"):
+        store.load_signals(run, 6)
+
+
+def test_metrics_round_trip_and_missing_metrics_say_the_state(store):
+    run = store.prepare(load_config())
+    with pytest.raises(RunError, match=r"metrics\.json not found: the run is pending"):
+        store.read_metrics(run)
+    store.write_metrics(run, {"default": {"auc": 0.93}})
+    assert store.read_metrics(run) == {"default": {"auc": 0.93}}
+
+
+def test_torn_jsonl_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    append_jsonl(path, {"epoch": 1, "loss": 0.5})
+    with open(path, "a") as handle:
+        handle.write('{"epoch": 2, "lo')  # killed mid-write
+    with pytest.warns(TornLineWarning, match="train.jsonl:2"):
+        assert read_jsonl(path) == [{"epoch": 1, "loss": 0.5}]
+    append_jsonl(path, {"epoch": 2, "loss": 0.4})
+    with pytest.warns(TornLineWarning):
+        assert read_jsonl(path) == [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}]
+    assert read_jsonl(tmp_path / "absent.jsonl") == []
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_lock_refuses_a_live_holder_and_takes_over_a_stale_one(store):
+    import socket
+
+    run = store.prepare(load_config())
+    with store.lock(run):
+        assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
+        with pytest.raises(RunError, match=rf"being run by pid {os.getpid()}.*delete .*lock if that process is gone"):
+            with store.lock(run):
+                pass
+    assert not (run / "lock").exists()
+    (run / "lock").write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    with store.lock(run):
+        assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
+    assert not (run / "lock").exists() and not _leftovers(run)
+
+
+def test_lock_of_another_host_is_refused(store):
+    run = store.prepare(load_config())
+    (run / "lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(RunError, match="on elsewhere"):
+        with store.lock(run):
+            pass
+
+
+def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
+    a, b = load_config(), load_config(None, ["model.task=recon"])
+    store.prepare(a)
+    store.set_status(store.prepare(b), "done")
+    (store.root / "junk").mkdir()
+    (store.root / "junk" / "config.toml").write_text("[model]\nwidht = 3\n")
+    with pytest.warns(UserWarning, match="junk: skipped"):
+        runs = {h: (cfg, state) for h, cfg, state in list_runs(store.root)}
+    assert runs == {config_hash(a): (a, "pending"), config_hash(b): (b, "done")}
+
+
+def test_run_record_has_the_provenance_of_spec_section_12():
+    record = run_record(device="cpu")
+    for key in ("git_commit", "git_dirty", "python", "torch", "numpy", "sklearn", "platform", "host", "time"):
+        assert key in record
+    assert record["device"] == "cpu" and record["torch"] == torch.__version__
