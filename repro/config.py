@@ -395,7 +395,8 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, Mapping) else value
+        nested = isinstance(value, Mapping) and isinstance(out.get(key, {}), Mapping)
+        out[key] = _merge(out.get(key, {}), value) if nested else value
     return out
 
 
@@ -416,7 +417,7 @@ def load_config(profile: Path | str | None = None, overrides: Sequence[str] = ()
     tasks = base.pop("task", {})
     pairs = [parse_override(text) for text in overrides]
     _validated(base, str(path))
-    task = next((v for k, v in reversed(pairs) if k == "model.task"), base.get("model", {}).get("task", "pred"))
+    task = next((v for k, v in reversed(pairs) if k == "model.task"), base.get("model", {}).get("task", ModelConfig.task))
     allowed = get_args(_hints(ModelConfig)["task"])
     for name, table in tasks.items():
         if name not in allowed:
