@@ -10,25 +10,24 @@ import numpy as np
 
 from .cache import decode_frame, load_video
 from .labels import load_test_labels
-from .layout import SPLITS, canonical_name, dataset_dir, find_videos
+from .layout import SPLITS, canonical_name, dataset_dir, find_videos, frame_counts
 
 
 def check_dataset(root: str | Path, name: str, labels: str | Path | None = None, decode: bool = True) -> dict:
     """Summary {split: {"videos", "frames"}, "anomalous": int | None, "labels": path | None}; a DataError says
     what is wrong. `decode` reads every frame (finds unreadable or truncated files)."""
     summary: dict = {}
-    for split in SPLITS:
-        videos = find_videos(root, name, split)
+    videos = {split: find_videos(root, name, split) for split in SPLITS}
+    for split, listed in videos.items():
         if decode:
-            for video in videos:
+            for video in listed:
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
-        summary[split] = {"videos": len(videos), "frames": sum(len(v) for v in videos)}
-    test_videos = find_videos(root, name, "testing")
+        summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
     source = Path(labels) if labels is not None else dataset_dir(root, name) / "testing" / "labels.npy"
     summary["labels"], summary["anomalous"] = None, None
     if labels is not None or source.exists():
-        counts, names = [len(v) for v in test_videos], [v.name for v in test_videos]
+        counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
         per_video = load_test_labels(canonical_name(name), counts, names, source)
         summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
     return summary

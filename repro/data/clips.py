@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from .cache import load_video
 from .labels import load_test_labels
-from .layout import DataError, canonical_name, dataset_dir, find_videos
+from .layout import DataError, canonical_name, dataset_dir, find_videos, frame_counts
 
 
 def window_length(in_frames: int, predict: bool) -> int:
@@ -121,7 +121,7 @@ def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int
 
 
 def _test_annotations(root, name: str, videos, labels) -> tuple[list | None, list | None]:
-    counts, names = [len(v) for v in videos], [v.name for v in videos]
+    counts, names = frame_counts(videos), [v.name for v in videos]
     testing = dataset_dir(root, name) / "testing"
     source = Path(labels) if labels is not None else testing / "labels.npy"
     per_video_labels = None

@@ -9,7 +9,8 @@
 Every video becomes `<dst>/<name>/<split>/frames/<video>/000.jpg ...` (0-based, zero-padded to
 max(3, digits) places). Each video is written into a temporary folder and renamed when complete, so an
 interrupted import resumes by skipping the finished videos. Videos are converted in parallel threads
-(OpenCV releases the GIL).
+(OpenCV releases the GIL). Labels are aligned with the imported frames but not compared with the published
+totals here (a partial download imports too): `repro data check` does that.
 """
 
 from __future__ import annotations

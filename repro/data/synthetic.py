@@ -213,7 +213,7 @@ def ensure_synthetic(preset_name: str, seed: int = 0, root: str | Path | None = 
     base.mkdir(parents=True, exist_ok=True)
     try:
         write_synthetic(base, preset_name, seed)
-    except DataError:  # another process finished it first
+    except (DataError, OSError):  # another process finished it first (exists, or rename onto it failed)
         if not (base / f"synthetic-{preset_name}").is_dir():
             raise
     return base
