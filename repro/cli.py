@@ -99,7 +99,10 @@ def data_import(form, src, dst, name, labels, jobs):
         dataset = import_avenue(src, dst, labels=labels, workers=jobs)
     else:
         dataset = import_shanghaitech(src, dst, workers=jobs)
-    click.echo(f"imported: {dataset}")
+    if form == "avenue" and labels is None:
+        click.echo("note: labels from the volLabel masks differ from the literature's; pass --labels "
+                   "frame_labels_avenue.npy for comparable AUCs", err=True)
+    click.echo(f"imported: {dataset}\ncheck it with: repro data check {dst} {dataset.name}")
 
 
 @data.command("check")
