@@ -68,7 +68,8 @@ class ClipDataset(Dataset):
             raise ValueError(f"salt_pepper must lie in [0, 1), got {salt_pepper}")
         self.video_frames = list(video_frames)
         self.num_frames_per_video = [len(frames) for frames in self.video_frames]
-        self.video_names = list(video_names) if video_names is not None else [str(i) for i in range(len(self.video_frames))]
+        default_names = [str(i) for i in range(len(self.video_frames))]
+        self.video_names = list(video_names) if video_names is not None else default_names
         for per_video, what in ((labels, "labels"), (anomaly_types, "anomaly_types")):
             if per_video is not None and [len(x) for x in per_video] != self.num_frames_per_video:
                 raise DataError(f"{what} per video have lengths {[len(x) for x in per_video]}, "

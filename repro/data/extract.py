@@ -74,7 +74,7 @@ def extract_video(source: Path, target: Path) -> int:
 def convert_frames(source: Path, target: Path) -> int:
     """A folder of images (any numbering, natural order) -> `target`/000.jpg ...: JPEGs are copied, others
     re-encoded as JPEG. Returns the number of frames."""
-    files = sorted((p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_key(p.name))
+    files = _sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise DataError(f"empty video {source}: no image files. Fix: re-download this video's frames")
     temporary = _fresh_partial(target)
@@ -129,7 +129,8 @@ def _write_labels(dataset: Path, per_video: list[np.ndarray]) -> Path:
 
 
 def _test_counts(dataset: Path) -> tuple[list[int], list[str]]:
-    folders = _sorted(p for p in (dataset / "testing" / "frames").iterdir() if p.is_dir() and not p.name.startswith("."))
+    frames = dataset / "testing" / "frames"
+    folders = _sorted(p for p in frames.iterdir() if p.is_dir() and not p.name.startswith(PARTIAL))
     return [sum(1 for _ in f.iterdir()) for f in folders], [f.name for f in folders]
 
 
@@ -169,7 +170,8 @@ def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = 
         per_video = [load_vollabel(_require(masks / f"{int(n)}_label.mat", "Avenue volLabel")) for n in names]
         for name, count, label in zip(names, counts, per_video):
             if len(label) != count:
-                raise DataError(f"{masks / f'{int(name)}_label.mat'} has {len(label)} masks, video {name} has {count} frames")
+                raise DataError(f"{masks}/{int(name)}_label.mat has {len(label)} masks, "
+                                f"video {name} has {count} frames")  # fmt: skip
         _write_labels(dataset, per_video)
     return dataset
 

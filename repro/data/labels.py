@@ -162,7 +162,7 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
             raise DataError(f"{source} has no frame mask for video(s) {', '.join(missing[:5])}")
         for name, count in zip(names, counts):
             if len(masks[name]) != count:
-                raise DataError(f"{source / (name + '.npy')} has {len(masks[name])} labels, video {name} has {count} frames")
+                raise DataError(f"{source}/{name}.npy has {len(masks[name])} labels, video {name} has {count} frames")
         return [masks[name] for name in names]
     if source.suffix == ".m":
         return ranges_to_labels(parse_ucsd_m(source), counts, names, source)
@@ -170,7 +170,8 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
         return ranges_to_labels(load_liu_mat(source), counts, names, source)
     if source.suffix == ".npy":
         return split_flat(load_flat_labels(source), counts, names, source)
-    raise DataError(f"unknown label file {source}; allowed: .npy (flat), .m (UCSD), .mat (Liu), a test_frame_mask folder")
+    raise DataError(f"unknown label file {source}; allowed: .npy (flat), .m (UCSD), .mat (Liu), "
+                    "a test_frame_mask folder")
 
 
 def load_test_labels(name: str, counts: Sequence[int], names: Sequence[str], source: str | Path,

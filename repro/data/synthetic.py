@@ -131,8 +131,8 @@ def draw_wrapped(frame: np.ndarray, x: float, y: float, radius: float, square: b
         cx, cy = (x + dx) * scale, y * scale
         if square:
             r = radius * scale
-            corners = np.round([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]]).astype(np.int32)
-            cv2.fillConvexPoly(frame, corners, colour, cv2.LINE_AA, SUBPIXEL)
+            corners = np.round([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]])  # (4, 2)
+            cv2.fillConvexPoly(frame, corners.astype(np.int32), colour, cv2.LINE_AA, SUBPIXEL)
         else:
             cv2.circle(frame, (round(cx), round(cy)), round(radius * scale), colour, -1, cv2.LINE_AA, SUBPIXEL)
 
@@ -195,7 +195,8 @@ def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom:
             if len(hits):
                 start = max(int(hits[0]) - 1 if kind else int(hits[0]), 0)
                 strip = frames[start : start + frames_shown]  # (t, h, w, 3)
-                sheet = np.concatenate(list(np.pad(strip, ((0, 0), (0, 0), (0, 2), (0, 0)), constant_values=255)), axis=1)
+                strip = np.pad(strip, ((0, 0), (0, 0), (0, 2), (0, 0)), constant_values=255)  # a white gap
+                sheet = np.concatenate(list(strip), axis=1)  # (h, t * (w + 2), 3)
                 sheet = cv2.resize(sheet, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
                 cv2.imwrite(str(dataset / f"contact_{name}.png"), sheet)
                 break

@@ -27,7 +27,8 @@ def test_scored_frames_per_layout(in_frames, predict, offset, first, last_unscor
     videos = _videos([20, 17])
     dataset = ClipDataset(videos, in_frames, predict, offset)
     for v, length in enumerate((20, 17)):
-        np.testing.assert_array_equal(dataset.item_frame[dataset.item_video == v], np.arange(first, length - last_unscored))
+        scored = dataset.item_frame[dataset.item_video == v]
+        np.testing.assert_array_equal(scored, np.arange(first, length - last_unscored))
     video, frame = item_positions([20, 17], in_frames, predict, offset)
     np.testing.assert_array_equal(video, dataset.item_video)
     np.testing.assert_array_equal(frame, dataset.item_frame)
