@@ -44,11 +44,14 @@ def item_positions(num_frames_per_video: Sequence[int], in_frames: int, predict:
     return video, frame
 
 
-def salt_and_pepper(x: torch.Tensor, fraction: float, generator: np.random.Generator) -> torch.Tensor:
-    """A `fraction` of the elements of x (values on the [0, 1] scale) set to 0 or 1 with equal odds (SPEC sec. 7)."""
-    hit = torch.from_numpy(generator.random(x.shape) < fraction)
-    value = torch.from_numpy(generator.random(x.shape) < 0.5).to(x.dtype)
-    return torch.where(hit, value, x)
+def salt_and_pepper(x: np.ndarray, fraction: float, generator: np.random.Generator) -> np.ndarray:
+    """A `fraction` of the elements of x (values in [-1, 1]) set to -1 or 1 with equal odds (SPEC sec. 7).
+
+    The same as setting them to 0 or 1 on the [0, 1] scale before mapping x * 2 - 1 (exact in floating point).
+    One uniform draw u per element: u < fraction / 2 -> -1, fraction / 2 <= u < fraction -> 1, else unchanged.
+    """
+    u = generator.random(x.shape, dtype=np.float32)
+    return np.where(u < fraction, np.where(u < fraction / 2, -1.0, 1.0).astype(x.dtype), x)
 
 
 class ClipDataset(Dataset):
@@ -85,16 +88,16 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         video, frame = int(self.item_video[index]), int(self.item_frame[index])
         start = frame - self.scored_offset
-        window = np.array(self.video_frames[video][start : start + window_length(self.in_frames, self.predict)])
-        clip = torch.from_numpy(window).permute(0, 3, 1, 2).float() / 255  # (t, c, h, w) on [0, 1]
+        window = self.video_frames[video][start : start + window_length(self.in_frames, self.predict)]
+        clip = window.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(2 / 255) - 1  # (t, c, h, w) in [-1, 1]
         clean = clip[: self.in_frames]
         inputs = clean
         if self.salt_pepper > 0:
             inputs = salt_and_pepper(clean, self.salt_pepper, np.random.default_rng((self.seed, index)))
-        target = clip[self.in_frames :] if self.predict else clean
+        target = clip[self.in_frames :] if self.predict else clean.copy()  # never shares memory with the input
         return {
-            "input": inputs * 2 - 1,
-            "target": target * 2 - 1,
+            "input": torch.from_numpy(np.ascontiguousarray(inputs)),
+            "target": torch.from_numpy(np.ascontiguousarray(target)),
             "video": video,
             "frame": frame,
             "label": int(self.labels[video][frame]) if self.labels is not None else -1,
