@@ -26,9 +26,7 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads (default: all cores).")
 @click.option("--seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Minimum timed seconds per phase, after a warm-up.")
-@click.option("--channels-last/--no-channels-last", default=False, show_default=True,
-              help="Use the channels-last memory format for the convolutions.")
-def bench(task, size, width, batch, precision, device, threads, seconds, channels_last):
+def bench(task, size, width, batch, precision, device, threads, seconds):
     """Print one JSON object with MNAD's train_fps, eval_fps (test-time update) and eval_fps_no_update.
 
     Random data, the same step functions as training and evaluation. Example:
@@ -44,8 +42,251 @@ def bench(task, size, width, batch, precision, device, threads, seconds, channel
         raise click.BadParameter(f"{size} is not divisible by 8 (the encoder pools three times)", param_hint="--size")
     if threads:
         torch.set_num_threads(threads)
-    result = benchmark(task, size, width, batch, precision, device, seconds, channels_last)
+    result = benchmark(task, size, width, batch, precision, device, seconds)
     click.echo(json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------ runs and sweeps
+class ReproError(click.ClickException):
+    """A problem with the user's input, shown as one line with exit code 2 (no traceback)."""
+
+    exit_code = 2
+
+
+def _friendly(function):
+    """Turn the library's validation errors into one-line CLI errors."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from .config import ConfigError
+        from .data.layout import DataError
+        from .runs import RunError
+
+        try:
+            return function(*args, **kwargs)
+        except (ConfigError, DataError, RunError, ValueError, FileNotFoundError) as error:
+            raise ReproError(str(error)) from None
+
+    return wrapper
+
+
+def _run_options(function):
+    """Options shared by every verb that resolves a run config."""
+    options = [
+        click.option("--profile", default="synthetic", show_default=True,
+                     help="A profile in ablations/profiles/ (synthetic | paper) or a path to a TOML file."),
+        click.option("--dataset", type=click.Choice(["synthetic", "ped2", "avenue", "shanghaitech"]), default=None,
+                     help="Dataset (default: the profile's; synthetic needs no download)."),
+        click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
+                     help="Folder holding <dataset>/training/frames and <dataset>/testing/frames."),
+        click.option("--task", type=click.Choice(["pred", "recon"]), default=None,
+                     help="pred: 4 frames -> the 5th; recon: a frame -> itself (default: the profile's)."),
+        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                     help="Any config field, e.g. --set train.epochs=2 --set model.width=8 (repeatable)."),
+        click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
+                     help="The run store: one folder per config hash; finished runs are never recomputed."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                     help="Where to run (default: the profile's)."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+                     help="Autocast precision of the convolutions; memory maths stays fp32."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _base_overrides(dataset, data_root, task, settings, device, precision, lam=None) -> tuple[str, ...]:
+    overrides = []
+    if dataset:
+        overrides.append(f"data.name={dataset}")
+    if data_root:
+        overrides.append(f"data.root={data_root}")
+    if task:
+        overrides.append(f"model.task={task}")
+    if device:
+        overrides.append(f"exec.device={device}")
+    if precision:
+        overrides.append(f"exec.precision={precision}")
+    if lam is not None:
+        overrides.append(f"eval.lambda_score={lam}")
+    return (*overrides, *settings)
+
+
+def _lambda_option(function):
+    return click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=None,
+                        help="λ, the PSNR weight of the anomaly score (eq. 16; 0.6 pred / 0.7 recon).")(function)
+
+
+@main.command()
+@_run_options
+@_lambda_option
+@click.option("--seed", type=int, default=None, help="Random seed (default: the profile's).")
+@_friendly
+def train(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, seed):
+    """Train one model, evaluate every saved checkpoint and write its metrics into the run store.
+
+    Example: repro train --task recon --set train.epochs=2
+    """
+    import json
+    from pathlib import Path
+
+    from .config import load_config
+    from .pipeline import execute_run
+    from .runs import RunStore
+
+    overrides = _base_overrides(dataset, data_root, task, settings, device, precision, lam)
+    cfg = load_config(profile, (*overrides, *([f"seed={seed}"] if seed is not None else [])))
+    store = RunStore(Path(runs_root))
+    run = execute_run(cfg, store)
+    click.echo(f"run: {run}")
+    click.echo(json.dumps(store.read_metrics(run)["default"], indent=2))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--no-test-time-update", "no_update", is_flag=True, help="Score with the trained items, no update.")
+@_lambda_option
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Evaluation fields, e.g. eval.gamma=0.02.")
+@_friendly
+def evaluate(run, no_update, lam, settings):
+    """Re-evaluate a finished run's checkpoints with other evaluation settings (no retraining).
+
+    The result is a run of its own (its config differs in [eval]) that reuses the checkpoints of RUN.
+    Example: repro evaluate runs/3f2a9c1b0d4e --no-test-time-update
+    """
+    import json
+    from pathlib import Path
+
+    from .config import load_config
+    from .pipeline import execute_run
+    from .runs import RunStore
+
+    source = Path(run)
+    overrides = (*(["eval.test_time_update=false"] if no_update else []),
+                 *([f"eval.lambda_score={lam}"] if lam is not None else []), *settings)  # fmt: skip
+    for override in overrides:
+        if not override.startswith(("eval.", "exec.")):
+            raise ReproError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
+    cfg = load_config(source / "config.toml", overrides)
+    result = execute_run(cfg, RunStore(source.parent))
+    click.echo(f"run: {result}")
+    click.echo(json.dumps(RunStore(source.parent).read_metrics(result)["default"], indent=2))
+
+
+@main.command()
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--profile", default="synthetic", show_default=True,
+              help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).")
+@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding the real datasets (ped2/, avenue/, shanghaitech/); default: synthetic stand-ins.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per cell.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any field for every run.")
+@click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
+              help="The run store (finished runs are reused).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Report folder (default: reports/<table name>).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Runs in parallel (default: one per core on a CPU, each with one thread).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+@_friendly
+def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, executor, address):
+    """Run every cell of a table declaration and write its report (md, csv, tex).
+
+    Killing a sweep and rerunning it finishes only the runs that are left.
+    Example: repro sweep ablations/table5.toml --seeds 2
+    """
+    from pathlib import Path
+
+    from .ablation import load_table, run_grid, table_grid
+    from .report.build import table_report
+    from .runs import RunStore
+
+    declaration = load_table(table)
+    runs = table_grid(declaration, profile, seeds, data_root, tuple(settings))
+    store = RunStore(Path(runs_root))
+    failures = run_grid(runs, store, jobs, executor=executor, address=address)
+    paths = table_report(declaration, runs, store, Path(out or f"reports/{declaration.name}"))
+    click.echo(paths["md"].read_text())
+    click.echo("written: " + ", ".join(str(p) for p in paths.values()))
+    _fail_if_any(failures)
+
+
+def _fail_if_any(failures: dict[str, str]) -> None:
+    if failures:
+        lines = "\n".join(f"  runs/{name}: {error}" for name, error in failures.items())
+        raise click.ClickException(f"{len(failures)} run(s) failed (their status.json says why):\n{lines}")
+
+
+ABLATION_FLAGS = {
+    "no_separateness": "loss.separateness=0",
+    "no_compactness": "loss.compactness=0",
+    "no_test_time_update": "eval.test_time_update=false",
+    "no_memory": "model.memory=false",
+}
+
+
+@main.command()
+@_run_options
+@_lambda_option
+@click.option("--no-separateness", is_flag=True, help="Variant without the separateness loss (λ_s = 0, eq. 12).")
+@click.option("--no-compactness", is_flag=True, help="Variant without the compactness loss (λ_c = 0, eq. 10).")
+@click.option("--no-test-time-update", is_flag=True, help="Variant that never updates the items at test time (γ gate off).")
+@click.option("--no-memory", is_flag=True, help="Variant without memory: the study's 'w/o Mem.' network.")
+@click.option("--skip/--no-skip", "skip", default=None, help="Variant with or without the U-Net skip connections.")
+@click.option("--salt-pepper", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="P",
+              help="Variant trained on inputs with a fraction P of pixels set to 0 or 1 (e.g. 0.25).")
+@click.option("--uniform-memory", type=float, default=None, is_flag=False, flag_value=1.0, metavar="[WEIGHT]",
+              help="Variant with the study's uniform-memory supervision (weight 1 when given alone).")
+@click.option("--variant-set", multiple=True, metavar="KEY=VALUE", help="Any other change for the variant only.")
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Seeds; baseline and variant share them.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Report folder (default: reports/ablate-<variant>).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs in parallel (default: one per core).")
+@_friendly
+def ablate(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, no_separateness,
+           no_compactness, no_test_time_update, no_memory, skip, salt_pepper, uniform_memory, variant_set, seeds,
+           out, jobs):  # fmt: skip
+    """Compare the profile's configuration (baseline) with a variant, same seeds, and print the difference.
+
+    Every flag changes the variant only; several flags make one combined variant.
+    Example: repro ablate --no-separateness --seeds 2
+    """
+    from pathlib import Path
+
+    from .ablation import run_grid, variant_grid
+    from .report.build import ablation_report
+    from .runs import RunStore
+
+    flags = dict(no_separateness=no_separateness, no_compactness=no_compactness,
+                 no_test_time_update=no_test_time_update, no_memory=no_memory)  # fmt: skip
+    changes = [ABLATION_FLAGS[name] for name, on in flags.items() if on]
+    names = [name.replace("_", "-") for name, on in flags.items() if on]
+    if skip is not None:
+        changes.append(f"model.skips={str(skip).lower()}")
+        names.append("skip" if skip else "no-skip")
+    if salt_pepper is not None:
+        changes.append(f"data.salt_pepper={salt_pepper}")
+        names.append(f"salt-pepper-{salt_pepper:g}")
+    if uniform_memory is not None:
+        changes.append(f"loss.uniform_memory={uniform_memory}")
+        names.append(f"uniform-memory-{uniform_memory:g}")
+    changes += list(variant_set)
+    names += [s.replace("=", "-") for s in variant_set]
+    if not changes:
+        raise ReproError("name at least one change for the variant, e.g. --no-separateness (see repro ablate --help)")
+    variant = "+".join(names)
+    base = _base_overrides(dataset, data_root, task, settings, device, precision, lam)
+    runs = variant_grid(profile, base, {variant: tuple(changes)}, seeds)
+    store = RunStore(Path(runs_root))
+    failures = run_grid(runs, store, jobs)
+    paths = ablation_report(runs, store, Path(out or f"reports/ablate-{variant}"))
+    click.echo(paths["md"].read_text())
+    click.echo("written: " + ", ".join(str(p) for p in paths.values()))
+    _fail_if_any(failures)
 
 
 # ------------------------------------------------------------------------------------------------ data

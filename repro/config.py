@@ -181,6 +181,8 @@ class ModelConfig(_Validated):
     update_normaliser: Literal["all", "assigned"] = setting(
         "all", "Eq. 5 max over all queries (reference code) or over the item's assigned queries (paper).")
     memae_items: int = setting(2000, "MemAE memory size N.", AT_LEAST_ONE)
+    memae_width: int = setting(96, "MemAE/AE channels of the first 3-D conv (96 = paper; use a multiple of 3).",
+                               AT_LEAST_ONE)
     shrink_threshold: float = setting(0.0025, "MemAE hard-shrinkage threshold (0 = no shrinkage).",
                                       Interval(0, 1, high_open=True))
     addressing: Literal["dot", "cosine"] = setting(

@@ -52,7 +52,7 @@ def model_kwargs(cfg: RunConfig) -> dict:
             update_normaliser=m.update_normaliser, item_init=m.item_init,
         )  # fmt: skip
     if m.name in ("memae", "ae3d"):
-        kwargs = dict(channels=channels, width=m.width)
+        kwargs = dict(channels=channels, width=m.memae_width)
         if m.name == "memae":
             kwargs |= dict(num_items=m.memae_items, shrink_threshold=m.shrink_threshold, addressing=m.addressing,
                            entropy_weight=loss.entropy)  # fmt: skip

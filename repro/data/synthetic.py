@@ -16,6 +16,7 @@ time, and every test frame is labelled with its type. The same seed gives identi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -61,12 +62,12 @@ class Preset:
 
 PRESETS = {
     # Ped2's stand-in: one scene, plain background, few objects.
-    "single": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 8, 150, 6, 120, 2, (20, 30)),
+    "single": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 5, 100, 6, 120, 2, (20, 30)),
     # Avenue's stand-in: a busier, textured scene.
-    "busy": Preset(4, 2, (Scene((70, 90, 110), 30.0, (40, 215, 245)),), 8, 150, 6, 120, 2, (20, 30)),
+    "busy": Preset(4, 2, (Scene((70, 90, 110), 30.0, (40, 215, 245)),), 5, 100, 6, 120, 2, (20, 30)),
     # ShanghaiTech's stand-in: several scenes with their own backgrounds and colours, pooled.
     "scenes": Preset(3, 2, (Scene((40, 40, 40), 0.0, (220, 220, 220)), Scene((120, 150, 110), 25.0, (30, 30, 200)),
-                            Scene((150, 110, 90), 40.0, (240, 200, 60))), 9, 135, 6, 120, 2, (20, 30)),
+                            Scene((150, 110, 90), 40.0, (240, 200, 60))), 6, 90, 6, 120, 2, (20, 30)),
 }  # fmt: skip
 
 
@@ -202,13 +203,19 @@ def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom:
                 break
 
 
+def world_fingerprint(preset_name: str) -> str:
+    """8 hex chars that change whenever the preset or the world's constants change (a stale cache is never used)."""
+    world = (preset(preset_name), RADIUS, NORMAL_SPEED, FAST, JPEG_QUALITY, SUBPIXEL)
+    return hashlib.sha256(repr(world).encode()).hexdigest()[:8]
+
+
 def ensure_synthetic(preset_name: str, seed: int = 0, root: str | Path | None = None) -> Path:
-    """The root holding `synthetic-<preset>`, generated once into `<root or cache>/synthetic/<preset>-seed<seed>`.
+    """The root holding `synthetic-<preset>`, generated once into `<root or cache>/synthetic/<preset>-seed<seed>-<fp>`.
 
     `make_clip_dataset(ensure_synthetic("single"), "synthetic-single", ...)` is the usual call.
     """
-    preset(preset_name)
-    base = (Path(root) if root is not None else cache_root()) / "synthetic" / f"{preset_name}-seed{seed}"
+    fingerprint = world_fingerprint(preset_name)
+    base = (Path(root) if root is not None else cache_root()) / "synthetic" / f"{preset_name}-seed{seed}-{fingerprint}"
     if (base / f"synthetic-{preset_name}").is_dir():
         return base
     base.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,191 @@
+"""Grids of runs: a table's declaration or the ablate flags -> run configs (x seeds) -> a local executor.
+
+A table declaration (e.g. ablations/table5.toml) names a question, the synthetic stand-ins of the real
+datasets, the models (each a list of config overrides), the published numbers and the λ grid of its
+selection rule. Runs are cached by config hash, so a sweep that is killed and rerun only does what is left.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tomllib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .config import ConfigError, RunConfig, load_config
+from .pipeline import datasets, execute_run
+from .runs import RunStore
+
+DATASETS = ("ped2", "avenue", "shanghaitech")
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One cell of a grid for one seed."""
+
+    labels: dict[str, str]  # e.g. {"dataset": "ped2", "model": "Pred w/ Mem"} or {"variant": "baseline"}
+    seed: int
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table declaration: its grid and what it is compared against."""
+
+    name: str
+    question: str
+    stand_ins: dict[str, str]  # real dataset -> synthetic preset
+    models: dict[str, tuple[str, ...]]  # row label -> config overrides
+    published: list[dict] = field(default_factory=list)  # one dict per (dataset, model) row
+    lambda_grid: tuple[float, ...] = ()
+    datasets: tuple[str, ...] = DATASETS
+
+
+def load_table(path: Path | str) -> Table:
+    """Read a table declaration; errors name the file and the missing key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"table declaration {path} not found; the shipped ones are in ablations/*.toml")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    missing = [key for key in ("name", "question", "stand_ins", "models") if key not in raw]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}; see ablations/table5.toml for the format")
+    grid = raw.get("selection", {}).get("lambda_grid", [])
+    return Table(
+        name=raw["name"], question=raw["question"], stand_ins=dict(raw["stand_ins"]),
+        models={label: tuple(overrides) for label, overrides in raw["models"].items()},
+        published=list(raw.get("published", [])), lambda_grid=tuple(float(x) for x in grid),
+        datasets=tuple(raw.get("datasets", DATASETS)),
+    )  # fmt: skip
+
+
+def dataset_overrides(profile_cfg: RunConfig, dataset: str, table: Table, data_root: str | None) -> list[str]:
+    """Where a table row's dataset comes from: its synthetic stand-in, or the real one under data_root."""
+    if data_root is None:
+        if dataset not in table.stand_ins:
+            raise ConfigError(f"table {table.name} has no synthetic stand-in for {dataset!r}; add it to [stand_ins]")
+        return ["data.name=synthetic", f"data.preset={table.stand_ins[dataset]}"]
+    return [f"data.name={dataset}", f"data.root={data_root}"]
+
+
+def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: str | None = None,
+               overrides: tuple[str, ...] = ()) -> list[GridRun]:
+    """Every (dataset, model, seed) run of a table."""
+    grid_overrides = (f"eval.lambda_grid={list(table.lambda_grid)}",) if table.lambda_grid else ()
+    base = load_config(profile, overrides)
+    runs = []
+    for dataset in table.datasets:
+        for label, model_overrides in table.models.items():
+            for seed in range(seeds):
+                chosen = [*dataset_overrides(base, dataset, table, data_root), *grid_overrides, *model_overrides,
+                          *overrides, f"seed={base.seed + seed}"]  # fmt: skip
+                runs.append(GridRun({"dataset": dataset, "model": label}, base.seed + seed,
+                                    load_config(profile, chosen)))  # fmt: skip
+    return runs
+
+
+def variant_grid(profile: str | Path | None, base_overrides: tuple[str, ...], variants: dict[str, tuple[str, ...]],
+                 seeds: int) -> list[GridRun]:
+    """The baseline and each variant (its overrides on top of the baseline's), with the same seeds."""
+    base = load_config(profile, base_overrides)
+    runs = []
+    for name, overrides in {"baseline": (), **variants}.items():
+        for seed in range(seeds):
+            cfg = load_config(profile, (*base_overrides, *overrides, f"seed={base.seed + seed}"))
+            runs.append(GridRun({"variant": name}, base.seed + seed, cfg))
+    return runs
+
+
+# ------------------------------------------------------------------------------------------- executor
+def _worker(cfg: RunConfig, store_root: str, threads: int) -> str:
+    torch.set_num_threads(threads)
+    return str(execute_run(cfg, RunStore(Path(store_root)), progress=False))
+
+
+def plan_parallelism(pending: int, device: str, cores: int | None = None) -> tuple[int, int]:
+    """(parallel runs, threads per run): small CPU runs scale better side by side than across threads."""
+    cores = cores or os.cpu_count() or 1
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) or pending <= 1:
+        return 1, cores
+    jobs = min(pending, cores)
+    return jobs, max(1, cores // jobs)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def run_grid(runs: list[GridRun], store: RunStore, jobs: int | None = None, progress: bool = True,
+             executor: str = "local", address: str | None = None) -> dict[str, str]:
+    """Run what is not done yet; returns {run folder name: error} of the runs that failed (the rest go on).
+
+    executor "local" uses this machine's cores; "ray" sends one task per run to a Ray cluster (`address`,
+    or a local instance), each declaring its CPU threads and, on CUDA, one GPU. The run store decides what
+    is left, so switching executors mid-sweep is safe.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    unique = {store.run_dir(run.config): run.config for run in runs}
+    pending = [cfg for cfg in unique.values() if not store.is_done(cfg)]
+    if not pending:
+        return {}
+    for cfg in {cfg.data: cfg for cfg in pending}.values():
+        datasets(cfg)  # generate synthetic data and fill the frame cache once, before the workers start
+    planned_jobs, threads = plan_parallelism(len(pending), pending[0].exec.device)
+    jobs = jobs or planned_jobs
+    threads = pending[0].exec.threads or threads
+    failures: dict[str, str] = {}
+    bar = tqdm(total=len(pending), desc=f"runs ({executor}, {jobs} at a time)", disable=not progress)
+    if executor == "ray":
+        for cfg, error in _ray_execute(pending, store, threads, address):
+            _record(cfg, error, store, failures, bar)
+    elif jobs == 1:
+        for cfg in pending:
+            _record(cfg, _capture(lambda: execute_run(cfg, store, progress=progress)), store, failures, bar)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_worker, cfg, str(store.root), threads): cfg for cfg in pending}
+            for future in as_completed(futures):
+                _record(futures[future], _capture(future.result), store, failures, bar)
+    bar.close()
+    return failures
+
+
+def _ray_execute(pending: list[RunConfig], store: RunStore, threads: int, address: str | None):
+    """Yield (config, error or None) as Ray tasks finish; a task whose worker dies is retried twice."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray executor needs Ray: pip install 'repro[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    gpus = 1 if pending[0].exec.device.startswith("cuda") else 0
+    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=2, retry_exceptions=False)(_worker)
+    store_root = str(store.root.resolve())  # a shared path on a cluster
+    refs = {task.remote(cfg, store_root, threads): cfg for cfg in pending}
+    while refs:
+        (ref,), _ = ray.wait(list(refs), num_returns=1)
+        cfg = refs.pop(ref)
+        yield cfg, _capture(lambda: ray.get(ref))
+
+
+def _capture(call) -> str | None:
+    try:
+        call()
+    except Exception as error:  # one failed run must not lose the others; its status.json says why
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _record(cfg: RunConfig, error: str | None, store: RunStore, failures: dict[str, str], bar) -> None:
+    if error is not None:
+        failures[store.run_dir(cfg).name] = error
+    bar.update()

@@ -1,0 +1,42 @@
+"""Finished runs -> one pandas row each (read from the run store only, never by running a model)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Iterable
+
+import pandas as pd
+
+from ..runs import RunError, RunStore
+
+if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
+    from ..ablation import GridRun
+
+METRICS = ("auc", "raw_auc", "macro_auc", "aupr", "eer")
+TYPES = ("spatial", "temporal", "spatio_temporal")
+
+
+class MissingRunWarning(UserWarning):
+    """A run of the grid has no readable metrics; the report covers the rest."""
+
+
+def run_rows(runs: Iterable["GridRun"], store: RunStore) -> pd.DataFrame:
+    """One row per run with its labels, seed, default and oracle metrics, per-type AUCs and memory usage."""
+    rows = []
+    for grid_run in runs:
+        run = store.run_dir(grid_run.config)
+        try:
+            metrics = store.read_metrics(run)
+        except RunError as error:
+            warnings.warn(f"{run}: {error}; left out of the report", MissingRunWarning)
+            continue
+        default, oracle = metrics["default"], metrics["oracle"]
+        row = {**grid_run.labels, "seed": grid_run.seed, "run": run.name}
+        row |= {metric: default[metric] for metric in METRICS}
+        row |= {f"auc_{kind}": default.get("per_type", {}).get(kind) for kind in TYPES}
+        row |= {"epoch": default["epoch"], "lambda": default["lambda"]}
+        row |= {"oracle_auc": oracle["auc"], "oracle_epoch": oracle["epoch"], "oracle_lambda": oracle["lambda"]}
+        memory = default.get("memory", {})
+        row |= {"active_fraction": memory.get("active_fraction"), "perplexity": memory.get("perplexity")}
+        rows.append(row)
+    return pd.DataFrame(rows)
