@@ -6,6 +6,7 @@ per-type AUCs and bootstrap intervals are recomputed from the record, never by r
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -17,12 +18,15 @@ import torch
 
 from .config import EvalConfig, RunConfig, config_hash
 from .data.clips import make_clip_dataset
-from .evaluate import evaluate_model
+from .evaluate import collect_examples, evaluate_model
 from .models.registry import model_entry
-from .runs import RunStore, list_runs, run_record
+from .runs import RunStore, atomic_write_bytes, list_runs, run_record
 from .stats import memory_usage_summary
 from .scoring import frame_metrics, lambdas_for, per_type_auc, scores_from_signals
 from .train import build_model, train
+
+
+EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
 
 
 def resolve_device(name: str) -> torch.device:
@@ -120,20 +124,35 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, device, progress: bool) -> None:
-    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would)."""
+    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), and the
+    final checkpoint's examples for the report's figures."""
     entry = model_entry(cfg.model.name)
     model = build_model(cfg, device)
     done = set(store.signal_epochs(run))
     for epoch, path in store.checkpoints(run):
-        if epoch in done:
+        needs_examples = epoch == cfg.train.epochs and not (run / EXAMPLES).exists()
+        if epoch in done and not needs_examples:
             continue
         model.load_state_dict(store.load_checkpoint(path)["model"])
-        signals = evaluate_model(
-            model, entry, testing, device, test_time_update=cfg.eval.test_time_update, gamma=cfg.eval.gamma,
-            reset_memory_per_video=cfg.eval.reset_memory_per_video, batch_size=cfg.eval.batch_size,
-            precision=cfg.exec.precision, progress=progress,
-        )  # fmt: skip
-        store.save_signals(run, epoch, **signals)
+        if epoch in done:
+            signals = store.load_signals(run, epoch)
+        else:
+            signals = evaluate_model(
+                model, entry, testing, device, test_time_update=cfg.eval.test_time_update, gamma=cfg.eval.gamma,
+                reset_memory_per_video=cfg.eval.reset_memory_per_video, batch_size=cfg.eval.batch_size,
+                precision=cfg.exec.precision, progress=progress,
+            )  # fmt: skip
+            store.save_signals(run, epoch, **signals)
+        if needs_examples:
+            examples = collect_examples(model, entry, entry.layout(cfg.model.task), testing, signals, device,
+                                        seed=cfg.seed)  # fmt: skip
+            atomic_write_bytes(run / EXAMPLES, _npz_bytes(examples))
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]]) -> dict:
