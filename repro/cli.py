@@ -372,7 +372,7 @@ def data_check(root, name, labels):
 
 @data.command("synth")
 @click.argument("dst", type=click.Path(file_okay=False))
-@click.option("--preset", type=click.Choice(["single", "busy", "scenes"]), default="single", show_default=True,
+@click.option("--preset", type=click.Choice(["single", "busy", "scenes", "tiny"]), default="single", show_default=True,
               help="single: one plain scene (Ped2's role); busy: textured, more objects (Avenue's); "
                    "scenes: several scenes pooled (ShanghaiTech's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives identical files.")

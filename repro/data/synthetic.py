@@ -68,6 +68,8 @@ PRESETS = {
     # ShanghaiTech's stand-in: several scenes with their own backgrounds and colours, pooled.
     "scenes": Preset(3, 2, (Scene((40, 40, 40), 0.0, (220, 220, 220)), Scene((120, 150, 110), 25.0, (30, 30, 200)),
                             Scene((150, 110, 90), 40.0, (240, 200, 60))), 6, 90, 6, 120, 2, (20, 30)),
+    # Seconds, not minutes: for tests and smoke runs (every anomaly type still occurs).
+    "tiny": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 2, 40, 2, 60, 2, (8, 10)),
 }  # fmt: skip
 
 

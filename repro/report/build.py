@@ -68,15 +68,16 @@ def ablation_report(runs: list["GridRun"], store: RunStore, out: Path) -> dict[s
         for metric in (*METRICS, *(f"auc_{kind}" for kind in TYPES), "active_fraction", "perplexity"):
             if baseline[metric].isna().all() and group[metric].isna().all():
                 continue
-            paired = baseline[[metric]].join(group[[metric]], rsuffix="_variant", how="inner").dropna().astype(float)
+            paired = pd.concat([baseline[metric], group[metric]], axis=1, keys=["a", "b"], join="inner")
+            paired = paired.dropna().astype(float)
             scale = 100.0 if "auc" in metric or metric in ("aupr", "eer") else 1.0
-            a, b = paired[metric].to_numpy() * scale, paired[f"{metric}_variant"].to_numpy() * scale
-            difference, low, high = seed_difference_interval(a, b)
+            difference, low, high = (seed_difference_interval(paired["a"] * scale, paired["b"] * scale)
+                                     if len(paired) else (np.nan, np.nan, np.nan))  # fmt: skip
             lines.append({
                 "variant": variant, "metric": metric, "baseline": _pm(baseline[metric], scale),
-                "variant value": _pm(group[metric], scale), "difference": round(difference, 2),
-                "95% interval": format_interval(low, high),
-                "seeds": len(paired),
+                "variant value": _pm(group[metric], scale),
+                "difference": round(difference, 2) if np.isfinite(difference) else MISSING,
+                "95% interval": format_interval(low, high), "seeds": len(paired),
             })  # fmt: skip
     caption = "Variant minus baseline; AUC, AUPR and EER in %. The interval is a paired t-interval over seeds."
     return write_table(pd.DataFrame(lines), out, "comparison", caption=caption)
