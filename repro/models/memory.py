@@ -221,7 +221,8 @@ class Memory(nn.Module):
         the device avoids a host sync per frame in the test-time update.
         """
         updated = _update(queries.detach().float(), self.items, self.update_normaliser)
-        self.items.copy_(updated if accept is None else torch.where(accept, updated, self.items))
+        # A new tensor, not an in-place copy: this step's read weights still need the old items for backward.
+        self.items = updated if accept is None else torch.where(accept, updated, self.items)
 
     @contextmanager
     def scratch(self) -> Iterator[None]:

@@ -137,9 +137,12 @@ def test_no_memory_variant_decodes_raw_features():
     assert model.decoder.block[0].in_channels == 32  # Basic(512, 512) at width 64
 
 
-def test_uniform_memory_weight_adds_its_loss():
+def test_uniform_memory_weight_adds_its_loss_and_trains_through_the_weights():
     model = MNAD(width=4, uniform_memory_weight=1.0).train()
-    assert "uniform_memory" in model(torch.rand(4, 12, 32, 32)).losses
+    losses = model(torch.rand(4, 12, 32, 32)).losses
+    assert "uniform_memory" in losses
+    losses["uniform_memory"].backward()  # after the items were updated by the same forward
+    assert model.encoder.block1[0].weight.grad.abs().sum() > 0
 
 
 def test_wrong_input_shape_is_a_clear_error():
