@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
+
+class SlowPrecisionWarning(UserWarning):
+    """The asked-for precision has no hardware support here and runs slower than fp32."""
+
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -18,6 +23,12 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
         return contextlib.nullcontext()
     if precision == "fp16" and device_type == "cpu":
         raise ValueError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+    if precision == "bf16" and device_type == "cpu" and "AVX512" not in torch.backends.cpu.get_cpu_capability():
+        warnings.warn(
+            f"bf16 on a CPU with {torch.backends.cpu.get_cpu_capability()} only (no AVX-512 BF16/AMX) is emulated "
+            "and many times slower than fp32 (repro bench measures it); use --precision fp32",
+            SlowPrecisionWarning, stacklevel=2,
+        )
     return torch.autocast(device_type, dtype=PRECISIONS[precision])
 
 

@@ -154,3 +154,17 @@ def test_a_corrupt_checkpoint_names_the_file_and_the_fix(world, tmp_path):
     result = invoke("train", *settings, "--runs", tmp_path)
     assert result.exit_code == 2, result.output
     assert "epoch_001.pt" in result.output and "delete it" in result.output
+
+
+def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):
+    assert invoke("train", "--runs", tmp_path, *world["tiny"]).exit_code == 0
+    (source,) = configs(tmp_path)
+    result = invoke("evaluate", tmp_path / source, "--no-test-time-update")
+    assert result.exit_code == 0, result.output
+    target = Path(result.output.split("run: ")[1].split()[0])
+    assert target.name != source and not load_config(target / "config.toml").eval.test_time_update
+    ((epoch, linked),) = RunStore(tmp_path).checkpoints(target)
+    assert linked.stat().st_ino == (tmp_path / source / "checkpoints" / linked.name).stat().st_ino  # not retrained
+    assert read_metrics(target)["default"]["auc"] >= 0
+    refused = invoke("evaluate", tmp_path / source, "--set", "train.epochs=3")
+    assert refused.exit_code == 2 and "only eval." in refused.output
