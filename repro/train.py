@@ -24,11 +24,13 @@ ADAM_BETAS = (0.9, 0.999)
 
 
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor, precision: str = "fp32"
+    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor, precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Tensor]:
     """One optimisation step of eq. 8: L = L_rec + the model's weighted feature losses.
 
-    Returns the detached terms (pixel, each feature loss, total) without a host sync.
+    Returns the detached terms (pixel, each feature loss, total) without a host sync. `scaler` scales the
+    loss for fp16 (a disabled or absent scaler is a plain backward and step).
     """
     model.train()
     with autocast(inputs.device, precision):
@@ -36,8 +38,13 @@ def train_step(
     terms = {"pixel": F.mse_loss(result.output.float(), target)} | result.losses
     total = sum(terms.values())
     optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
+    if scaler is None:
+        total.backward()
+        optimizer.step()
+    else:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return {name: value.detach() for name, value in (terms | {"total": total}).items()}
 
 
@@ -66,15 +73,16 @@ def build_model(cfg: RunConfig, device: torch.device | str = "cpu") -> nn.Module
 
 
 def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuffle: bool, drop_last: bool,
-                  num_workers: int = 0) -> DataLoader:
+                  num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """A loader whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
-                      num_workers=num_workers, persistent_workers=False)  # fmt: skip
+                      num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
 
 
 def _to_device(batch: dict, entry: ModelEntry, device: torch.device) -> tuple[Tensor, Tensor]:
-    return entry.to_input(batch["input"].to(device)), entry.to_target(batch["target"].to(device))
+    inputs, target = (batch[key].to(device, non_blocking=True) for key in ("input", "target"))
+    return entry.to_input(inputs), entry.to_target(target)
 
 
 def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
@@ -84,15 +92,16 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
-    start = _resume(run, store, model, optimizer, scheduler)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
+    start = _resume(run, store, model, optimizer, scheduler, scaler)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
         loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle,
-                               cfg.train.drop_last, cfg.exec.num_workers)  # fmt: skip
+                               cfg.train.drop_last, cfg.exec.num_workers, device.type == "cuda")  # fmt: skip
         sums: dict[str, Tensor] = {}
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress)
         for batch in bar:
-            terms = train_step(model, optimizer, *_to_device(batch, entry, device), cfg.exec.precision)
+            terms = train_step(model, optimizer, *_to_device(batch, entry, device), cfg.exec.precision, scaler)
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
         steps = max(len(loader), 1)
@@ -100,13 +109,13 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
         store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()})
         if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch}  # fmt: skip
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch}  # fmt: skip
             store.save_checkpoint(run, epoch, state)
     return model
 
 
-def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler) -> int:
-    """Load the newest checkpoint into model, optimiser and schedule; the epoch it ends, or 0."""
+def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler, scaler) -> int:
+    """Load the newest checkpoint into model, optimiser, schedule and loss scaler; the epoch it ends, or 0."""
     latest = store.latest_checkpoint(run)
     if latest is None:
         return 0
@@ -115,4 +124,5 @@ def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler) 
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state.get("scaler", {}))
     return epoch

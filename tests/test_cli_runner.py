@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from repro.cli import main
@@ -168,3 +169,19 @@ def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):
     assert read_metrics(target)["default"]["auc"] >= 0
     refused = invoke("evaluate", tmp_path / source, "--set", "train.epochs=3")
     assert refused.exit_code == 2 and "only eval." in refused.output
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(world, tmp_path):
+    settings = [*world["tiny"], "--set", "train.epochs=2", "--runs", tmp_path]
+    assert invoke("train", *settings).exit_code == 0
+    (name,) = configs(tmp_path)
+    run = tmp_path / name
+    uninterrupted = read_metrics(run)["default"]["auc"]
+    final = torch.load(run / "checkpoints" / "epoch_002.pt", weights_only=True)["model"]
+    for path in [run / "checkpoints" / "epoch_002.pt", run / "signals" / "epoch_002.npz", run / "metrics.json"]:
+        path.unlink()  # as if killed during epoch 2
+    (run / "status.json").write_text('{"state": "running", "pid": 999999999, "host": "elsewhere"}')
+    assert invoke("train", *settings).exit_code == 0
+    resumed = torch.load(run / "checkpoints" / "epoch_002.pt", weights_only=True)["model"]
+    assert all(torch.equal(final[key], resumed[key]) for key in final)
+    assert read_metrics(run)["default"]["auc"] == uninterrupted
