@@ -119,11 +119,11 @@ def evaluate_model(
             if result.weights is not None:
                 assigned = torch.bincount(result.weights.argmax(dim=1), minlength=result.weights.shape[1])
                 counts = assigned if counts is None else counts + assigned
-            for key, value in signals.items():
-                collected.setdefault(key, []).append(value.float().cpu())
+            for key, value in signals.items():  # kept on the device: no host sync per frame
+                collected.setdefault(key, []).append(value.float())
             for key in ("video", "frame", "label", "anomaly_type"):
                 collected.setdefault(key, []).append(batch[key])
-    arrays = {key: torch.cat(values).numpy() for key, values in collected.items()}
+    arrays = {key: torch.cat(values).cpu().numpy() for key, values in collected.items()}
     if counts is not None:
         arrays["item_counts"] = counts.cpu().numpy()
     return arrays
