@@ -27,7 +27,9 @@ import tomli_w
 NONE = "none"  # how None is spelled in TOML files and overrides
 DEFAULT_PROFILE = "synthetic"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "ablations" / "profiles"
-HASH_EXCLUDED = ("exec",)  # how a run executes does not change what it is
+# How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
+HASH_EXCLUDED = ("exec",)
+HASH_KEPT_FROM_EXEC = ("precision",)
 
 
 class ConfigError(ValueError):
@@ -305,8 +307,10 @@ def to_toml(cfg: RunConfig) -> str:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """12 hex digits of sha256 over canonical JSON of everything except [exec]; names the run folder."""
+    """12 hex digits of sha256 over canonical JSON of everything except [exec] (but its precision); names the
+    run folder."""
     content = {k: v for k, v in to_dict(cfg).items() if k not in HASH_EXCLUDED}
+    content |= {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
