@@ -290,28 +290,6 @@ def ablate(profile, dataset, data_root, task, settings, runs_root, device, preci
 
 
 # ------------------------------------------------------------------------------------------------ data
-class DataCommandError(click.ClickException):
-    """A dataset problem, shown as one line with exit code 2."""
-
-    exit_code = 2
-
-
-def _data_errors(function):
-    """Turn the data layer's validation errors into one-line CLI errors with exit code 2."""
-    import functools
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        from .data.layout import DataError
-
-        try:
-            return function(*args, **kwargs)
-        except DataError as error:
-            raise DataCommandError(str(error)) from None
-
-    return wrapper
-
-
 @main.group()
 def data() -> None:
     """Import, check and generate datasets in the canonical layout (<root>/<name>/{training,testing}/frames)."""
@@ -326,7 +304,7 @@ def data() -> None:
               help="Avenue: the published frame_labels_avenue.npy or Liu's avenue.mat (default: volLabel masks, "
                    "not comparable with the literature).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Videos converted in parallel.")
-@_data_errors
+@_friendly
 def data_import(form, src, dst, name, labels, jobs):
     """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read).
 
@@ -351,7 +329,7 @@ def data_import(form, src, dst, name, labels, jobs):
 @click.argument("name")
 @click.option("--labels", type=click.Path(exists=True), default=None,
               help="A label file in any published form (.npy, UCSD .m, Liu .mat, test_frame_mask folder).")
-@_data_errors
+@_friendly
 def data_check(root, name, labels):
     """Validate ROOT/NAME (layout, every frame, labels) and print a summary; exit code 2 with the reason if not.
 
@@ -377,7 +355,7 @@ def data_check(root, name, labels):
                    "scenes: several scenes pooled (ShanghaiTech's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives identical files.")
 @click.option("--size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame height and width.")
-@_data_errors
+@_friendly
 def data_synth(dst, preset, seed, size):
     """Write the moving-shapes dataset DST/synthetic-PRESET with labels, anomaly types and contact sheets.
 
