@@ -11,7 +11,7 @@ def main() -> None:
     """Reproduce, ablate and extend memory-augmented autoencoders for video anomaly detection."""
 
 
-@main.command()
+@main.command(short_help="Time MNAD training and evaluation; prints JSON.")
 @click.option("--task", type=click.Choice(["pred", "recon"]), default="pred", show_default=True,
               help="Prediction (4 frames -> 5th) or reconstruction (1 frame -> itself).")
 @click.option("--size", type=click.IntRange(min=8), default=64, show_default=True,
@@ -118,7 +118,7 @@ def _lambda_option(function):
                         help="λ, the PSNR weight of the anomaly score (eq. 16; 0.6 pred / 0.7 recon).")(function)
 
 
-@main.command()
+@main.command(short_help="Train one run, evaluate its checkpoints, write metrics.")
 @_run_options
 @_lambda_option
 @click.option("--seed", type=int, default=None, help="Random seed (default: the profile's).")
@@ -143,7 +143,7 @@ def train(profile, dataset, data_root, task, settings, runs_root, device, precis
     click.echo(json.dumps(store.read_metrics(run)["default"], indent=2))
 
 
-@main.command()
+@main.command(short_help="Re-score a finished run with other [eval] settings.")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--no-test-time-update", "no_update", is_flag=True, help="Score with the trained items, no update.")
 @_lambda_option
@@ -174,7 +174,7 @@ def evaluate(run, no_update, lam, settings):
     click.echo(json.dumps(RunStore(source.parent).read_metrics(result)["default"], indent=2))
 
 
-@main.command()
+@main.command(short_help="Run every cell of a table declaration; write its table.")
 @click.argument("table", type=click.Path(exists=True, dir_okay=False))
 @click.option("--profile", default="synthetic", show_default=True,
               help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).")
@@ -228,7 +228,7 @@ ABLATION_FLAGS = {
 }
 
 
-@main.command()
+@main.command(short_help="Compare a variant with the baseline over shared seeds.")
 @_run_options
 @_lambda_option
 @click.option("--no-separateness", is_flag=True, help="Variant without the separateness loss (λ_s = 0, eq. 12).")
@@ -290,7 +290,7 @@ def ablate(profile, dataset, data_root, task, settings, runs_root, device, preci
 
 
 # ------------------------------------------------------------------------------------------------ data
-@main.group()
+@main.group(short_help="Import, check, synthesise and benchmark datasets.")
 def data() -> None:
     """Import, check and generate datasets in the canonical layout (<root>/<name>/{training,testing}/frames)."""
 
