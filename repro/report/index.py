@@ -1,0 +1,213 @@
+"""A report folder from finished runs: per-run figures, an index.md and a static index.html linking them.
+
+`build_report` reads only the run store (never trains). A run whose files are missing or corrupt is named in a
+warning with what is missing, and the report covers the rest.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from ..config import load_config
+from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
+from ..scoring import scores_from_signals
+from .figures import (Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map)
+from .results import run_rows
+from .tables import atomic_write, write_table
+
+if TYPE_CHECKING:
+    from ..ablation import GridRun
+
+TYPE_NAMES = {0: "normal", 1: "spatial anomaly", 2: "temporal anomaly", 3: "spatio-temporal anomaly"}
+MAX_TIMELINE_VIDEOS = 6
+CAPTIONS = {
+    "memory": "Nearest-item counts of the test queries: look for a few tall bars (collapse) versus an even spread.",
+    "tsne": "t-SNE of queries coloured by nearest item, items as stars: look for one cluster per star.",
+    "roc": "Frame-level ROC at the run's λ: the further above the diagonal, the better the detector.",
+    "timeline": "Anomaly score per video with labelled spans shaded by type: look for peaks inside the spans.",
+    "reconstruction": "Input, output, target and squared error per anomaly type: look for error inside anomalies.",
+}
+
+
+class ReportWarning(UserWarning):
+    """A run folder that could not be fully reported (missing or corrupt files)."""
+
+
+@dataclass
+class Entry:
+    """One run's section of the index: its label and the (caption key, png path) figures made."""
+
+    run: str
+    label: str
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _describe(run: Path) -> str:
+    """A short label from the run's config: preset, task, memory and the losses that vary in the ablations."""
+    cfg = load_config(run / "config.toml")
+    parts = [cfg.data.preset if cfg.data.name == "synthetic" else cfg.data.name, cfg.model.task,
+             "mem" if cfg.model.memory else "no mem", f"λs={cfg.loss.separateness:g}",
+             f"λc={cfg.loss.compactness:g}", f"update={'on' if cfg.eval.test_time_update else 'off'}",
+             f"seed {cfg.seed}"]  # fmt: skip
+    if cfg.loss.uniform_memory:
+        parts.append(f"uniform={cfg.loss.uniform_memory:g}")
+    if cfg.data.salt_pepper:
+        parts.append(f"salt-pepper {cfg.data.salt_pepper:g}")
+    return ", ".join(parts)
+
+
+def _memory(run: Path, out: Path) -> list[Path]:
+    counts = read_metrics(run)["default"].get("memory", {}).get("counts")
+    if counts is None:
+        return []
+    return memory_usage_histogram(np.asarray(counts), f"memory usage: {run.name}", out, "memory")
+
+
+def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
+    epochs = signal_epochs(run)
+    if not epochs:
+        raise FileNotFoundError("signals/epoch_*.npz")
+    signals = load_signals(run, epochs[-1])
+    lam = load_config(run / "config.toml").eval.lambda_score
+    scores = scores_from_signals(signals, lam)
+    labels, videos = signals["label"].astype(int), signals["video"]
+    figures = {}
+    if 0 < labels.sum() < len(labels):
+        figures["roc"] = roc_curves({f"epoch {epochs[-1]}, λ={lam:g}": (scores, labels)}, out, "roc")
+    shown = list(np.unique(videos)[:MAX_TIMELINE_VIDEOS])
+    figures["timeline"] = score_timeline(scores, labels, videos, shown, out, "timeline", signals.get("anomaly_type"))
+    return figures
+
+
+def _example_figures(run: Path, out: Path, seed: int) -> dict[str, list[Path]]:
+    with np.load(run / "examples.npz") as data:
+        examples = {key: data[key] for key in data.files}
+    rows = [Example(title=TYPE_NAMES.get(int(kind), f"type {kind}"), input=x[..., ::-1], output=y[..., ::-1],
+                    target=t[..., ::-1])  # BGR (OpenCV) -> RGB for display
+            for x, y, t, kind in zip(examples["example_input"], examples["example_output"],
+                                     examples["example_target"], examples["example_type"])]  # fmt: skip
+    figures = {"reconstruction": reconstruction_grid(rows, out, "reconstruction")}
+    if {"queries", "assignments", "items"} <= examples.keys():
+        paths, _ = tsne_map(examples["queries"], examples["assignments"], examples["items"], out, "tsne", seed=seed)
+        figures["tsne"] = paths
+    return figures
+
+
+def _run_entry(run: Path, out: Path) -> Entry:
+    """Every figure that the run's files allow; each missing or corrupt part is recorded as a problem."""
+    try:
+        entry = Entry(run.name, _describe(run))
+        seed = load_config(run / "config.toml").seed
+    except Exception as error:  # noqa: BLE001 - a broken config.toml is reported, not fatal
+        return Entry(run.name, run.name, problems=[f"config.toml unreadable ({error})"])
+    folder = out / "runs" / run.name
+    steps = {"metrics.json (memory histogram)": lambda: {"memory": _memory(run, folder)},
+             "signals (ROC, timeline)": lambda: _signal_figures(run, folder),
+             "examples.npz (reconstructions, t-SNE)": lambda: _example_figures(run, folder, seed)}  # fmt: skip
+    for what, step in steps.items():
+        try:
+            made = step()
+        except Exception as error:  # noqa: BLE001 - any unreadable file: name it, report the rest
+            entry.problems.append(f"{what}: {type(error).__name__}: {error}")
+            continue
+        entry.figures += [(key, paths[0]) for key, paths in made.items() if paths]
+    return entry
+
+
+def _markdown(title: str, entries: list[Entry], tables: list[Path], out: Path) -> str:
+    lines = [f"# {title}", ""]
+    if tables:
+        lines += ["## Tables", ""] + [f"- [{p.name}]({p.relative_to(out).as_posix()})" for p in tables] + [""]
+    for entry in entries:
+        lines += [f"## Run `{entry.run}`", "", entry.label, ""]
+        lines += [f"- missing: {problem}" for problem in entry.problems]
+        for key, path in entry.figures:
+            rel = path.relative_to(out).as_posix()
+            lines += ["", f"![{key}]({rel})", "", f"*{CAPTIONS[key]}* ([svg]({Path(rel).with_suffix('.svg')}))"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _html(title: str, entries: list[Entry], tables: list[Path], out: Path) -> str:
+    esc = html.escape
+    body = [f"<h1>{esc(title)}</h1>"]
+    if tables:
+        body.append("<h2>Tables</h2><ul>" + "".join(
+            f'<li><a href="{esc(p.relative_to(out).as_posix())}">{esc(p.name)}</a></li>' for p in tables) + "</ul>")
+    for entry in entries:
+        body.append(f"<h2>Run <code>{esc(entry.run)}</code></h2><p>{esc(entry.label)}</p>")
+        body += [f'<p class="missing">missing: {esc(problem)}</p>' for problem in entry.problems]
+        body.append('<div class="grid">')
+        for key, path in entry.figures:
+            rel = esc(path.relative_to(out).as_posix())
+            body.append(f'<figure><a href="{rel}"><img src="{rel}" alt="{key}"></a>'
+                        f"<figcaption>{esc(CAPTIONS[key])}</figcaption></figure>")
+        body.append("</div>")
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
+             ".grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;max-width:440px}"
+             "img{max-width:440px;border:1px solid #ccc}figcaption{font-size:0.85em;color:#333}"
+             ".missing{color:#b00}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def build_report(runs: list[Path], out: Path, title: str = "Report", tables: list[Path] | None = None) -> Path:
+    """Figures for each run folder under out/runs/<hash>/, then out/index.md and out/index.html; returns
+    index.md. `tables` are files already written under `out` that the index lists first."""
+    out = Path(out)
+    entries = []
+    for run in runs:
+        entry = _run_entry(Path(run), out)
+        for problem in entry.problems:
+            warnings.warn(f"run {entry.run} ({Path(run)}): {problem}; reported without it", ReportWarning, 2)
+        entries.append(entry)
+    tables = [Path(t) for t in tables or [] if Path(t).is_file()]
+    atomic_write(out / "index.html", _html(title, entries, tables, out))
+    return atomic_write(out / "index.md", _markdown(title, entries, tables, out))
+
+
+def _finished(store: RunStore, grid: list["GridRun"]) -> list["GridRun"]:
+    """The grid's runs that have a folder in the store; each absent one is named in a warning."""
+    present = []
+    for grid_run in grid:
+        run = store.run_dir(grid_run.config)
+        if run.is_dir():
+            present.append(grid_run)
+        else:
+            warnings.warn(f"run {run.name} ({grid_run.labels}, seed {grid_run.seed}) not in {store.root}; train it "
+                          f"with `repro sweep` using the same --profile/--seeds/--set", ReportWarning, 2)
+    return present
+
+
+def report_source(source: Path, out: Path, runs_root: Path, profile: str = "synthetic", data_root: str | None = None,
+                  seeds: int = 1, overrides: tuple[str, ...] = ()) -> Path:
+    """A report of a run store folder (every finished run, one summary table) or of a table declaration (its
+    runs found by config hash, its table beside the published numbers); returns index.md."""
+    from ..ablation import GridRun, load_table, table_grid
+    from .build import table_report
+
+    if source.is_file():
+        table = load_table(source)
+        store = RunStore(runs_root)
+        grid = _finished(store, table_grid(table, profile, seeds, data_root, overrides))
+        rows = run_rows(grid, store)
+        paths = table_report(table, grid, store, out) if not rows.empty else {}
+        return build_report([store.run_dir(g.config) for g in grid], out, f"{table.name}: {table.question}",
+                            list(paths.values()))
+    store = RunStore(source)
+    listed = [(name, cfg) for name, cfg, state in list_runs(source) if state == "done"]
+    done = [GridRun({"run": name}, cfg.seed, cfg) for name, cfg in listed]
+    if not done:
+        raise FileNotFoundError(f"{source}: no finished runs (status done) in this run store; train some first")
+    rows = run_rows(done, store)
+    caption = "Every finished run: default and oracle metrics."
+    tables = write_table(rows, out, "runs", caption=caption) if len(rows) else {}
+    return build_report([source / name for name, _ in listed], out, f"Runs in {source}", list(tables.values()))
