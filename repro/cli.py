@@ -379,3 +379,28 @@ def data_bench(frames, size):
     from .data.check import benchmark_cache
 
     click.echo(json.dumps(benchmark_cache(frames, size)))
+
+
+# ------------------------------------------------------------------------------------------- reports
+@main.command(short_help="Write a report folder (tables, figures, index) from finished runs.")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Report folder, e.g. reports/table6.")
+@click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
+              help="Run store a table declaration's runs are looked up in.")
+@click.option("--profile", default="synthetic", show_default=True, help="As given to `repro sweep` (same hashes).")
+@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="As given to `repro sweep`.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="As given to `repro sweep`.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="As given to `repro sweep`.")
+@_friendly
+def report(source, out, runs_root, profile, data_root, seeds, settings):
+    """Report SOURCE, a run store folder (every finished run) or a table declaration (its runs, found by
+    config hash). Reads only the run store, never trains; a run with missing files is named and skipped
+    in part. Example: repro report ablations/table6.toml --out reports/table6
+    """
+    from pathlib import Path
+
+    from .report.index import report_source
+
+    index = report_source(Path(source), Path(out), Path(runs_root), profile, data_root, seeds, tuple(settings))
+    click.echo(f"written: {index} and {index.with_suffix('.html')}")
