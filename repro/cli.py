@@ -240,6 +240,15 @@ ABLATION_FLAGS = {
               help="Variant trained on inputs with a fraction P of pixels set to 0 or 1 (e.g. 0.25).")
 @click.option("--uniform-memory", type=float, default=None, is_flag=False, flag_value=1.0, metavar="[WEIGHT]",
               help="Variant with the study's uniform-memory supervision (weight 1 when given alone).")
+@click.option("--model", type=click.Choice(["mnad", "memae", "ae3d", "convlstm"]), default=None,
+              help="Network of baseline and variant (default: the profile's, MNAD).")
+@click.option("--shrink-threshold", type=click.FloatRange(min=0), default=None, metavar="K",
+              help="MemAE variant with hard-shrinkage threshold K/N (N = the memory size; 0 = off; official 5).")
+@click.option("--addressing", type=click.Choice(["dot", "cosine"]), default=None, help="MemAE variant's addressing.")
+@click.option("--entropy", type=click.FloatRange(min=0), default=None, metavar="W",
+              help="MemAE variant's entropy-loss weight (official 0.0002).")
+@click.option("--memory-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="MemAE variant's number of memory items (official 2000).")
 @click.option("--variant-set", multiple=True, metavar="KEY=VALUE", help="Any other change for the variant only.")
 @click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True,
               help="Seeds; baseline and variant share them.")
@@ -248,8 +257,8 @@ ABLATION_FLAGS = {
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs in parallel (default: one per core).")
 @_friendly
 def ablate(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, no_separateness,
-           no_compactness, no_test_time_update, no_memory, skip, salt_pepper, uniform_memory, variant_set, seeds,
-           out, jobs):  # fmt: skip
+           no_compactness, no_test_time_update, no_memory, skip, salt_pepper, uniform_memory, model,
+           shrink_threshold, addressing, entropy, memory_size, variant_set, seeds, out, jobs):  # fmt: skip
     """Compare the profile's configuration (baseline) with a variant, same seeds, and print the difference.
 
     Every flag changes the variant only; several flags make one combined variant.
@@ -274,12 +283,14 @@ def ablate(profile, dataset, data_root, task, settings, runs_root, device, preci
     if uniform_memory is not None:
         changes.append(f"loss.uniform_memory={uniform_memory}")
         names.append(f"uniform-memory-{uniform_memory:g}")
-    changes += list(variant_set)
-    names += [s.replace("=", "-") for s in variant_set]
+    model_override = (f"model.name={model}",) if model else ()
+    base = (*model_override, *_base_overrides(dataset, data_root, task, settings, device, precision, lam))
+    memae_changes, memae_names = _memae_variant(profile, base, shrink_threshold, addressing, entropy, memory_size)
+    changes += memae_changes + list(variant_set)
+    names += memae_names + [s.replace("=", "-") for s in variant_set]
     if not changes:
         raise ReproError("name at least one change for the variant, e.g. --no-separateness (see repro ablate --help)")
     variant = "+".join(names)
-    base = _base_overrides(dataset, data_root, task, settings, device, precision, lam)
     runs = variant_grid(profile, base, {variant: tuple(changes)}, seeds)
     store = RunStore(Path(runs_root))
     failures = run_grid(runs, store, jobs)
@@ -287,6 +298,28 @@ def ablate(profile, dataset, data_root, task, settings, runs_root, device, preci
     click.echo(paths["md"].read_text())
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
     _fail_if_any(failures)
+
+
+def _memae_variant(profile, base: tuple[str, ...], shrink_multiple: float | None, addressing: str | None,
+                   entropy: float | None, memory_size: int | None) -> tuple[list[str], list[str]]:
+    """The MemAE flags as (overrides, name parts); the shrink threshold is K/N of the variant's memory size."""
+    from .config import load_config
+
+    changes, names = [], []
+    if memory_size is not None:
+        changes.append(f"model.memae_items={memory_size}")
+        names.append(f"memory-size-{memory_size}")
+    if shrink_multiple is not None:
+        items = memory_size or load_config(profile, base).model.memae_items
+        changes.append(f"model.shrink_threshold={shrink_multiple / items!r}")
+        names.append(f"shrink-{shrink_multiple:g}-over-n")
+    if addressing is not None:
+        changes.append(f"model.addressing={addressing}")
+        names.append(f"addressing-{addressing}")
+    if entropy is not None:
+        changes.append(f"loss.entropy={entropy!r}")
+        names.append(f"entropy-{entropy:g}")
+    return changes, names
 
 
 # ------------------------------------------------------------------------------------------------ data

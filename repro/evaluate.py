@@ -75,6 +75,7 @@ def inference_layout(model: nn.Module, device: torch.device) -> torch.memory_for
 def _batch_tensors(batch: dict, entry: ModelEntry, device: torch.device,
                    layout: torch.memory_format) -> tuple[Tensor, Tensor]:
     inputs = entry.to_input(batch["input"].to(device))
+    layout = layout if inputs.dim() == 4 else torch.contiguous_format  # ConvLSTM's (b, t, c, h, w) clips
     return inputs.contiguous(memory_format=layout), entry.to_target(batch["target"].to(device))
 
 
@@ -95,7 +96,8 @@ def evaluate_model(
     """Raw per-frame signals over a test set in sorted video order (SPEC sec. 2, 5).
 
     MNAD: "psnr", "distance" (with memory) and "regular"; baselines: "error". Always "video", "frame",
-    "label", "anomaly_type" (from the dataset), and "item_counts" (m,) of nearest-item assignments.
+    "label", "anomaly_type" (from the dataset), "item_counts" (m,) of nearest-item assignments (rows with
+    any weight) and "zero_row_share" (1,), the share of all-zero weight rows (MemAE's shrinkage; 0 for MNAD).
     With the test-time update the frames go one at a time (the update makes each frame depend on the last);
     otherwise in batches. The trained items are restored afterwards.
     """
@@ -105,6 +107,7 @@ def evaluate_model(
     loader = DataLoader(dataset, batch_size=1 if sequential else batch_size, shuffle=False)
     collected: dict[str, list[Tensor]] = {}
     counts = None
+    rows = torch.zeros(2, dtype=torch.long, device=device)  # (all-zero weight rows, all rows)
     with memory.scratch() if memory is not None else contextlib.nullcontext():
         trained_items = memory.items.clone() if memory is not None else None
         previous_video = None
@@ -116,9 +119,11 @@ def evaluate_model(
             signals, result = _signals(model, entry, inputs, target, precision)
             if sequential:
                 memory.update(result.queries, accept=signals["regular"][0] < gamma)
-            if result.weights is not None:
-                assigned = torch.bincount(result.weights.argmax(dim=1), minlength=result.weights.shape[1])
+            if result.weights is not None:  # MemAE's all-zero (fully shrunk) rows are no item's: counted apart
+                nonzero = result.weights.sum(dim=1) > 0
+                assigned = torch.bincount(result.weights[nonzero].argmax(dim=1), minlength=result.weights.shape[1])
                 counts = assigned if counts is None else counts + assigned
+                rows += torch.stack([(~nonzero).sum(), nonzero.new_tensor(nonzero.numel(), dtype=torch.long)])
             for key, value in signals.items():  # kept on the device: no host sync per frame
                 collected.setdefault(key, []).append(value.float())
             for key in ("video", "frame", "label", "anomaly_type"):
@@ -126,6 +131,7 @@ def evaluate_model(
     arrays = {key: torch.cat(values).cpu().numpy() for key, values in collected.items()}
     if counts is not None:
         arrays["item_counts"] = counts.cpu().numpy()
+        arrays["zero_row_share"] = (rows[:1].double() / rows[1].clamp(min=1)).cpu().numpy()
     return arrays
 
 

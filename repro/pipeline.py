@@ -192,7 +192,10 @@ def _epoch_extras(signals: dict[str, np.ndarray], lam: float) -> dict:
     if (signals["anomaly_type"] >= 0).all():
         extras["per_type"] = per_type_auc(scores_from_signals(signals, lam), signals["anomaly_type"])
     if "item_counts" in signals:
-        active, perplexity = memory_usage_summary(signals["item_counts"])
+        counts = signals["item_counts"]  # all zero when MemAE's shrinkage zeroed every row: no item used
+        active, perplexity = memory_usage_summary(counts) if counts.sum() > 0 else (0.0, 0.0)
         extras["memory"] = {"counts": signals["item_counts"].tolist(), "active_fraction": active,
                             "perplexity": perplexity}  # fmt: skip
+        if "zero_row_share" in signals:
+            extras["memory"]["zero_row_share"] = float(signals["zero_row_share"][0])
     return extras

@@ -1,0 +1,107 @@
+"""The baselines (MemAE, AE, ConvLSTM-AE) through the same runner: metrics, frame alignment, memory usage."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from repro.cli import main
+from repro.config import RunConfig, load_config
+from repro.evaluate import evaluate_model
+from repro.models.registry import model_entry
+from repro.pipeline import datasets, execute_run
+from repro.runs import RunStore, list_runs, read_metrics
+from repro.train import build_model
+
+pytestmark = pytest.mark.slow
+
+TINY_BASELINE = {
+    "memae": ["model.name=memae", "model.memae_width=6", "model.memae_items=50"],
+    "ae3d": ["model.name=ae3d", "model.memae_width=6"],
+    "convlstm": ["model.name=convlstm"],
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("baselines")
+    common = ["data.preset=tiny", f"data.root={root / 'synthetic'}", "data.size=32", "model.width=4",
+              "train.epochs=1", "train.checkpoint_every=1"]  # fmt: skip
+    return {"store": RunStore(root / "runs"), "common": common}
+
+
+def tiny_config(world: dict, *overrides: str) -> RunConfig:
+    return load_config("synthetic", (*world["common"], *overrides))
+
+
+def run(world: dict, *overrides: str) -> Path:
+    return execute_run(tiny_config(world, *overrides), world["store"], progress=False)
+
+
+@pytest.mark.parametrize("name", list(TINY_BASELINE))
+def test_a_baseline_run_writes_metrics_with_per_type_aucs(world, name):
+    metrics = read_metrics(run(world, *TINY_BASELINE[name]))["default"]
+    assert 0 <= metrics["auc"] <= 1
+    assert set(metrics["per_type"]) == {"spatial", "temporal", "spatio_temporal"}
+    assert all(0 <= auc <= 1 for auc in metrics["per_type"].values())
+    if name == "memae":
+        memory = metrics["memory"]
+        assert len(memory["counts"]) == 50 and 0 <= memory["zero_row_share"] <= 1
+    else:
+        assert "memory" not in metrics
+
+
+def scored_frames(run_dir: Path) -> dict[int, np.ndarray]:
+    signals = RunStore(run_dir.parent).load_signals(run_dir, 1)
+    return {int(v): signals["frame"][signals["video"] == v] for v in np.unique(signals["video"])}
+
+
+def test_memae_clip_j_scores_frame_j_plus_8_and_the_video_ends_are_not_scored(world):
+    every_frame = scored_frames(run(world, "model.task=recon"))  # MNAD recon scores all frames of a video
+    memae = scored_frames(run(world, *TINY_BASELINE["memae"]))
+    assert every_frame.keys() == memae.keys()
+    for video, frames in every_frame.items():
+        np.testing.assert_array_equal(memae[video], frames[8:-7])
+
+
+def memae_signals(world: dict, threshold: float) -> dict[str, np.ndarray]:
+    cfg = tiny_config(world, *TINY_BASELINE["memae"], f"model.shrink_threshold={threshold}")
+    _, testing = datasets(cfg)
+    return evaluate_model(build_model(cfg), model_entry("memae"), testing, torch.device("cpu"),
+                          test_time_update=False, gamma=0.0, progress=False)  # fmt: skip
+
+
+def test_memae_all_zero_rows_count_for_no_item_and_their_share_is_recorded(world):
+    # untrained: 50 items with near-uniform weights ~1/50, so a threshold of 0.5 zeroes every row
+    shrunk = memae_signals(world, 0.5)
+    assert shrunk["item_counts"].sum() == 0 and shrunk["zero_row_share"][0] == 1.0
+    kept = memae_signals(world, 0.0)
+    queries_per_clip = 2 * 2 * 2  # 16 frames / 8, 32 px / 16 on each side
+    assert kept["item_counts"].sum() == queries_per_clip * len(kept["frame"])
+    assert kept["zero_row_share"][0] == 0.0
+
+
+MEMAE_FLAGS = [
+    (["--shrink-threshold", "1", "--memory-size", "40"],
+     lambda c: c.model.memae_items == 40 and c.model.shrink_threshold == pytest.approx(1 / 40)),
+    (["--shrink-threshold", "3"], lambda c: c.model.shrink_threshold == pytest.approx(3 / 50)),
+    (["--addressing", "cosine", "--entropy", "0"], lambda c: c.model.addressing == "cosine" and c.loss.entropy == 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("flags, changed", MEMAE_FLAGS, ids=[" ".join(f) for f, _ in MEMAE_FLAGS])
+def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flags, changed, tmp_path):
+    settings = [arg for setting in (*world["common"], *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["ablate", "--model", "memae", *flags, "--seeds", "1", "--jobs", "1",
+                                       "--runs", str(runs), "--out", str(tmp_path / "report"), *settings],
+                                catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    done = {name: cfg for name, cfg, state in list_runs(runs) if state == "done"}
+    assert len(done) == 2 and all(cfg.model.name == "memae" for cfg in done.values())
+    variants = [name for name, cfg in done.items() if changed(cfg)]
+    assert len(variants) == 1
+    assert "per_type" in read_metrics(runs / variants[0])["default"]
+    assert (tmp_path / "report" / "comparison.md").exists()
