@@ -94,10 +94,11 @@ def _example_figures(run: Path, out: Path, seed: int) -> dict[str, list[Path]]:
                     target=t[..., ::-1])  # BGR (OpenCV) -> RGB for display
             for x, y, t, kind in zip(examples["example_input"], examples["example_output"],
                                      examples["example_target"], examples["example_type"])]  # fmt: skip
-    figures = {"reconstruction": reconstruction_grid(rows, out, "reconstruction")}
+    figures = {}
     if {"queries", "assignments", "items"} <= examples.keys():
         paths, _ = tsne_map(examples["queries"], examples["assignments"], examples["items"], out, "tsne", seed=seed)
         figures["tsne"] = paths
+    figures["reconstruction"] = reconstruction_grid(rows, out, "reconstruction")
     return figures
 
 
@@ -110,8 +111,8 @@ def _run_entry(run: Path, out: Path) -> Entry:
         return Entry(run.name, run.name, problems=[f"config.toml unreadable ({error})"])
     folder = out / "runs" / run.name
     steps = {"metrics.json (memory histogram)": lambda: {"memory": _memory(run, folder)},
-             "signals (ROC, timeline)": lambda: _signal_figures(run, folder),
-             "examples.npz (reconstructions, t-SNE)": lambda: _example_figures(run, folder, seed)}  # fmt: skip
+             "examples.npz (reconstructions, t-SNE)": lambda: _example_figures(run, folder, seed),
+             "signals (ROC, timeline)": lambda: _signal_figures(run, folder)}  # fmt: skip
     for what, step in steps.items():
         try:
             made = step()
@@ -148,13 +149,13 @@ def _html(title: str, entries: list[Entry], tables: list[Path], out: Path) -> st
         body.append('<div class="grid">')
         for key, path in entry.figures:
             rel = esc(path.relative_to(out).as_posix())
-            body.append(f'<figure><a href="{rel}"><img src="{rel}" alt="{key}"></a>'
+            body.append(f'<figure class="{key}"><a href="{rel}"><img src="{rel}" alt="{key}"></a>'
                         f"<figcaption>{esc(CAPTIONS[key])}</figcaption></figure>")
         body.append("</div>")
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
              ".grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;max-width:440px}"
              "img{max-width:440px;border:1px solid #ccc}figcaption{font-size:0.85em;color:#333}"
-             ".missing{color:#b00}")
+             ".timeline,.timeline img{max-width:896px}.missing{color:#b00}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
