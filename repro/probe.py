@@ -1,0 +1,71 @@
+"""Skip probe: how much does a trained MNAD's output depend on its bottleneck and on its skips?
+
+At test time the encoder's bottleneck features (and optionally skips 2 and 3, the deeper two) are replaced
+by zeros, ones or Gaussian noise of the same shape, and the output is compared with the untouched output
+(mean |Δ output|) and with the target (PSNR before and after). A network whose skips carry the frame shows
+a small change when the bottleneck is replaced; one without skips changes a lot.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .scoring import frame_mse, psnr
+
+Fill = Literal["same", "zeros", "ones", "noise"]
+FILLS: tuple[Fill, ...] = ("zeros", "ones", "noise")
+PARTS = {"bottleneck": ("features",), "bottleneck+skips": ("features", 1, 2)}  # skip indices 1, 2 = skips 2, 3
+
+
+class ProbeResult(NamedTuple):
+    mean_abs_change: float  # mean |output replaced - output| on the [-1, 1] output scale
+    psnr_original: float  # dB, output vs target
+    psnr_replaced: float
+
+
+def _filled(x: Tensor, fill: Fill, generator: torch.Generator) -> Tensor:
+    """x itself ("same"), or zeros, ones or standard Gaussian noise of its shape."""
+    if fill == "same":
+        return x
+    if fill == "noise":
+        return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return torch.zeros_like(x) if fill == "zeros" else torch.ones_like(x)
+
+
+def _replacing_hook(parts: tuple, fill: Fill, seed: int):
+    """A forward hook on the encoder that replaces its (features, skips) output per `parts`."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def hook(module: nn.Module, inputs: tuple, output: tuple[Tensor, list[Tensor]]):
+        features, skips = output
+        features = _filled(features, fill, generator) if "features" in parts else features
+        skips = [_filled(s, fill, generator) if i in parts else s for i, s in enumerate(skips)]
+        return features, skips
+
+    return hook
+
+
+@torch.no_grad()
+def probe(model: nn.Module, x: Tensor, target: Tensor, part: str = "bottleneck", fill: Fill = "noise",
+          seed: int = 0) -> ProbeResult:
+    """Run `model` (an MNAD in eval mode: items are not updated) on x (b, t*c, h, w) as is and with `part`
+    of its encoder output replaced by `fill`; compare both outputs with each other and with target (b, c, h, w)."""
+    if part not in PARTS:
+        raise ValueError(f"probe part {part!r} unknown; choose one of {', '.join(PARTS)}")
+    if not hasattr(model, "encoder"):
+        raise ValueError(f"{type(model).__name__} has no encoder to probe; the skip probe is for MNAD")
+    model.eval()
+    original = model(x).output
+    handle = model.encoder.register_forward_hook(_replacing_hook(PARTS[part], fill, seed))
+    try:
+        replaced = model(x).output
+    finally:
+        handle.remove()
+    return ProbeResult(
+        mean_abs_change=float((replaced - original).abs().mean()),
+        psnr_original=float(psnr(frame_mse(original, target)).mean()),
+        psnr_replaced=float(psnr(frame_mse(replaced, target)).mean()),
+    )
