@@ -66,4 +66,9 @@ reproduce-figures: setup
 	$(SWEEP) ablations/figures.toml --out reports/figures
 	$(REPORT) ablations/figures.toml --out reports/figures
 
-reproduce-all: reproduce-ablations reproduce-memory reproduce-denoising reproduce-figures
+reproduce-all: reproduce-ablations reproduce-memory reproduce-skip-probe reproduce-denoising reproduce-figures
+
+.PHONY: reproduce-skip-probe
+reproduce-skip-probe: setup
+	$(SWEEP) ablations/skipprobe.toml --runs runs/skip-probe --out reports/skip-probe
+	$(BIN)/repro probe runs/skip-probe --out reports/skip-probe

@@ -437,3 +437,34 @@ def report(source, out, runs_root, profile, data_root, seeds, settings):
 
     index = report_source(Path(source), Path(out), Path(runs_root), profile, data_root, seeds, tuple(settings))
     click.echo(f"written: {index} and {index.with_suffix('.html')}")
+
+
+@main.command(short_help="Skip probe: how much the output changes with the bottleneck replaced.")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="reports/skip-probe", show_default=True,
+              help="Folder for probe.md/csv/tex.")
+@click.option("--clips", type=click.IntRange(min=1), default=32, show_default=True, help="Test clips per run.")
+@_friendly
+def probe(runs, out, clips):
+    """Probe RUNS (run folders, or run store folders: every finished run in them): the last checkpoint's
+    bottleneck, then bottleneck and skips 2, 3, replaced by zeros, ones or noise. Example:
+    repro probe runs/skip-probe
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .probe import probe_run
+    from .report.tables import write_table
+    from .runs import list_runs
+
+    folders = []
+    for path in map(Path, runs):
+        is_run = (path / "config.toml").is_file()
+        folders += [path] if is_run else [path / name for name, _, state in list_runs(path) if state == "done"]
+    if not folders:
+        raise FileNotFoundError(f"no finished runs in {', '.join(runs)}; train them first (make reproduce-skip-probe)")
+    rows = pd.DataFrame([row for folder in folders for row in probe_run(folder, clips)])
+    caption = "Mean |Δ output| ([-1, 1] scale) and PSNR (dB) against the target, original and replaced."
+    paths = write_table(rows, Path(out), "probe", caption=caption)
+    click.echo(paths["md"].read_text())

@@ -8,7 +8,10 @@ a small change when the bottleneck is replaced; one without skips changes a lot.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, NamedTuple
+
+import numpy as np
 
 import torch
 from torch import Tensor, nn
@@ -69,3 +72,34 @@ def probe(model: nn.Module, x: Tensor, target: Tensor, part: str = "bottleneck",
         psnr_original=float(psnr(frame_mse(original, target)).mean()),
         psnr_replaced=float(psnr(frame_mse(replaced, target)).mean()),
     )
+
+
+def probe_run(run: Path, clips: int = 32, seed: int = 0) -> list[dict]:
+    """Probe a finished MNAD run's last checkpoint on `clips` evenly spaced test clips: one row per part and
+    fill with the run's task and skips."""
+    from torch.utils.data import default_collate
+
+    from .config import load_config
+    from .models.registry import model_entry
+    from .pipeline import datasets
+    from .runs import latest_checkpoint, load_checkpoint
+    from .train import build_model
+
+    cfg = load_config(run / "config.toml")
+    found = latest_checkpoint(run)
+    if found is None:
+        raise FileNotFoundError(f"{run}: no checkpoints/epoch_*.pt; train the run first (repro train or sweep)")
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(found[1])["model"])
+    _, testing = datasets(cfg)
+    entry = model_entry(cfg.model.name)
+    batch = default_collate([testing[int(i)] for i in np.linspace(0, len(testing) - 1, clips)])
+    x, target = entry.to_input(batch["input"]), entry.to_target(batch["target"])
+    rows = []
+    for part in PARTS:
+        for fill in FILLS:
+            result = probe(model, x, target, part, fill, seed)
+            rows.append({"run": run.name, "task": cfg.model.task, "skips": model.skips, "memory": cfg.model.memory,
+                         "replaced": part, "fill": fill, **result._asdict(),
+                         "psnr_change": result.psnr_replaced - result.psnr_original})  # fmt: skip
+    return rows
