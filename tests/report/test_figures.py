@@ -48,7 +48,7 @@ def test_histogram_has_one_bar_per_item_summing_to_the_queries():
     heights = [bar.get_height() for bar in ax.patches]
     assert len(heights) == 10 and sum(heights) == counts.sum()
     assert heights == counts.tolist()
-    assert "active 60% of 10" in ax.texts[0].get_text()
+    assert "active 60% of 10, perplexity" in ax.get_title()
 
 
 def test_histogram_png_is_non_blank_and_of_the_fixed_size(tmp_path):
