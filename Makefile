@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= synthetic
 DATA    ?=
+RUNS    ?= runs
 
 .PHONY: setup test reproduce-table5 bench clean
 
@@ -24,7 +25,7 @@ test: setup
 # Table 5 of the reproduction study. Default: the synthetic stand-ins on this machine's CPU.
 # Real data on a GPU: make reproduce-table5 DATA=/path/to/datasets PROFILE=paper
 reproduce-table5: setup
-	$(BIN)/repro sweep ablations/table5.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --out reports/table5
+	$(BIN)/repro sweep ablations/table5.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/table5
 
 bench: setup
 	$(BIN)/repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32
@@ -36,13 +37,14 @@ clean:
 # MNAD (pred, recon), MemAE, its memory-less AE and the ConvLSTM autoencoder on the same data (docs/baselines.md).
 .PHONY: reproduce-baselines
 reproduce-baselines: setup
-	$(BIN)/repro sweep ablations/baselines.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --out reports/baselines
+	$(BIN)/repro sweep ablations/baselines.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/baselines
 
+# RUNS: the run store (finished runs are reused; RUNS=/tmp/fresh times a target from scratch).
 # Reports (docs/reports.md): each target trains what is missing via the run store, then `repro report` adds the
 # figures and index. QUICK shortens training so each target fits 15 minutes on 2 CPU cores; QUICK= for the profile's.
 QUICK ?= --set train.epochs=4 --set train.checkpoint_every=2
-SWEEP  = $(BIN)/repro sweep --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(QUICK)
-REPORT = $(BIN)/repro report --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(QUICK)
+SWEEP  = $(BIN)/repro sweep --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) $(QUICK)
+REPORT = $(BIN)/repro report --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) $(QUICK)
 
 .PHONY: reproduce-ablations reproduce-memory reproduce-denoising reproduce-figures reproduce-all
 
@@ -70,5 +72,5 @@ reproduce-all: reproduce-ablations reproduce-memory reproduce-skip-probe reprodu
 
 .PHONY: reproduce-skip-probe
 reproduce-skip-probe: setup
-	$(SWEEP) ablations/skipprobe.toml --runs runs/skip-probe --out reports/skip-probe
-	$(BIN)/repro probe runs/skip-probe --out reports/skip-probe
+	$(BIN)/repro sweep --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(QUICK) ablations/skipprobe.toml --runs $(RUNS)/skip-probe --out reports/skip-probe
+	$(BIN)/repro probe $(RUNS)/skip-probe --out reports/skip-probe
