@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .config import ConfigError, RunConfig, load_config
-from .pipeline import datasets, execute_run
+from .pipeline import datasets, execute_run, training_identity
 from .runs import RunStore
 
 DATASETS = ("ped2", "avenue", "shanghaitech")
@@ -143,20 +143,41 @@ def run_grid(runs: list[GridRun], store: RunStore, jobs: int | None = None, prog
     threads = pending[0].exec.threads or threads
     failures: dict[str, str] = {}
     bar = tqdm(total=len(pending), desc=f"runs ({executor}, {jobs} at a time)", disable=not progress)
-    if executor == "ray":
-        for cfg, error in _ray_execute(pending, store, threads, address):
+    for wave in training_waves(pending):
+        for cfg, error in _execute(wave, store, executor, jobs, threads, address, progress):
             _record(cfg, error, store, failures, bar)
+    bar.close()
+    return failures
+
+
+def training_waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
+    """One run per distinct training first, then the runs that differ from one of them only in [eval]: those
+    adopt its checkpoints instead of training the same network again side by side."""
+    leaders: dict[str, RunConfig] = {}
+    followers = []
+    for cfg in pending:
+        identity = training_identity(cfg)
+        if identity in leaders:
+            followers.append(cfg)
+        else:
+            leaders[identity] = cfg
+    return [wave for wave in (list(leaders.values()), followers) if wave]
+
+
+def _execute(pending: list[RunConfig], store: RunStore, executor: str, jobs: int, threads: int,
+             address: str | None, progress: bool):
+    """Yield (config, error or None) as the runs of `pending` finish on the chosen executor."""
+    if executor == "ray":
+        yield from _ray_execute(pending, store, threads, address)
     elif jobs == 1:
         for cfg in pending:
-            _record(cfg, _capture(lambda: execute_run(cfg, store, progress=progress)), store, failures, bar)
+            yield cfg, _capture(lambda: execute_run(cfg, store, progress=progress))
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = {pool.submit(_worker, cfg, str(store.root), threads): cfg for cfg in pending}
             for future in as_completed(futures):
-                _record(futures[future], _capture(future.result), store, failures, bar)
-    bar.close()
-    return failures
+                yield futures[future], _capture(future.result)
 
 
 def _ray_execute(pending: list[RunConfig], store: RunStore, threads: int, address: str | None):
