@@ -166,11 +166,11 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
             by_lambda[f"{lam:g}"] = values
             if best is None or values["auc"] > best["auc"]:
                 best = {"epoch": epoch, "lambda": lam, **values}
-        per_epoch[str(epoch)] = {"lambdas": by_lambda, **_epoch_extras(signals, _default_lambda(cfg, signals))}
+        per_epoch[str(epoch)] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, _default_lambda(cfg, signals))}
     last = max(signals_by_epoch)
     lam = _default_lambda(cfg, signals_by_epoch[last])
     default = {"epoch": last, "lambda": lam, **per_epoch[str(last)]["lambdas"][f"{lam:g}"],
-               **_epoch_extras(signals_by_epoch[last], lam)}  # fmt: skip
+               **_epoch_extras(cfg, signals_by_epoch[last], lam)}  # fmt: skip
     return {"default": default, "oracle": best, "epochs": per_epoch}
 
 
@@ -186,8 +186,9 @@ def frame_metrics_from(signals: dict[str, np.ndarray], labels: np.ndarray, lam: 
     return metrics._asdict()
 
 
-def _epoch_extras(signals: dict[str, np.ndarray], lam: float) -> dict:
-    """Per-type AUCs (synthetic data) and memory usage at test time."""
+def _epoch_extras(cfg: RunConfig, signals: dict[str, np.ndarray], lam: float) -> dict:
+    """Per-type AUCs (synthetic data) and memory usage at test time, with the share of test frames that
+    updated the memory (regular score below γ; 0 when the update is off)."""
     extras = {}
     if (signals["anomaly_type"] >= 0).all():
         extras["per_type"] = per_type_auc(scores_from_signals(signals, lam), signals["anomaly_type"])
@@ -198,4 +199,7 @@ def _epoch_extras(signals: dict[str, np.ndarray], lam: float) -> dict:
                             "perplexity": perplexity}  # fmt: skip
         if "zero_row_share" in signals:
             extras["memory"]["zero_row_share"] = float(signals["zero_row_share"][0])
+        if "regular" in signals:
+            updated = signals["regular"] < cfg.eval.gamma if cfg.eval.test_time_update else np.zeros(0, bool)
+            extras["memory"]["updated_frame_share"] = float(updated.mean()) if updated.size else 0.0
     return extras
