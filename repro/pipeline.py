@@ -20,7 +20,8 @@ from .config import EvalConfig, RunConfig, config_hash
 from .data.clips import make_clip_dataset
 from .evaluate import collect_examples, evaluate_model
 from .models.registry import model_entry
-from .runs import RunStore, atomic_write_bytes, list_runs, run_record
+from .atomic import atomic_write
+from .runs import RunStore, list_runs, run_record
 from .stats import memory_usage_summary
 from .scoring import frame_metrics, lambdas_for, per_type_auc, scores_from_signals
 from .train import build_model, train
@@ -146,7 +147,7 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, de
         if needs_examples:
             examples = collect_examples(model, entry, entry.layout(cfg.model.task), testing, signals, device,
                                         seed=cfg.seed)  # fmt: skip
-            atomic_write_bytes(run / EXAMPLES, _npz_bytes(examples))
+            atomic_write(run / EXAMPLES, _npz_bytes(examples))
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -23,11 +23,12 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from .atomic import atomic_file, atomic_write
 from .config import ConfigError, RunConfig, config_hash, load_config, to_toml
 
 STATES = ("pending", "running", "done", "failed")
@@ -43,34 +44,8 @@ class TornLineWarning(UserWarning):
 
 
 # -------------------------------------------------------------------------------------- atomic files
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that replaces `path` only when the block completes; on error `path` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with _atomic(path) as handle:
-        handle.write(data)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -200,7 +175,7 @@ def checkpoint_path(run: Path, epoch: int) -> Path:
 def save_checkpoint(run: Path, epoch: int, state: dict[str, Any]) -> Path:
     """torch.save `state` (state dicts, items, optimizer) atomically; returns its path."""
     path = checkpoint_path(run, epoch)
-    with _atomic(path) as handle:
+    with atomic_file(path) as handle:
         torch.save(state, handle)
     return path
 
@@ -233,7 +208,7 @@ def signals_path(run: Path, epoch: int) -> Path:
 def save_signals(run: Path, epoch: int, **arrays: np.ndarray) -> Path:
     """Per-frame raw signals of one evaluated epoch (PSNR, distance, labels, video ids, types) as .npz."""
     path = signals_path(run, epoch)
-    with _atomic(path) as handle:
+    with atomic_file(path) as handle:
         np.savez(handle, **arrays)
     return path
 
@@ -308,7 +283,7 @@ class RunStore:
         """The run's folder with config.toml (kept if present: it records how the run first executed) and a status."""
         run = self.run_dir(cfg)
         if not (run / "config.toml").exists():
-            atomic_write_text(run / "config.toml", to_toml(cfg))
+            atomic_write(run / "config.toml", to_toml(cfg))
         if not (run / "status.json").exists():
             set_status(run, "pending")
         return run

@@ -14,7 +14,6 @@ from repro.runs import (
     TornLineWarning,
     append_jsonl,
     atomic_write_json,
-    atomic_write_text,
     list_runs,
     read_jsonl,
     run_record,
@@ -63,7 +62,6 @@ def test_done_run_keeps_its_files_when_prepared_again(store):
 def test_atomic_write_leaves_no_temp_files_and_a_crash_keeps_the_old_file(tmp_path):
     path = tmp_path / "metrics.json"
     atomic_write_json(path, {"auc": 0.9})
-    atomic_write_text(tmp_path / "a.txt", "hello")
     assert json.loads(path.read_text()) == {"auc": 0.9} and not _leftovers(tmp_path)
     with pytest.raises(TypeError):
         atomic_write_json(path, {"auc": object()})  # fails while writing

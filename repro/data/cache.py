@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..atomic import atomic_file
 from .layout import DataError, Video
 
 JPEG_END = b"\xff\xd9"
@@ -61,12 +61,5 @@ def load_video(video: Video, size: tuple[int, int], grayscale: bool, cache_dir: 
 
 def save_atomic(path: Path, array: np.ndarray) -> None:
     """np.save to a temporary file beside `path`, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, array)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as file:
+        np.save(file, array)

@@ -20,7 +20,7 @@ from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
 from ..stats import memory_usage_summary
-from .tables import atomic_write
+from ..atomic import atomic_write
 
 DPI = 100
 HISTOGRAM_SIZE = (6.0, 4.0)  # inches

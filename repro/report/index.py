@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from ..atomic import atomic_write
 from ..config import load_config
 from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
 from ..scoring import scores_from_signals
 from .figures import (Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map)
 from .results import run_rows
-from .tables import atomic_write, write_table
+from .tables import write_table
 
 if TYPE_CHECKING:
     from ..ablation import GridRun

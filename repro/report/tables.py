@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..atomic import atomic_write
 
 MISSING = "-"  # how a missing number is written in every table
 LATEX_SPECIAL = str.maketrans({c: rf"\{c}" for c in "&%$#_{}"} | {
@@ -41,21 +41,6 @@ def comparison_table(
     published = pd.to_numeric(rows[published_col], errors="coerce")
     ours = pd.to_numeric(rows[ours_col], errors="coerce")
     return rows.assign(**{difference_col: ours - published})
-
-
-def atomic_write(path: Path, data: str | bytes) -> Path:
-    """Write data to path via a temporary file in the same folder and os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
 
 
 def to_markdown(df: pd.DataFrame, caption: str | None = None, decimals: int = 2) -> str:

@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 
 from repro.report.tables import (
-    atomic_write,
     comparison_table,
     format_interval,
     format_mean_std,
@@ -69,12 +68,3 @@ def test_write_table_files_parse_back(tmp_path, table5):
 def test_markdown_escapes_pipes_in_cells():
     line = to_markdown(pd.DataFrame({"a": ["x|y"]})).splitlines()[2]
     assert line.count("|") - line.count(r"\|") == 2
-
-
-def test_atomic_write_replaces_whole_files_and_cleans_up_on_failure(tmp_path):
-    path = atomic_write(tmp_path / "a.txt", "first")
-    atomic_write(path, b"second")
-    assert path.read_text() == "second"
-    with pytest.raises(TypeError):
-        atomic_write(path, 3)  # type: ignore[arg-type]
-    assert path.read_text() == "second" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
