@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.evaluate import collect_examples, evaluate_model, frame_signals
+from repro.evaluate import collect_examples, evaluate_model
 from repro.models.mnad import MNAD
 from repro.models.registry import model_entry
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from ..atomic import atomic_write
 from ..config import load_config
