@@ -26,8 +26,11 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads (default: all cores).")
 @click.option("--seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Minimum timed seconds per phase, after a warm-up.")
-def bench(task, size, width, batch, precision, device, threads, seconds):
-    """Print one JSON object with MNAD's train_fps, eval_fps (test-time update) and eval_fps_no_update.
+@click.option("--compile/--no-compile", "compiled", default=False, show_default=True,
+              help="torch.compile the encoder and decoder (the warm-up pays the compile time).")
+def bench(task, size, width, batch, precision, device, threads, seconds, compiled):
+    """Print one JSON object with MNAD's train_fps, eval_fps (test-time update) and eval_fps_no_update,
+    and ped2_epoch_seconds: a Ped2-size training epoch (2,550 frames) at train_fps.
 
     Random data, the same step functions as training and evaluation. Example:
     repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32
@@ -42,7 +45,7 @@ def bench(task, size, width, batch, precision, device, threads, seconds):
         raise click.BadParameter(f"{size} is not divisible by 8 (the encoder pools three times)", param_hint="--size")
     if threads:
         torch.set_num_threads(threads)
-    result = benchmark(task, size, width, batch, precision, device, seconds)
+    result = benchmark(task, size, width, batch, precision, device, seconds, compiled=compiled)
     click.echo(json.dumps(result))
 
 

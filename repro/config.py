@@ -237,6 +237,7 @@ class ExecConfig(_Validated):
     precision: Literal["fp32", "bf16", "fp16"] = setting("fp32", "Arithmetic precision (autocast for bf16/fp16).")
     threads: int | None = setting(None, "torch CPU threads; none = torch's default.", AT_LEAST_ONE)
     num_workers: int = setting(0, "DataLoader worker processes.", NON_NEGATIVE)
+    compile: bool = setting(False, "torch.compile the networks (the memory stays eager); a one-off compile cost.")
 
 
 @dataclass(frozen=True)

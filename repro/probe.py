@@ -89,7 +89,7 @@ def probe_run(run: Path, clips: int = 32, seed: int = 0) -> list[dict]:
     found = latest_checkpoint(run)
     if found is None:
         raise FileNotFoundError(f"{run}: no checkpoints/epoch_*.pt; train the run first (repro train or sweep)")
-    model = build_model(cfg)
+    model = build_model(cfg, compile=False)  # the probe hooks the encoder eagerly
     model.load_state_dict(load_checkpoint(found[1])["model"])
     _, testing = datasets(cfg)
     entry = model_entry(cfg.model.name)

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .models.memae import MemoryModule
+from .models.memory import Memory
 from .models.registry import ModelEntry, model_entry
 from .precision import autocast
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from .runs import RunStore
 
 ADAM_BETAS = (0.9, 0.999)
+MEMORIES = (Memory, MemoryModule)  # MNAD's and MemAE's
 
 
 def train_step(
@@ -67,9 +70,23 @@ def model_kwargs(cfg: RunConfig) -> dict:
     return dict(channels=channels, size=cfg.data.size)
 
 
-def build_model(cfg: RunConfig, device: torch.device | str = "cpu") -> nn.Module:
+def build_model(cfg: RunConfig, device: torch.device | str = "cpu", compile: bool | None = None) -> nn.Module:
+    """The configured model on `device`, compiled when `compile` (None = cfg.exec.compile)."""
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and items
-    return model_entry(cfg.model.name).build(**model_kwargs(cfg)).to(device)
+    model = model_entry(cfg.model.name).build(**model_kwargs(cfg)).to(device)
+    if cfg.exec.compile if compile is None else compile:
+        compile_networks(model)
+    return model
+
+
+def compile_networks(model: nn.Module, backend: str = "inductor") -> None:
+    """torch.compile each part of `model` in place except its memory, whose update reassigns a buffer and
+    runs eagerly. In place (`Module.compile`), so parameter names and checkpoints are unchanged."""
+    for child in model.children():
+        if isinstance(child, nn.ModuleList):
+            compile_networks(child, backend)
+        elif not isinstance(child, MEMORIES):
+            child.compile(backend=backend)
 
 
 def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuffle: bool, drop_last: bool,

@@ -12,6 +12,8 @@ def test_bench_prints_one_json_object_with_throughputs():
     assert record["size"] == 32 and record["width"] == 4 and record["batch"] == 2
     for key in ("train_fps", "eval_fps", "eval_fps_no_update"):
         assert record[key] > 0
+    assert abs(record["ped2_epoch_seconds"] - 2550 / record["train_fps"]) < 0.1  # Ped2: 2,550 training frames
+    assert record["compiled"] is False
 
 
 def test_bench_rejects_a_size_not_divisible_by_8():
