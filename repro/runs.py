@@ -153,10 +153,19 @@ def run_lock(run: Path) -> Iterator[None]:
             continue
         raise RunError(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')} (see {path}); "
                        f"wait for it, or delete {path} if that process is gone")  # fmt: skip
+    _remove_leftovers(Path(run))
     try:
         yield
     finally:
         path.unlink(missing_ok=True)
+
+
+def _remove_leftovers(run: Path) -> None:
+    """Delete the temporary files of a writer killed mid-write (SIGKILL skips its cleanup). Called with the
+    lock held, so no live process writes this run; the lock's own temporary files are left alone."""
+    for leftover in run.rglob(".*.tmp"):
+        if not leftover.name.startswith(".lock."):
+            leftover.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- checkpoints and signals

@@ -157,6 +157,19 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_stale_one(store):
     assert not (run / "lock").exists() and not _leftovers(run)
 
 
+def test_taking_the_lock_removes_what_a_killed_writer_left_half_written(store):
+    run = store.prepare(load_config())
+    (run / "checkpoints").mkdir()
+    left = [run / ".status.json.x1y2.tmp", run / "checkpoints" / ".epoch_002.pt.a3b4.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")  # what SIGKILL leaves in the middle of an atomic write
+    other_locker = run / ".lock.c5d6.tmp"  # another process about to link its lock: not ours to delete
+    other_locker.write_text("{}")
+    with store.lock(run):
+        assert not any(path.exists() for path in left)
+    assert other_locker.exists() and (run / "status.json").exists()
+
+
 def test_lock_of_another_host_is_refused(store):
     run = store.prepare(load_config())
     (run / "lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
