@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .config import EvalConfig, RunConfig, config_hash
 from .data.clips import make_clip_dataset
 from .evaluate import collect_examples, evaluate_model
 from .models.registry import model_entry
-from .atomic import atomic_write
 from .runs import RunStore, list_runs, run_record
-from .stats import memory_usage_summary
 from .scoring import frame_metrics, lambdas_for, per_type_auc, scores_from_signals
+from .stats import memory_usage_summary
 from .train import build_model, train
 
 

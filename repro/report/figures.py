@@ -19,8 +19,8 @@ from matplotlib.patches import Patch
 from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
-from ..stats import memory_usage_summary
 from ..atomic import atomic_write
+from ..stats import memory_usage_summary
 
 DPI = 100
 HISTOGRAM_SIZE = (6.0, 4.0)  # inches
