@@ -43,7 +43,7 @@ class TornLineWarning(UserWarning):
     """A jsonl line could not be parsed (a write was cut short) and was skipped."""
 
 
-# -------------------------------------------------------------------------------------- atomic files
+# ---------------------------------------------------------------------------------- json and jsonl files
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
