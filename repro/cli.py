@@ -130,11 +130,15 @@ def train(profile, dataset, data_root, task, settings, runs_root, device, precis
     """Train one model, evaluate every saved checkpoint and write its metrics into the run store.
 
     Example: repro train --task recon --set train.epochs=2
+
+    Several GPUs for one run: torchrun --nproc_per_node 4 --no-python repro train ... (the batch is split
+    over the processes; rank 0 writes the run and evaluates).
     """
     import json
     from pathlib import Path
 
     from .config import load_config
+    from .distributed import ranks_from_environment
     from .pipeline import execute_run
     from .runs import RunStore
 
@@ -142,6 +146,8 @@ def train(profile, dataset, data_root, task, settings, runs_root, device, precis
     cfg = load_config(profile, (*overrides, *([f"seed={seed}"] if seed is not None else [])))
     store = RunStore(Path(runs_root))
     run = execute_run(cfg, store)
+    if not ranks_from_environment().main:
+        return  # rank 0 evaluates and reports
     click.echo(f"run: {run}")
     click.echo(json.dumps(store.read_metrics(run)["default"], indent=2))
 

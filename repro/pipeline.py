@@ -19,6 +19,7 @@ import torch
 from .atomic import atomic_write
 from .config import EvalConfig, RunConfig, config_hash
 from .data.clips import make_clip_dataset
+from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.registry import model_entry
 from .runs import RunStore, list_runs, run_record
@@ -66,7 +67,13 @@ def _data_location(cfg: RunConfig) -> tuple[Path, str]:
 
 
 def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
-    """Run `cfg` to completion in the store (or do nothing if it is done); returns its folder."""
+    """Run `cfg` to completion in the store (or do nothing if it is done); returns its folder.
+
+    Under torchrun, rank 0 does all of this and the other ranks only help it train (`_help_train`).
+    """
+    ranks = ranks_from_environment()
+    if not ranks.main:
+        return _help_train(cfg, store, ranks, progress)
     run = store.prepare(cfg)
     if store.is_done(cfg):
         return run
@@ -78,6 +85,20 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
             store.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
             raise
         store.set_status(run, "done")
+    return run
+
+
+def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -> Path:
+    """A rank other than 0: wait until rank 0 has prepared the run, train beside it, leave the rest to it."""
+    run = store.run_dir(cfg)
+    if store.is_done(cfg):
+        return run  # rank 0 finds it done too
+    if cfg.exec.threads:
+        torch.set_num_threads(cfg.exec.threads)
+    device = join(ranks, resolve_device(cfg.exec.device))
+    barrier(ranks)
+    training, _ = datasets(cfg)
+    train(cfg, run, store, training, device, progress, ranks)
     return run
 
 
@@ -110,18 +131,20 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
     if cfg.exec.threads:
         torch.set_num_threads(cfg.exec.threads)
-    device = resolve_device(cfg.exec.device)
+    ranks = ranks_from_environment()
+    device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
     adopt_checkpoints(cfg, run, store)
+    barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
     tick = time.perf_counter()
-    train(cfg, run, store, training, device, progress)
+    train(cfg, run, store, training, device, progress, ranks)
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
-    store.write_metrics(run, metrics | {"timings": timings, "record": run_record(device=str(device))})
+    store.write_metrics(run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)})
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, device, progress: bool) -> None:

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from .distributed import Ranks, gather_rows, per_rank_batch
 from .models.memae import MemoryModule
 from .models.memory import Memory
 from .models.registry import ModelEntry, model_entry
@@ -90,10 +92,16 @@ def compile_networks(model: nn.Module, backend: str = "inductor") -> None:
 
 
 def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuffle: bool, drop_last: bool,
-                  num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A loader whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
+                  num_workers: int = 0, pin_memory: bool = False, ranks: Ranks = Ranks()) -> DataLoader:
+    """A loader whose order depends only on (seed, epoch), so a resumed run sees the same batches; under
+    torchrun each rank reads its own equal share of the clips (padded by repetition to equal length)."""
+    if not ranks.distributed:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
+                          num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+    sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=shuffle, seed=seed)
+    sampler.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=per_rank_batch(batch_size, ranks), sampler=sampler, drop_last=drop_last,
                       num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
 
 
@@ -103,24 +111,31 @@ def _to_device(batch: dict, entry: ModelEntry, device: torch.device) -> tuple[Te
 
 
 def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
-          progress: bool = True) -> nn.Module:
-    """Train from the last checkpoint of `run` (or from scratch) to cfg.train.epochs; returns the model."""
+          progress: bool = True, ranks: Ranks = Ranks()) -> nn.Module:
+    """Train from the last checkpoint of `run` (or from scratch) to cfg.train.epochs; returns the model.
+
+    Under torchrun (`ranks.distributed`) every rank trains a DDP replica on its share of each batch and
+    only rank 0 writes; the model returned is the plain module.
+    """
     entry = model_entry(cfg.model.name)
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
+    network = _replicate(model, device, ranks)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
-        loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle,
-                               cfg.train.drop_last, cfg.exec.num_workers, device.type == "cuda")  # fmt: skip
+        loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle, cfg.train.drop_last,
+                               cfg.exec.num_workers, device.type == "cuda", ranks)  # fmt: skip
         sums: dict[str, Tensor] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main)
         for batch in bar:
-            terms = train_step(model, optimizer, *_to_device(batch, entry, device), cfg.exec.precision, scaler)
+            terms = train_step(network, optimizer, *_to_device(batch, entry, device), cfg.exec.precision, scaler)
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
+        if not ranks.main:
+            continue
         steps = max(len(loader), 1)
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()})
@@ -128,7 +143,20 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch}  # fmt: skip
             store.save_checkpoint(run, epoch, state)
+    if network is not model and isinstance(getattr(model, "memory", None), Memory):
+        model.memory.gather = None  # the returned module updates its items from its own queries again
     return model
+
+
+def _replicate(model: nn.Module, device: torch.device, ranks: Ranks) -> nn.Module:
+    """The module to train: `model` itself, or under torchrun its DDP replica with the memory updated from
+    every rank's queries (the items are a buffer DDP does not broadcast)."""
+    if not ranks.distributed:
+        return model
+    if isinstance(getattr(model, "memory", None), Memory):
+        model.memory.gather = gather_rows
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False)  # fmt: skip
 
 
 def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler, scaler) -> int:

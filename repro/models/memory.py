@@ -9,7 +9,7 @@ Glossary: n queries (b*h*w, flattened row-major over b, y, x), m memory items, d
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -191,6 +191,8 @@ class Memory(nn.Module):
         if update_normaliser not in UPDATE_NORMALISERS:
             raise ValueError(f"unknown update normaliser {update_normaliser!r}; allowed: {UPDATE_NORMALISERS}")
         self.update_normaliser = update_normaliser
+        # Distributed training sets this to gather every rank's queries, so all ranks apply the same update.
+        self.gather: Callable[[Tensor], Tensor] | None = None
 
     def read(self, queries: Tensor) -> tuple[Tensor, Tensor]:
         """Eq. 1-2 with the current items: read (n, d) without gradient, weights (n, m)."""
@@ -220,7 +222,10 @@ class Memory(nn.Module):
         accept: an optional boolean scalar tensor; the update is kept only where it is True. Deciding on
         the device avoids a host sync per frame in the test-time update.
         """
-        updated = _update(queries.detach().float(), self.items, self.update_normaliser)
+        queries = queries.detach().float()
+        if self.gather is not None:
+            queries = self.gather(queries)  # (world * n, d)
+        updated = _update(queries, self.items, self.update_normaliser)
         # A new tensor, not an in-place copy: this step's read weights still need the old items for backward.
         self.items = updated if accept is None else torch.where(accept, updated, self.items)
 
