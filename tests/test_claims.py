@@ -1,0 +1,239 @@
+"""Claims: verdicts on hand-made per-seed numbers, refused declarations, a killed claims run, the report's links."""
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from repro.claims import ClaimError, claim_runs, decide, judge, load_claims
+from repro.cli import main
+from repro.report.index import ReportWarning
+from repro.runs import RunStore, list_runs, read_metrics
+
+T_975_2 = 4.302652729911275  # t quantile (0.975, 2 degrees of freedom): three paired seeds
+
+
+# --------------------------------------------------------------------------------------------- verdicts
+def test_supported_interval_is_the_paired_t_interval_computed_by_hand():
+    control, treatment = [80.0, 81.0, 82.0], [83.0, 84.5, 85.0]  # differences 3, 3.5, 3
+    mean, std = 19 / 6, np.sqrt(1 / 12)
+    verdict = decide(control, treatment, "higher")
+    assert verdict.verdict == "supported" and verdict.n == 3
+    assert verdict.effect == pytest.approx(mean)
+    assert verdict.low == pytest.approx(mean - T_975_2 * std / np.sqrt(3))  # 2.4496
+    assert verdict.high == pytest.approx(mean + T_975_2 * std / np.sqrt(3))  # 3.8838
+
+
+def test_a_claimed_size_within_reach_is_supported_and_one_beyond_is_partly_supported():
+    control, treatment = [80.0, 81.0, 82.0], [83.0, 84.5, 85.0]  # interval [2.45, 3.88]
+    assert decide(control, treatment, "higher", size=3.5).verdict == "supported"
+    assert decide(control, treatment, "higher", size=5.0).verdict == "partly supported"
+    assert decide(treatment, control, "lower", size=5.0).verdict == "partly supported"  # mirrored
+
+
+@pytest.mark.parametrize("differences, direction, expected", [
+    ([-2.0, -2.5, -3.0], "higher", "contradicted"),  # interval [-3.74, -1.26]
+    ([-2.0, -2.5, -3.0], "lower", "supported"),
+    ([2.0, 2.5, 3.0], "lower", "contradicted"),
+    ([-1.0, 1.0, 0.5], "higher", "inconclusive"),  # spans 0
+    ([0.0, 0.0, 0.0], "higher", "inconclusive"),  # no effect at all: [0, 0] does not exclude 0
+])  # fmt: skip
+def test_each_directional_verdict(differences, direction, expected):
+    control = np.array([70.0, 75.0, 80.0])
+    assert decide(control, control + differences, direction).verdict == expected
+
+
+@pytest.mark.parametrize("differences, expected", [
+    ([0.1, -0.1, 0.0], "supported"),  # [-0.25, 0.25] inside ±1
+    ([3.0, 3.2, 2.9], "contradicted"),  # wholly above 1
+    ([0.5, 1.5, 1.0], "inconclusive"),  # [-0.24, 2.24] straddles the margin
+    ([0.0, 0.0, 0.0], "supported"),
+])  # fmt: skip
+def test_a_claim_of_no_difference_is_judged_against_its_margin(differences, expected):
+    control = np.array([70.0, 75.0, 80.0])
+    assert decide(control, control + differences, "equal", size=1.0).verdict == expected
+
+
+def test_one_seed_is_untested_and_a_threshold_is_a_constant_control():
+    assert decide([80.0], [85.0], "higher").verdict == "untested"
+    assert decide(np.full(3, 50.0), [52.0, 49.0, 55.0], "equal", size=10.0).verdict == "supported"
+    assert decide(np.full(3, 2.0), [1.1, 1.2, 1.0], "lower").verdict == "supported"
+
+
+# ------------------------------------------------------------------------------------------ declarations
+# One thread per run: a shared machine's other processes make torch's threads wait on each other (exec is not in
+# a run's hash).
+TINY = ["data.size=32", "model.width=4", "train.epochs=1", "train.checkpoint_every=1", "exec.threads=1"]
+
+
+def claims_file(path: Path, claims: str) -> Path:
+    path.write_text('seeds = 3\n[stand_ins]\nped2 = "tiny"\n' + claims)
+    return path
+
+
+def two_arm(claim_id: str, control: str, treatment: str, change: str = '"model.memory"', extra: str = "") -> str:
+    return f"""
+[[claim]]
+id = "{claim_id}"
+source = "test"
+statement = "memory helps"
+dataset = "ped2"
+metric = "auc"
+direction = "higher"
+change = [{change}]
+control = [{control}]
+treatment = [{treatment}]
+{extra}
+"""
+
+
+def test_the_shipped_claims_expand_to_shared_runs():
+    claims = load_claims(Path(__file__).parents[1] / "ablations" / "claims.toml")
+    runs = claim_runs(claims, "synthetic", None, ("train.epochs=4", "train.checkpoint_every=2"))
+    store = RunStore(Path("unused"))
+    assert len(claims) >= 20 and all(claim.seeds >= 3 for claim in claims)
+    assert len({store.run_dir(run.config) for run in runs}) == 60  # claims share runs: 117 (claim, arm, seed)
+    ablation_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "separateness-helps-prediction"}
+    memory_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "memory-helps-prediction"}
+    assert len(ablation_runs & memory_runs) == 3  # pred with memory, seeds 0-2, in both
+
+
+@pytest.mark.parametrize("claim, message", [
+    (two_arm("typo-key", '"model.memroy=false"', '"model.memory=true"'), ["'typo-key'", "model.memroy"]),
+    (two_arm("extra-difference", '"model.memory=false"', '"model.memory=true", "train.lr=1e-3"'),
+     ["'extra-difference'", "train.lr", "beyond the declared change"]),
+    (two_arm("no-difference", '"model.memory=true"', '"model.memory=true"'),
+     ["'no-difference'", "do not differ in model.memory"]),
+    (two_arm("unknown-change", '"model.memory=false"', '"model.memory=true"', '"model.memroy"'),
+     ["'unknown-change'", "model.memroy"]),
+    (two_arm("field-typo", '"model.memory=false"', '"model.memory=true"', extra='sise = 2.0'),
+     ["'field-typo'", "sise"]),
+    (two_arm("few-seeds", '"model.memory=false"', '"model.memory=true"', extra="seeds = 2"),
+     ["'few-seeds'", "at least 3"]),
+])  # fmt: skip
+def test_a_bad_claim_is_refused_with_its_name(tmp_path, claim, message):
+    path = claims_file(tmp_path / "claims.toml", claim)
+    with pytest.raises(ClaimError) as error:
+        claim_runs(load_claims(path), "synthetic", None, ())
+    assert all(part in str(error.value) for part in message), str(error.value)
+
+
+def test_a_change_of_task_carries_the_tasks_own_settings(tmp_path):
+    claim = two_arm("task", '"model.task=recon"', '"model.task=pred"', '"model.task"')
+    runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ())
+    control, treatment = runs[0].config, runs[3].config
+    assert (control.eval.lambda_score, treatment.eval.lambda_score) == (0.7, 0.6)  # the profile's per-task λ
+
+
+def test_the_arms_win_over_the_global_overrides(tmp_path):
+    claim = two_arm("epochs", '"model.memory=false", "train.epochs=1"', '"model.memory=true", "train.epochs=1"')
+    runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ("train.epochs=4",))
+    assert {run.config.train.epochs for run in runs} == {1} and [run.seed for run in runs[:3]] == [0, 1, 2]
+
+
+def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
+    path = claims_file(tmp_path / "c.toml", two_arm("bad", '"model.memory=false"', '"model.memory=true", "seed=5"'))
+    result = CliRunner().invoke(main, ["claims", str(path), "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "claim 'bad'" in result.output and "seed" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------------------- end to end
+# Three trainings (the control arm re-scores the treatment's checkpoints without the update), three claims.
+TINY_CLAIMS = two_arm("update-helps", '"eval.test_time_update=false"', '"eval.test_time_update=true"',
+                      '"eval.test_time_update"', extra='figure = "timeline"') + """
+[[claim]]
+id = "skips-bypass"
+source = "test"
+statement = "zeroing the bottleneck barely changes the prediction"
+dataset = "ped2"
+metric = "probe_psnr_change"
+direction = "equal"
+size = 1.0
+arm = ["eval.test_time_update=true"]
+threshold = 0.0
+
+[[claim]]
+id = "oracle-inflates"
+source = "test"
+statement = "the oracle is higher"
+dataset = "ped2"
+metric = "oracle_gain"
+direction = "higher"
+arm = ["eval.test_time_update=true"]
+threshold = 0.0
+figure = "memory"
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_that_exist(tmp_path):
+    path, runs, out = claims_file(tmp_path / "claims.toml", TINY_CLAIMS), tmp_path / "runs", tmp_path / "report"
+    settings = [f"data.root={tmp_path / 'synthetic'}", *TINY]
+    def arguments(report: Path) -> list[str]:
+        sets = [a for setting in settings for a in ("--set", setting)]
+        return [str(a) for a in ["claims", path, "--runs", runs, "--out", report, "--jobs", 1, *sets]]
+
+    args = arguments(out)
+    command = [sys.executable, "-c", "from repro.cli import main; main()", *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(state == "done" for _, _, state in list_runs(runs)):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {name: (runs / name / "metrics.json").stat().st_mtime_ns
+                for name, _, state in list_runs(runs) if state == "done"}  # fmt: skip
+    assert finished and len(finished) < 6, "the kill came too late to interrupt the claims run"
+
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert len(list_runs(runs)) == 6 and all(state == "done" for _, _, state in list_runs(runs))  # 2 arms x 3 seeds
+    for name, mtime in finished.items():
+        assert (runs / name / "metrics.json").stat().st_mtime_ns == mtime  # not recomputed
+
+    rows = {row["id"]: row for row in csv.DictReader((out / "claims.csv").open())}
+    assert (out / "claims.md").read_text().splitlines()[0].startswith("# 3 claims: ")
+    assert {row["n"] for row in rows.values()} == {"3"} and all(row["verdict"] for row in rows.values())
+    claims = load_claims(path)
+    grid = claim_runs(claims, "synthetic", None, tuple(settings))
+    store = RunStore(runs)
+    arm_runs = {arm: [store.run_dir(r.config) for r in grid if r.labels == {"claim": "update-helps", "arm": arm}]
+                for arm in ("control", "treatment")}  # fmt: skip
+    treatment = [100 * read_metrics(run)["default"]["auc"] for run in arm_runs["treatment"]]
+    assert [float(v) for v in rows["update-helps"]["treatment values"].split(";")] == pytest.approx(treatment)
+    results = {result.claim.id: result for result in judge(claims, grid, store)}
+    assert results["oracle-inflates"].verdict.effect >= 0  # the oracle includes the default: never below it
+    assert all(np.isfinite(results["skips-bypass"].values["arm"]))
+    _assert_links_exist(out)
+    html = (out / "index.html").read_text()
+    assert {"figures/update-helps/control/timeline.png", "figures/update-helps/treatment/timeline.png",
+            "figures/oracle-inflates/arm/memory.png"} <= set(re.findall(r'src="([^"]+)"', html))
+
+    # a figure whose run lost its signals is not made, and not linked (the old file goes with a fresh report)
+    shutil.rmtree(arm_runs["control"][0] / "signals")
+    again = tmp_path / "again"
+    with pytest.warns(ReportWarning, match="no timeline figure"):
+        result = CliRunner().invoke(main, arguments(again), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    _assert_links_exist(again)
+    html = (again / "index.html").read_text()
+    assert "figures/update-helps/control" not in html and "figures/update-helps/treatment/timeline.png" in html
+
+
+def _assert_links_exist(out: Path) -> None:
+    html = (out / "index.html").read_text()
+    markdown = (out / "claims.md").read_text()
+    targets = re.findall(r'(?:href|src)=["\']([^"\']+)["\']', html) + re.findall(r"\]\(([^)]+)\)", markdown)
+    assert targets
+    for target in targets:
+        assert (out / target).is_file(), f"the report links {target}, which does not exist"
