@@ -212,3 +212,15 @@ def report_source(source: Path, out: Path, runs_root: Path, profile: str = "synt
     caption = "Every finished run: default and oracle metrics."
     tables = write_table(rows, out, "runs", caption=caption) if len(rows) else {}
     return build_report([source / name for name, _ in listed], out, f"Runs in {source}", list(tables.values()))
+
+
+def run_figure(run: Path, out: Path, kind: str) -> Path | None:
+    """One per-run figure ("memory", "roc" or "timeline") of a finished run, saved under out; its png, or None
+    (with a ReportWarning) when the run's files do not allow it, e.g. a memory histogram of a run without memory."""
+    try:
+        made = {"memory": _memory(run, out)} if kind == "memory" else _signal_figures(run, out)
+    except Exception as error:  # noqa: BLE001 - an unreadable file: name it, go on without the figure
+        warnings.warn(f"run {run}: no {kind} figure ({type(error).__name__}: {error})", ReportWarning, 2)
+        return None
+    paths = made.get(kind) or []
+    return paths[0] if paths else None
