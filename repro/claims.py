@@ -144,6 +144,7 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
         (two_arms and not ("control" in raw and "treatment" in raw and raw.get("change")),
          "a two-arm claim needs `control`, `treatment` and `change` (the keys the arms are meant to differ in)"),
         (one_arm and "threshold" not in raw, "a one-arm claim needs a `threshold`"),
+        (two_arms and "threshold" in raw, "a two-arm claim takes no `threshold` (its control is the reference)"),
         (raw.get("direction") == "equal" and not raw.get("size"),
          "direction 'equal' needs `size`, the margin within which the effect counts as no difference"),
         (raw.get("figure") not in (None, *FIGURES), f"figure {raw.get('figure')!r} unknown; allowed: {', '.join(FIGURES)}"),
@@ -251,6 +252,8 @@ class Verdict(NamedTuple):
 def decide(control: np.ndarray, treatment: np.ndarray, direction: str, size: float | None = None,
            confidence: float = 0.95) -> Verdict:
     """The verdict on paired per-seed values (control[i] and treatment[i] share a seed); see the module doc."""
+    if direction == "equal" and size is None:
+        raise ValueError("a claim of no difference (direction 'equal') needs its margin, size")
     control, treatment = np.asarray(control, dtype=float), np.asarray(treatment, dtype=float)
     n = control.size
     if n < 2:

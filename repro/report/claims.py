@@ -60,9 +60,10 @@ def _ours(result: "ClaimResult") -> str:
 
 def _claimed(result: "ClaimResult") -> str:
     claim = result.claim
+    unit = METRICS[claim.metric].unit
     if claim.direction == "equal":
-        return f"equal within ±{claim.size:g}"
-    return claim.direction + (f" by {claim.size:g}" if claim.size is not None else "")
+        return f"equal within ±{claim.size:g} {unit}"
+    return claim.direction + (f" by {claim.size:g} {unit}" if claim.size is not None else "")
 
 
 def _figures(result: "ClaimResult", out: Path) -> dict[str, Path]:
