@@ -76,7 +76,7 @@ def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
     if not epochs:
         raise FileNotFoundError("signals/epoch_*.npz")
     signals = load_signals(run, epochs[-1])
-    lam = load_config(run / "config.toml").eval.lambda_score
+    lam = load_config(run / "config.toml").eval.lambda_score if "distance" in signals else 1.0  # no memory: PSNR alone
     scores = scores_from_signals(signals, lam)
     labels, videos = signals["label"].astype(int), signals["video"]
     figures = {}

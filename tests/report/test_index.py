@@ -96,3 +96,15 @@ def test_cli_report_of_a_table_without_runs_names_them(tmp_path):
     assert (tmp_path / "out" / "index.html").is_file()
     assert "Run `" not in (tmp_path / "out" / "index.md").read_text()
 
+
+
+def test_a_run_without_memory_gets_its_roc_and_timeline_at_lambda_1(store, tmp_path):
+    from repro.report.index import run_figure
+    from repro.runs import load_signals
+
+    _, runs = store
+    signals = load_signals(runs[0], 2)
+    save_signals(runs[0], 2, **{key: value for key, value in signals.items() if key != "distance"})  # PSNR only
+    for kind in ("roc", "timeline"):
+        assert run_figure(runs[0], tmp_path / "figures", kind) == tmp_path / "figures" / f"{kind}.png"
+    assert (tmp_path / "figures" / "roc.png").is_file()
