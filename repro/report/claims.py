@@ -43,7 +43,7 @@ def _published(result: "ClaimResult") -> str:
     parts = []
     if isinstance(published.get("control"), (int, float)) and isinstance(published.get("treatment"), (int, float)):
         control, treatment = published.pop("control"), published.pop("treatment")
-        parts.append(f"{control:g} → {treatment:g} ({treatment - control:+.2f})")
+        parts.append(f"{control} → {treatment} ({treatment - control:+.2f})")
     parts += [f"{label}: {value}" for label, value in published.items()]
     return "; ".join(parts) or MISSING
 
@@ -137,10 +137,10 @@ def _html(results: list["ClaimResult"], figures: dict[str, dict[str, Path]], out
         rows.append(f"<tr><td><b>{esc(r.claim.id)}</b>: {esc(r.claim.statement)}</td><td>{esc(r.claim.source)}</td>"
                     f"<td>{esc(_published(r))}</td><td>{esc(_ours(r))}</td><td>{esc(_claimed(r))}</td>"
                     f"<td>{r.verdict.n}</td><td class='{verdict.replace(' ', '-')}'>{esc(verdict)}</td>"
-                    f"<td>{images or MISSING}</td></tr>")  # fmt: skip
+                    f"<td><div class='figures'>{images or MISSING}</div></td></tr>")  # fmt: skip
     style = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:0.9em}"
-             "figure{margin:0 0 4px 0;display:inline-block}img{width:180px}figcaption{font-size:0.8em}"
+             ".figures{display:flex;gap:4px}figure{margin:0}img{width:170px}figcaption{font-size:0.8em}"
              ".supported{background:#d8f0d8}.partly-supported{background:#eef6d0}.contradicted{background:#f6d6d6}"
              ".inconclusive{background:#eee}.untested{color:#b00}")  # fmt: skip
     body = (f"<h1>{esc(verdict_counts(results))}</h1><p>{esc(title)}</p><p>{esc(READING)}</p>"
