@@ -266,8 +266,7 @@ def decide(control: np.ndarray, treatment: np.ndarray, direction: str, size: flo
         if low >= size or high <= -size:
             return Verdict("contradicted", effect, low, high, n)
         return Verdict("inconclusive", effect, low, high, n)
-    sign = 1.0 if direction == "higher" else -1.0
-    toward, away = (low, high) if sign > 0 else (-high, -low)  # the interval on the claimed side's axis
+    toward, away = (low, high) if direction == "higher" else (-high, -low)  # the interval, claimed side positive
     if toward > 0:
         return Verdict("supported" if size is None or away >= size else "partly supported", effect, low, high, n)
     if away < 0:
