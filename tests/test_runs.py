@@ -179,7 +179,7 @@ def test_lock_of_another_host_is_refused(store):
 
 
 def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
-    a, b = load_config(), load_config(None, ["model.task=recon"])
+    a, b = load_config(), load_config(None, ["model.mnad.task=recon"])
     store.prepare(a)
     store.set_status(store.prepare(b), "done")
     (store.root / "junk").mkdir()

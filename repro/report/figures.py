@@ -20,6 +20,8 @@ from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
 from ..atomic import atomic_write
+from ..data.anomaly_types import ANOMALY_TYPES as TYPE_CODES
+from ..data.anomaly_types import display
 from ..stats import memory_usage_summary
 
 DPI = 100
@@ -28,7 +30,8 @@ TSNE_SIZE = (7.0, 6.0)
 ROC_SIZE = (5.0, 5.0)
 TIMELINE_WIDTH, TIMELINE_ROW = 10.0, 2.0  # one row per video
 GRID_PANEL = 2.0  # one square panel per image; four columns, one row per example
-ANOMALY_TYPES = {1: ("spatial", "tab:orange"), 2: ("temporal", "tab:purple"), 3: ("spatio-temporal", "tab:red")}
+TYPE_COLOURS = {"spatial": "tab:orange", "temporal": "tab:purple", "spatio_temporal": "tab:red"}
+ANOMALY_TYPES = {code: (display(name), TYPE_COLOURS[name]) for code, name in TYPE_CODES.items()}
 COLUMNS = ("input", "output", "target", "squared error")
 SPANS = {**ANOMALY_TYPES, -1: ("anomalous (labelled)", "tab:gray")}  # -1: no type (real datasets)
 
