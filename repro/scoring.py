@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import Tensor
 
-from .data.anomaly_types import ANOMALY_TYPES
+from .anomaly_types import ANOMALY_TYPES
 
 
 class ConstantSignalWarning(UserWarning):

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .anomaly_types import TYPE_NAMES, display
+from ..anomaly_types import TYPE_NAMES, display
 from .cache import cache_root
 from .layout import DataError
 

@@ -20,8 +20,8 @@ from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
 from ..atomic import atomic_write
-from ..data.anomaly_types import ANOMALY_TYPES as TYPE_CODES
-from ..data.anomaly_types import display
+from ..anomaly_types import ANOMALY_TYPES as TYPE_CODES
+from ..anomaly_types import display
 from ..stats import memory_usage_summary
 
 DPI = 100

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..config import load_config
-from ..data.anomaly_types import TYPE_NAMES, display
+from ..anomaly_types import TYPE_NAMES, display
 from ..models.method import signals_from_arrays
 from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
 from .figures import (Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
-from ..data.anomaly_types import ANOMALY_TYPES
+from ..anomaly_types import ANOMALY_TYPES
 from ..runs import RunError, RunStore
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
