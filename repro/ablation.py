@@ -87,7 +87,10 @@ def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: 
             for seed in range(seeds):
                 chosen = [*dataset_overrides(base, dataset, table, data_root), *grid_overrides, *model_overrides,
                           *overrides, f"seed={base.seed + seed}"]  # fmt: skip
-                cfg = load_config(profile, chosen, unchecked=(*grid_overrides, *overrides))
+                try:
+                    cfg = load_config(profile, chosen, unchecked=(*grid_overrides, *overrides))
+                except ConfigError as error:
+                    raise ConfigError(f"table {table.name}, row {label!r}: {error}") from None
                 runs.append(GridRun({"dataset": dataset, "model": label}, base.seed + seed, cfg))
     return runs
 
