@@ -186,12 +186,3 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(world, tmp_p
     assert all(torch.equal(final[key], resumed[key]) for key in final)
     assert read_metrics(run)["default"]["auc"] == uninterrupted
 
-
-def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
-    from repro.ablation import training_waves
-
-    base = load_config(None, ["model.mnad.task=recon"])
-    no_update = load_config(None, ["model.mnad.task=recon", "eval.test_time_update=false"])
-    other = load_config(None, ["model.mnad.task=recon", "model.mnad.separateness=0"])
-    assert training_waves([no_update, other, base]) == [[no_update, other], [base]]
-    assert training_waves([base, other]) == [[base, other]]
