@@ -382,15 +382,3 @@ def load_config(profile: Path | str | None = None, overrides: Sequence[str] = ()
     cfg = _validated(merged, "override")
     check_applies(cfg, [key for (key, _), text in zip(pairs, overrides) if text not in unchecked])
     return cfg
-
-
-def with_overrides(cfg: RunConfig, changes: Mapping[str, Any] | Sequence[str]) -> RunConfig:
-    """`cfg` with dotted keys changed (`{"model.mnad.separateness": 0}` or `["model.mnad.separateness=0"]`),
-    validated. Profile tables are not re-applied, nor task defaults re-resolved: to change the method or the
-    task with its own values, use `load_config`.
-    """
-    pairs = changes.items() if isinstance(changes, Mapping) else map(parse_override, changes)
-    data = to_dict(cfg)
-    for key, value in pairs:
-        _set(data, key, value)
-    return _validated(data, "override")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
-from repro.models.registry import get_method
+from repro.models.registry import METHODS
 from repro.pipeline import datasets, execute_run
 from repro.runs import RunStore, list_runs, read_metrics
 from repro.train import build_model
@@ -69,7 +69,7 @@ def test_memae_clip_j_scores_frame_j_plus_8_and_the_video_ends_are_not_scored(wo
 def memae_signals(world: dict, threshold: float) -> dict[str, np.ndarray]:
     cfg = tiny_config(world, *TINY_BASELINE["memae"], f"model.memae.shrink_threshold={threshold}")
     _, testing = datasets(cfg)
-    return evaluate_model(build_model(cfg), get_method("memae"), testing, torch.device("cpu"),
+    return evaluate_model(build_model(cfg), METHODS["memae"], testing, torch.device("cpu"),
                           test_time_update=False, gamma=0.0, progress=False)  # fmt: skip
 
 

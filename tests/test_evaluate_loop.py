@@ -6,7 +6,7 @@ import torch
 
 from repro.evaluate import collect_examples, evaluate_model
 from repro.models.mnad import MNAD, MNADSettings
-from repro.models.registry import get_method
+from repro.models.registry import METHODS
 
 
 class TinyClips(torch.utils.data.Dataset):
@@ -31,7 +31,7 @@ class TinyClips(torch.utils.data.Dataset):
 @pytest.fixture
 def setup():
     torch.manual_seed(0)
-    return MNAD(width=4).eval(), get_method("mnad"), TinyClips(), torch.device("cpu")
+    return MNAD(width=4).eval(), METHODS["mnad"], TinyClips(), torch.device("cpu")
 
 
 def evaluate(setup, **kwargs):

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from repro.models.mnad import MNAD
-from repro.models.registry import get_method
+from repro.models.registry import METHODS
 from repro.probe import probe
 
 
 def probe_model(model, *args):
-    return probe(model, get_method("mnad").probe_point(model), *args)
+    return probe(model, METHODS["mnad"].probe_point(model), *args)
 
 
 def frames(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,4 +57,4 @@ def test_unknown_part_is_named():
 
 def test_a_method_without_an_encoder_to_probe_is_refused_by_name():
     with pytest.raises(ValueError, match="convlstm has none"):
-        get_method("convlstm").probe_point(torch.nn.Identity())
+        METHODS["convlstm"].probe_point(torch.nn.Identity())

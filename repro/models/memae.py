@@ -61,7 +61,7 @@ def hard_shrink(weights: Tensor, threshold: float) -> Tensor:
     """Hard shrinkage (paper eq. 7, epsilon form of the official code) then L1 renormalisation per row.
 
     w_hat = relu(w - λ) * w / (|w - λ| + ε): weights at or below λ become exactly 0, the rest stay ~w.
-    A row whose weights are all at or below λ stays all zero (no NaN): `memae_usage` counts such rows.
+    A row whose weights are all at or below λ stays all zero (no NaN); the evaluation records their share.
     """
     if threshold < 0:
         raise ValueError(f"shrink threshold must be >= 0 (0 disables shrinkage), got {threshold}")
@@ -78,29 +78,6 @@ def entropy_loss(weights: Tensor) -> Tensor:
 def memae_read(weights: Tensor, items: Tensor) -> Tensor:
     """z_hat (n, d) = w_hat M (paper eq. 3); gradients reach both the weights and the items."""
     return weights @ items
-
-
-def memae_usage(weights: Tensor) -> dict[str, Tensor | float]:
-    """Usage of the m items by (n, m) shrunk weights.
-
-    counts (m,): how many rows have each item as argmax (all-zero rows excluded);
-    active_fraction: share of items that are the argmax of at least one row;
-    perplexity: exp(-sum p log p) of p = the mean weight row over non-zero rows (m = all used evenly, 1 = one);
-    zero_row_share: share of rows the shrinkage zeroed entirely (they read a zero vector).
-    """
-    weights = weights.detach().double()
-    n, m = weights.shape
-    nonzero = weights.sum(dim=1) > 0
-    counts = torch.bincount(weights[nonzero].argmax(dim=1), minlength=m).cpu()
-    mean = weights[nonzero].mean(dim=0) if nonzero.any() else weights.new_zeros(m)
-    p = mean / mean.sum().clamp_min(_EPS)
-    perplexity = math.exp(-torch.xlogy(p, p).sum().item()) if nonzero.any() else 0.0
-    return {
-        "counts": counts,
-        "active_fraction": (counts > 0).double().mean().item(),
-        "perplexity": perplexity,
-        "zero_row_share": 1.0 - nonzero.double().mean().item() if n else 0.0,
-    }
 
 
 def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:

@@ -14,9 +14,3 @@ from .mnad import MNADMethod
 METHODS: dict[str, Method] = {
     method.name: method for method in (MNADMethod(), MemAEMethod(), AEMethod(), ConvLSTMMethod())
 }
-
-
-def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(METHODS)}")
-    return METHODS[name]
