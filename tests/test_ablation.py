@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from repro.ablation import DATASETS, Table, load_table, plan_parallelism, table_grid, training_waves, variant_grid
+from repro.ablation import DATASETS, load_table, plan_parallelism, table_grid, training_waves, variant_grid
 from repro.config import ConfigError, config_hash, load_config, to_dict
 
 TABLE = """

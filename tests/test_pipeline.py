@@ -199,7 +199,7 @@ def test_without_memory_lambda_is_one_whatever_the_profile_says(mnad_epochs):
     assert "memory" not in metrics["default"]
 
 
-def test_a_reconstruction_baseline_scores_its_error_and_reports_memae_usage():
+def test_a_reconstruction_baseline_scores_its_error_and_reports_its_memory_usage():
     rng = np.random.default_rng(0)
     epochs = {1: {"error": rng.uniform(0, 1, 12) + LABEL, "video": VIDEO, "label": LABEL, "anomaly_type": TYPE,
                   "item_counts": np.array([5, 0, 2]), "zero_row_share": np.array([0.25])}}  # fmt: skip
