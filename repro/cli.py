@@ -104,7 +104,7 @@ def _run_options(function):
         click.option("--task", type=click.Choice(_tasks()), default=None,
                      help="MNAD's task: pred, 4 frames -> the 5th; recon, a frame -> itself (default: the profile's)."),
         click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-                     help="Any config field, e.g. --set train.epochs=2 --set model.width=8 (repeatable)."),
+                     help="Any config field, e.g. --set train.epochs=2 --set model.mnad.width=8 (repeatable)."),
         click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
                      help="The run store: one folder per config hash; finished runs are never recomputed."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,

@@ -15,7 +15,6 @@ null: the string "none" sets an optional field to None.
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import json
 import tomllib
@@ -23,7 +22,7 @@ import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass, make_dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import tomli_w
 
