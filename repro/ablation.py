@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .config import ConfigError, RunConfig, load_config
-from .pipeline import datasets, execute_run, training_identity
+from .config import ConfigError, RunConfig, load_config, training_identity
 from .runs import RunStore
 
 DATASETS = ("ped2", "avenue", "shanghaitech")
@@ -78,7 +77,8 @@ def dataset_overrides(profile_cfg: RunConfig, dataset: str, table: Table, data_r
 
 def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: str | None = None,
                overrides: tuple[str, ...] = ()) -> list[GridRun]:
-    """Every (dataset, model, seed) run of a table."""
+    """Every (dataset, model, seed) run of a table. Each row's own overrides must be read by its method; the
+    table's λ grid and the sweep-wide `overrides` apply to every row that reads them."""
     grid_overrides = (f"eval.lambda_grid={list(table.lambda_grid)}",) if table.lambda_grid else ()
     base = load_config(profile, overrides)
     runs = []
@@ -87,25 +87,32 @@ def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: 
             for seed in range(seeds):
                 chosen = [*dataset_overrides(base, dataset, table, data_root), *grid_overrides, *model_overrides,
                           *overrides, f"seed={base.seed + seed}"]  # fmt: skip
-                runs.append(GridRun({"dataset": dataset, "model": label}, base.seed + seed,
-                                    load_config(profile, chosen)))  # fmt: skip
+                try:
+                    cfg = load_config(profile, chosen, unchecked=(*grid_overrides, *overrides))
+                except ConfigError as error:
+                    raise ConfigError(f"table {table.name}, row {label!r}: {error}") from None
+                runs.append(GridRun({"dataset": dataset, "model": label}, base.seed + seed, cfg))
     return runs
 
 
 def variant_grid(profile: str | Path | None, base_overrides: tuple[str, ...], variants: dict[str, tuple[str, ...]],
                  seeds: int) -> list[GridRun]:
-    """The baseline and each variant (its overrides on top of the baseline's), with the same seeds."""
+    """The baseline and each variant (its overrides on top of the baseline's), with the same seeds. The base
+    overrides must be read by the baseline's method, a variant's own by the variant's."""
     base = load_config(profile, base_overrides)
     runs = []
     for name, overrides in {"baseline": (), **variants}.items():
         for seed in range(seeds):
-            cfg = load_config(profile, (*base_overrides, *overrides, f"seed={base.seed + seed}"))
+            cfg = load_config(profile, (*base_overrides, *overrides, f"seed={base.seed + seed}"),
+                              unchecked=base_overrides if overrides else ())  # fmt: skip
             runs.append(GridRun({"variant": name}, base.seed + seed, cfg))
     return runs
 
 
 # ------------------------------------------------------------------------------------------- executor
 def _worker(cfg: RunConfig, store_root: str, threads: int) -> str:
+    from .pipeline import execute_run
+
     torch.set_num_threads(threads)
     return str(execute_run(cfg, RunStore(Path(store_root)), progress=False))
 
@@ -130,6 +137,8 @@ def run_grid(runs: list[GridRun], store: RunStore, jobs: int | None = None, prog
     or a local instance), each declaring its CPU threads and, on CUDA, one GPU. The run store decides what
     is left, so switching executors mid-sweep is safe.
     """
+    from .pipeline import datasets
+
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
     unique = {store.run_dir(run.config): run.config for run in runs}
@@ -167,6 +176,8 @@ def training_waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
 def _execute(pending: list[RunConfig], store: RunStore, executor: str, jobs: int, threads: int,
              address: str | None, progress: bool):
     """Yield (config, error or None) as the runs of `pending` finish on the chosen executor."""
+    from .pipeline import execute_run
+
     if executor == "ray":
         yield from _ray_execute(pending, store, threads, address)
     elif jobs == 1:

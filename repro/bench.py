@@ -1,4 +1,4 @@
-"""Throughput of MNAD training and evaluation on random data, through the same step functions as the loops."""
+"""Throughput of training and evaluation on random data, through the same step functions as the loops."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Callable
 
 import torch
 
-from .evaluate import frame_signals, inference_layout, step_with_update
-from .models.mnad import MNAD
-from .train import compile_networks, train_step
+from .config import load_config
+from .evaluate import inference_layout, signals_step
+from .train import build_model, train_step
 
 PED2_TRAINING_FRAMES = 2550  # SPEC sec. 5: one training epoch of UCSD Ped2
 
@@ -34,33 +34,41 @@ def throughput(step: Callable[[], object], frames_per_step: int, device: torch.d
     return steps * frames_per_step / (time.perf_counter() - start)
 
 
-def benchmark(task: str = "pred", size: int = 64, width: int = 64, batch: int = 4, precision: str = "fp32",
+def benchmark(overrides: tuple[str, ...] = (), size: int = 64, batch: int = 4, precision: str = "fp32",
               device: str = "cpu", min_seconds: float = 5.0, seed: int = 0, compiled: bool = False) -> dict:
-    """train_fps, eval_fps (sequential test-time update, batch 1), eval_fps_no_update (batched) and the
-    seconds of a Ped2-size training epoch at train_fps; `compiled` torch.compiles the networks first."""
-    torch.manual_seed(seed)
+    """train_fps, eval_fps (sequential test-time update, batch 1, for methods with state memory; else None),
+    eval_fps_no_update (batched) and the seconds of a Ped2-size training epoch at train_fps, for the paper
+    profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first."""
+    cfg = load_config("paper", (*overrides, f"data.size={size}", f"seed={seed}"))
     dev = torch.device(device)
-    model = MNAD(task=task, width=width).to(dev)
-    if compiled:
-        compile_networks(model)
-    frames_in = model.in_frames * model.channels
-    inputs = torch.rand(batch, frames_in, size, size, device=dev).mul(2).sub(1)
-    target = torch.rand(batch, model.channels, size, size, device=dev).mul(2).sub(1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    method = cfg.model.method
+    network = build_model(cfg, dev, compile=compiled)
+    clip = method.layout(cfg.model.settings)
+    channels = 1 if cfg.data.grayscale else 3
+    clips = torch.rand(batch, clip.in_frames, channels, size, size, device=dev).mul(2).sub(1)
+    targets = clips[:, -1:] if clip.predict else clips
+    inputs, target = method.to_input(clips), method.to_target(targets)
+    optimizer = torch.optim.Adam(network.parameters(), lr=2e-4)
 
-    train_fps = throughput(lambda: train_step(model, optimizer, inputs, target, precision), batch, dev, min_seconds)
-    inputs = inputs.contiguous(memory_format=inference_layout(model, dev))
-    eval_no_update = throughput(lambda: frame_signals(model, inputs, target, precision), batch, dev, min_seconds)
-    with model.memory.scratch():
-        one_in, one_target = inputs[:1], target[:1]
-        eval_update = throughput(lambda: step_with_update(model, one_in, one_target, 0.01, precision), 1, dev,
-                                 min_seconds)
+    train_fps = throughput(lambda: train_step(method, network, optimizer, inputs, target, precision), batch, dev,
+                           min_seconds)  # fmt: skip
+    inputs = inputs.contiguous(memory_format=inference_layout(method, network, dev))
+    eval_no_update = throughput(lambda: signals_step(method, network, inputs, target, precision), batch, dev,
+                                min_seconds)  # fmt: skip
+    memory = method.state_memory(network)
+    eval_update = None
+    if memory is not None:
+        with memory.scratch():
+            one_in, one_target = inputs[:1], target[:1]
+            eval_update = round(throughput(lambda: signals_step(method, network, one_in, one_target, precision,
+                                                                cfg.eval.gamma), 1, dev, min_seconds), 3)  # fmt: skip
     return {
-        "task": task, "size": size, "width": width, "batch": batch, "precision": precision, "compiled": compiled,
+        "model": method.describe(cfg.model.settings), "size": size, "batch": batch, "precision": precision,
+        "compiled": compiled,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_fps": round(train_fps, 3), "eval_fps": round(eval_update, 3),
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "train_fps": round(train_fps, 3), "eval_fps": eval_update,
         "eval_fps_no_update": round(eval_no_update, 3),
         "ped2_epoch_seconds": round(PED2_TRAINING_FRAMES / train_fps, 1),
     }  # fmt: skip

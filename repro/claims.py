@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .config import PROFILES_DIR, ConfigError, RunConfig, load_config, to_dict
+from .config import PROFILES_DIR, ConfigError, RunConfig, identity, load_config, to_dict
 from .runs import RunStore, read_metrics
 from .stats import seed_difference_interval
 
@@ -172,11 +172,15 @@ def load_claims(path: Path | str) -> list[Claim]:
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def _flat(cfg: RunConfig) -> dict[str, Any]:
-    """Dotted key -> value of every setting."""
-    return {f"{section}.{key}" if isinstance(values, dict) else section: value
-            for section, values in to_dict(cfg).items()
-            for key, value in (values.items() if isinstance(values, dict) else [(None, values)])}  # fmt: skip
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings -> {dotted key: value}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _spell(value: Any) -> str:
@@ -190,19 +194,22 @@ def _data_overrides(claim: Claim, data_root: str | None) -> list[str]:
     return [f"data.name={claim.dataset}", f"data.root={data_root}"]
 
 
-def _check_arms(claim: Claim, resolve: Callable[[tuple[str, ...]], RunConfig]) -> None:
-    """The treatment must be the control with the declared `change` applied, and differ from it."""
+def _check_arms(claim: Claim, resolve: Callable[..., RunConfig]) -> None:
+    """The treatment must be the control with the declared `change` applied, and differ from it. Arms are
+    compared by what their runs are (`config.identity`): settings a method never reads do not count."""
     control, treatment = resolve(claim.arms["control"]), resolve(claim.arms["treatment"])
-    values = _flat(treatment)
+    values = _flat(to_dict(treatment))
     unknown = [key for key in claim.change if key not in values]
     if unknown:
         raise ClaimError(f"claim {claim.id!r}: `change` names unknown key(s) {', '.join(unknown)}")
-    expected = resolve((*claim.arms["control"], *(f"{key}={_spell(values[key])}" for key in claim.change)))
-    if expected == control:
+    changed = tuple(f"{key}={_spell(values[key])}" for key in claim.change)
+    expected = resolve((*claim.arms["control"], *changed), unchecked=claim.arms["control"])
+    if identity(expected) == identity(control):
         raise ClaimError(f"claim {claim.id!r}: its arms do not differ in {', '.join(claim.change)}, the declared change")
-    extra = {key: (value, values[key]) for key, value in _flat(expected).items() if value != values[key]}
+    wanted, got = _flat(identity(expected)), _flat(identity(treatment))
+    extra = {key: (wanted.get(key), got.get(key)) for key in wanted.keys() | got.keys() if wanted.get(key) != got.get(key)}
     if extra:
-        listed = "; ".join(f"{key}: control {a!r}, treatment {b!r}" for key, (a, b) in extra.items())
+        listed = "; ".join(f"{key}: control {a!r}, treatment {b!r}" for key, (a, b) in sorted(extra.items()))
         raise ClaimError(f"claim {claim.id!r}: its arms also differ in {listed}, beyond the declared change "
                          f"({', '.join(claim.change)}); make the arms equal there, or add the key to `change` "
                          "if that difference is intended")  # fmt: skip
@@ -210,12 +217,14 @@ def _check_arms(claim: Claim, resolve: Callable[[tuple[str, ...]], RunConfig]) -
 
 def _resolver(claim: Claim, profile: str | Path | None, data_root: str | None,
               overrides: tuple[str, ...]) -> Callable[..., RunConfig]:
-    """arm overrides (and a seed) -> the run's config: data, then the global overrides, then the arm's."""
+    """arm overrides (and a seed) -> the run's config: data, then the global overrides, then the arm's. The arm's
+    own overrides must be read by its method; the data and global ones apply where they are read."""
 
-    def resolve(arm: tuple[str, ...], seed: int | None = None) -> RunConfig:
-        chosen = [*_data_overrides(claim, data_root), *overrides, *arm, *([f"seed={seed}"] if seed is not None else [])]
+    def resolve(arm: tuple[str, ...], seed: int | None = None, unchecked: tuple[str, ...] = ()) -> RunConfig:
+        shared = (*_data_overrides(claim, data_root), *overrides)
+        chosen = [*shared, *arm, *([f"seed={seed}"] if seed is not None else [])]
         try:
-            return load_config(profile, chosen)
+            return load_config(profile, chosen, unchecked=(*shared, *unchecked))
         except ConfigError as error:
             raise ClaimError(f"claim {claim.id!r}: {error}") from None
 

@@ -11,45 +11,6 @@ def main() -> None:
     """Reproduce, ablate and extend memory-augmented autoencoders for video anomaly detection."""
 
 
-@main.command(short_help="Time MNAD training and evaluation; prints JSON.")
-@click.option("--task", type=click.Choice(["pred", "recon"]), default="pred", show_default=True,
-              help="Prediction (4 frames -> 5th) or reconstruction (1 frame -> itself).")
-@click.option("--size", type=click.IntRange(min=8), default=64, show_default=True,
-              help="Frame height and width in pixels (256 = paper). Must be divisible by 8.")
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Channel width of the first encoder block (64 = paper; the query dim is 8x this).")
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Training and batched-evaluation batch size (4 = paper).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-              help="Autocast precision of the convolutions; the memory maths stays fp32.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads (default: all cores).")
-@click.option("--seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Minimum timed seconds per phase, after a warm-up.")
-@click.option("--compile/--no-compile", "compiled", default=False, show_default=True,
-              help="torch.compile the encoder and decoder (the warm-up pays the compile time).")
-def bench(task, size, width, batch, precision, device, threads, seconds, compiled):
-    """Print one JSON object with MNAD's train_fps, eval_fps (test-time update) and eval_fps_no_update,
-    and ped2_epoch_seconds: a Ped2-size training epoch (2,550 frames) at train_fps.
-
-    Random data, the same step functions as training and evaluation. Example:
-    repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32
-    """
-    import json
-
-    import torch
-
-    from .bench import benchmark
-
-    if size % 8:
-        raise click.BadParameter(f"{size} is not divisible by 8 (the encoder pools three times)", param_hint="--size")
-    if threads:
-        torch.set_num_threads(threads)
-    result = benchmark(task, size, width, batch, precision, device, seconds, compiled=compiled)
-    click.echo(json.dumps(result))
-
-
-# ------------------------------------------------------------------------------------ runs and sweeps
 class ReproError(click.ClickException):
     """A problem with the user's input, shown as one line with exit code 2 (no traceback)."""
 
@@ -74,6 +35,63 @@ def _friendly(function):
     return wrapper
 
 
+def _methods() -> list[str]:
+    from .models.registry import METHODS
+
+    return list(METHODS)
+
+
+def _tasks() -> list[str]:
+    from .models.mnad import TASKS
+
+    return list(TASKS)
+
+
+@main.command(short_help="Time training and evaluation of a method; prints JSON.")
+@click.option("--model", type=click.Choice(_methods()), default="mnad", show_default=True,
+              help="The method to time; --task and --width are MNAD's, --set reaches any other setting.")
+@click.option("--task", type=click.Choice(_tasks()), default=None,
+              help="MNAD: prediction (4 frames -> 5th, the paper profile's) or reconstruction (1 frame -> itself).")
+@click.option("--size", type=click.IntRange(min=8), default=64, show_default=True,
+              help="Frame height and width in pixels (256 = paper); MNAD needs a multiple of 8, MemAE of 16.")
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help="MNAD: channels of the first encoder block (64 = paper, the default; the query dim is 8x this).")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Training and batched-evaluation batch size (4 = paper).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Autocast precision of the convolutions; the memory maths stays fp32.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads (default: all cores).")
+@click.option("--seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Minimum timed seconds per phase, after a warm-up.")
+@click.option("--compile/--no-compile", "compiled", default=False, show_default=True,
+              help="torch.compile the encoder and decoder (the warm-up pays the compile time).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Any other setting of the paper profile, e.g. --set model.memae.width=24.")
+@_friendly
+def bench(model, task, size, width, batch, precision, device, threads, seconds, compiled, settings):
+    """Print one JSON object with train_fps, eval_fps (the test-time update, frame by frame; null for a
+    method without state memory) and eval_fps_no_update (batched), and ped2_epoch_seconds: a Ped2-size
+    training epoch (2,550 frames) at train_fps.
+
+    Random data, the paper profile's settings, the same step functions as training and evaluation. Example:
+    repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32
+    """
+    import json
+
+    import torch
+
+    from .bench import benchmark
+
+    if threads:
+        torch.set_num_threads(threads)
+    overrides = (f"model.name={model}", *([f"model.mnad.task={task}"] if task else []),
+                 *([f"model.mnad.width={width}"] if width else []), *settings)  # fmt: skip
+    result = benchmark(overrides, size, batch, precision, device, seconds, compiled=compiled)
+    click.echo(json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------ runs and sweeps
 def _run_options(function):
     """Options shared by every verb that resolves a run config."""
     options = [
@@ -83,10 +101,10 @@ def _run_options(function):
                      help="Dataset (default: the profile's; synthetic needs no download)."),
         click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
                      help="Folder holding <dataset>/training/frames and <dataset>/testing/frames."),
-        click.option("--task", type=click.Choice(["pred", "recon"]), default=None,
-                     help="pred: 4 frames -> the 5th; recon: a frame -> itself (default: the profile's)."),
+        click.option("--task", type=click.Choice(_tasks()), default=None,
+                     help="MNAD's task: pred, 4 frames -> the 5th; recon, a frame -> itself (default: the profile's)."),
         click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-                     help="Any config field, e.g. --set train.epochs=2 --set model.width=8 (repeatable)."),
+                     help="Any config field, e.g. --set train.epochs=2 --set model.mnad.width=8 (repeatable)."),
         click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
                      help="The run store: one folder per config hash; finished runs are never recomputed."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
@@ -106,7 +124,7 @@ def _base_overrides(dataset, data_root, task, settings, device, precision, lam=N
     if data_root:
         overrides.append(f"data.root={data_root}")
     if task:
-        overrides.append(f"model.task={task}")
+        overrides.append(f"model.mnad.task={task}")
     if device:
         overrides.append(f"exec.device={device}")
     if precision:
@@ -275,10 +293,9 @@ def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, exec
 
 
 ABLATION_FLAGS = {
-    "no_separateness": "loss.separateness=0",
-    "no_compactness": "loss.compactness=0",
+    "no_separateness": "model.mnad.separateness=0",
+    "no_compactness": "model.mnad.compactness=0",
     "no_test_time_update": "eval.test_time_update=false",
-    "no_memory": "model.memory=false",
 }
 
 
@@ -288,14 +305,15 @@ ABLATION_FLAGS = {
 @click.option("--no-separateness", is_flag=True, help="Variant without the separateness loss (λ_s = 0, eq. 12).")
 @click.option("--no-compactness", is_flag=True, help="Variant without the compactness loss (λ_c = 0, eq. 10).")
 @click.option("--no-test-time-update", is_flag=True, help="Variant that never updates the items at test time (γ gate off).")
-@click.option("--no-memory", is_flag=True, help="Variant without memory: the study's 'w/o Mem.' network.")
+@click.option("--no-memory", is_flag=True,
+              help="Variant without memory: MNAD's 'w/o Mem.' network, or MemAE's memory-less AE (ae3d).")
 @click.option("--skip/--no-skip", "skip", default=None, help="Variant with or without the U-Net skip connections.")
 @click.option("--salt-pepper", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="P",
               help="Variant trained on inputs with a fraction P of pixels set to 0 or 1 (e.g. 0.25).")
 @click.option("--uniform-memory", type=float, default=None, is_flag=False, flag_value=1.0, metavar="[WEIGHT]",
               help="Variant with the study's uniform-memory supervision (weight 1 when given alone).")
-@click.option("--model", type=click.Choice(["mnad", "memae", "ae3d", "convlstm"]), default=None,
-              help="Network of baseline and variant (default: the profile's, MNAD).")
+@click.option("--model", type=click.Choice(_methods()), default=None,
+              help="Method of baseline and variant (default: the profile's, MNAD).")
 @click.option("--shrink-threshold", type=click.FloatRange(min=0), default=None, metavar="K",
               help="MemAE variant with hard-shrinkage threshold K/N (N = the memory size; 0 = off; official 5).")
 @click.option("--addressing", type=click.Choice(["dot", "cosine"]), default=None, help="MemAE variant's addressing.")
@@ -324,21 +342,27 @@ def ablate(profile, dataset, data_root, task, settings, runs_root, device, preci
     from .report.build import ablation_report
     from .runs import RunStore
 
+    from .config import load_config
+
     flags = dict(no_separateness=no_separateness, no_compactness=no_compactness,
-                 no_test_time_update=no_test_time_update, no_memory=no_memory)  # fmt: skip
+                 no_test_time_update=no_test_time_update)  # fmt: skip
     changes = [ABLATION_FLAGS[name] for name, on in flags.items() if on]
     names = [name.replace("_", "-") for name, on in flags.items() if on]
+    model_override = (f"model.name={model}",) if model else ()
+    base = (*model_override, *_base_overrides(dataset, data_root, task, settings, device, precision, lam))
+    if no_memory:
+        baseline = load_config(profile, base).model
+        changes += list(baseline.method.without_memory(baseline.settings))
+        names.append("no-memory")
     if skip is not None:
-        changes.append(f"model.skips={str(skip).lower()}")
+        changes.append(f"model.mnad.skips={str(skip).lower()}")
         names.append("skip" if skip else "no-skip")
     if salt_pepper is not None:
         changes.append(f"data.salt_pepper={salt_pepper}")
         names.append(f"salt-pepper-{salt_pepper:g}")
     if uniform_memory is not None:
-        changes.append(f"loss.uniform_memory={uniform_memory}")
+        changes.append(f"model.mnad.uniform_memory={uniform_memory}")
         names.append(f"uniform-memory-{uniform_memory:g}")
-    model_override = (f"model.name={model}",) if model else ()
-    base = (*model_override, *_base_overrides(dataset, data_root, task, settings, device, precision, lam))
     memae_changes, memae_names = _memae_variant(profile, base, shrink_threshold, addressing, entropy, memory_size)
     changes += memae_changes + list(variant_set)
     names += memae_names + [s.replace("=", "-") for s in variant_set]
@@ -361,17 +385,17 @@ def _memae_variant(profile, base: tuple[str, ...], shrink_multiple: float | None
 
     changes, names = [], []
     if memory_size is not None:
-        changes.append(f"model.memae_items={memory_size}")
+        changes.append(f"model.memae.num_items={memory_size}")
         names.append(f"memory-size-{memory_size}")
     if shrink_multiple is not None:
-        items = memory_size or load_config(profile, base).model.memae_items
-        changes.append(f"model.shrink_threshold={shrink_multiple / items!r}")
+        items = memory_size or load_config(profile, base).model.memae.num_items
+        changes.append(f"model.memae.shrink_threshold={shrink_multiple / items!r}")
         names.append(f"shrink-{shrink_multiple:g}-over-n")
     if addressing is not None:
-        changes.append(f"model.addressing={addressing}")
+        changes.append(f"model.memae.addressing={addressing}")
         names.append(f"addressing-{addressing}")
     if entropy is not None:
-        changes.append(f"loss.entropy={entropy!r}")
+        changes.append(f"model.memae.entropy={entropy!r}")
         names.append(f"entropy-{entropy:g}")
     return changes, names
 

@@ -1,30 +1,36 @@
 """Every setting of a run, declared once: frozen, typed dataclasses with one-line help (SPEC sec. 4, 5, 7, 12).
 
 The dataclass defaults are the paper's prediction setting (SPEC sec. 4); profiles in `ablations/profiles/`
-override them, and dotted overrides (`loss.separateness=0`) override the profile. A profile may hold
-task tables (`[task.recon.train]`) applied after its base sections when the resolved `model.task` matches,
-and before the overrides. TOML has no null: the string "none" sets an optional field to None.
+override them, and dotted overrides (`model.mnad.separateness=0`) override the profile. Each method declares
+its own section beside its network (`[model.mnad]`, `[model.memae]`, ...; repro/models/*); this module
+composes them. A profile may hold MNAD task tables (`[task.recon.train]`, applied when model.mnad.task
+matches) and method tables (`[method.memae.train]`, when model.name matches; they win over the task's),
+both before the overrides. TOML has no
+null: the string "none" sets an optional field to None.
 
-    cfg = load_config("paper", ["model.task=recon", "eval.lambda_grid=[0.5, 0.6]"])
-    config_hash(cfg)  # '3f1c...': names the run's folder; [exec] is not part of it
+    cfg = load_config("paper", ["model.mnad.task=recon", "eval.lambda_grid=[0.5, 0.6]"])
+    config_hash(cfg)  # '3f1c...': names the run's folder; [exec] and settings its method ignores are not part
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import json
 import tomllib
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, make_dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import tomli_w
 
-NONE = "none"  # how None is spelled in TOML files and overrides
+from .models.mnad import TASKS, MNADSettings
+from .models.registry import METHODS
+from .settings import (AT_LEAST_ONE, NON_NEGATIVE, NONE, POSITIVE, UNIT, ConfigError, Interval, Validated, hints,
+                       kind, section, setting)
+
 DEFAULT_PROFILE = "synthetic"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "ablations" / "profiles"
 # How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
@@ -32,123 +38,9 @@ HASH_EXCLUDED = ("exec",)
 HASH_KEPT_FROM_EXEC = ("precision",)
 
 
-class ConfigError(ValueError):
-    """A bad setting; the message names the key, what is allowed and what was given."""
-
-
-class Interval(NamedTuple):
-    """The allowed range of a number; None = unbounded on that side."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def __str__(self) -> str:
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-
-
-UNIT = Interval(0, 1)
-NON_NEGATIVE = Interval(0)
-POSITIVE = Interval(0, low_open=True)
-AT_LEAST_ONE = Interval(1)
-
-
-def setting(default: Any, help: str, within: Interval | None = None) -> Any:
-    """A dataclass field whose `help` (for --help) and allowed range live in its metadata."""
-    return field(default=default, metadata={"help": help, "within": within})
-
-
-def section(cls: type, help: str) -> Any:
-    return field(default_factory=cls, metadata={"help": help, "within": None})
-
-
-# ------------------------------------------------------------------------------------------ validation
-def _kind(tp: Any) -> str:
-    """How a type reads in an error message."""
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_kind(a) for a in args if a is not type(None)) + f" or {NONE!r}"
-    if origin is tuple:
-        return "a list of " + {float: "numbers", int: "integers", str: "strings"}[args[0]]
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
-
-
-def _wrong(key: str, tp: Any, value: Any) -> ConfigError:
-    hint = ""
-    if get_origin(tp) is Literal and isinstance(value, str):
-        close = difflib.get_close_matches(value, [str(a) for a in get_args(tp)], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"{key} must be {_kind(tp)}; got {value!r} ({type(value).__name__}){hint}")
-
-
-def _coerce(key: str, tp: Any, value: Any) -> Any:
-    """`value` as type `tp` (ints widen to floats, lists become tuples, "none" is None), or a ConfigError."""
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() == NONE):
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        try:
-            return _coerce(key, inner, value)
-        except ConfigError:
-            raise _wrong(key, tp, value) from None
-    if origin is Literal:
-        if isinstance(value, str) and value in args:
-            return value
-    elif origin is tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(_coerce(f"{key}[{i}]", args[0], v) for i, v in enumerate(value))
-    elif is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, tp):
-        return value
-    raise _wrong(key, tp, value)
-
-
-def _check_within(key: str, value: Any, within: Interval | None) -> None:
-    values = value if isinstance(value, tuple) else (value,)
-    if within is not None and any(v is not None and v not in within for v in values):
-        raise ConfigError(f"{key} must be {within}; got {value!r}")
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
-class _Validated:
-    """Checks and normalises every field at construction (also after dataclasses.replace)."""
-
-    prefix: ClassVar[str]
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            key = f"{self.prefix}{f.name}"
-            value = _coerce(key, _hints(type(self))[f.name], getattr(self, f.name))
-            _check_within(key, value, f.metadata.get("within"))
-            object.__setattr__(self, f.name, value)
-
-
 # ------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
-class DataConfig(_Validated):
+class DataConfig(Validated):
     prefix: ClassVar[str] = "data."
     name: Literal["synthetic", "ped2", "avenue", "shanghaitech"] = setting(
         "ped2", "Dataset: synthetic moving shapes (built in) or a published one (needs data.root).")
@@ -165,44 +57,32 @@ class DataConfig(_Validated):
     synth_seed: int = setting(0, "Seed of the synthetic world's generator (not of training).")
 
 
-@dataclass(frozen=True)
-class ModelConfig(_Validated):
-    prefix: ClassVar[str] = "model."
-    name: Literal["mnad", "memae", "ae3d", "convlstm"] = setting(
-        "mnad", "Network: MNAD, MemAE, its memory-less 3D autoencoder (ae3d), or the ConvLSTM autoencoder.")
-    task: Literal["pred", "recon"] = setting(
-        "pred", "MNAD task: predict the 5th frame from 4 (pred) or reconstruct the input frame (recon).")
-    memory: bool = setting(True, "Use the memory module (false = the 'w/o Mem.' network).")
-    skips: bool | None = setting(None, "U-Net skip connections; none = the task's default.")
-    width: int = setting(64, "Channels of the first encoder block (paper 64: 512-d features).", AT_LEAST_ONE)
-    num_items: int = setting(10, "M, the number of MNAD memory items.", AT_LEAST_ONE)
-    decoder: Literal["halving", "constant"] = setting(
-        "halving", "Decoder widths per upsample: halving (the study) or constant (authors' later recon decoder).")
-    item_init: Literal["uniform", "gaussian"] = setting(
-        "uniform", "Item initialisation: uniform [0,1) rows (reference) or Gaussian, each L2-normalised.")
-    update_normaliser: Literal["all", "assigned"] = setting(
-        "all", "Eq. 5 max over all queries (reference code) or over the item's assigned queries (paper).")
-    memae_items: int = setting(2000, "MemAE memory size N.", AT_LEAST_ONE)
-    memae_width: int = setting(96, "MemAE/AE channels of the first 3-D conv (96 = paper; use a multiple of 3).",
-                               AT_LEAST_ONE)
-    shrink_threshold: float = setting(0.0025, "MemAE hard-shrinkage threshold (0 = no shrinkage).",
-                                      Interval(0, 1, high_open=True))
-    addressing: Literal["dot", "cosine"] = setting(
-        "dot", "MemAE addressing logits: dot product (official code) or cosine (paper).")
+def _model_config() -> type:
+    """[model]: the method's name and one settings section per registered method ([model.mnad], ...).
+
+    Built from the registry, so a new method needs no edit here; a run's identity holds only the section of
+    its own method (`config_hash`).
+    """
+    names = tuple(METHODS)
+    sections = [(name, method.Settings, section(method.Settings, method.help)) for name, method in METHODS.items()]
+    cls = make_dataclass(
+        "ModelConfig",
+        [("prefix", ClassVar[str], "model."),
+         ("name", Literal[names], setting("mnad", "Method: " + ", ".join(names) + ".")), *sections],
+        bases=(Validated,), frozen=True,
+    )  # fmt: skip
+    cls.__module__ = __name__
+    cls.__doc__ = "The method and its settings: [model] name = ..., [model.<name>] its section."
+    cls.settings = property(lambda self: getattr(self, self.name), doc="The chosen method's settings section.")
+    cls.method = property(lambda self: METHODS[self.name], doc="The chosen method (repro.models.method.Method).")
+    return cls
+
+
+ModelConfig = _model_config()
 
 
 @dataclass(frozen=True)
-class LossConfig(_Validated):
-    prefix: ClassVar[str] = "loss."
-    compactness: float = setting(0.1, "λ_c, weight of the feature compactness loss (eq. 8, 10).", NON_NEGATIVE)
-    separateness: float = setting(0.1, "λ_s, weight of the feature separateness loss (eq. 8, 12).", NON_NEGATIVE)
-    separateness_margin: float = setting(1.0, "Triplet margin of the separateness loss.", POSITIVE)
-    uniform_memory: float = setting(0.0, "Weight of the study's uniform-memory supervision (0 = off).", NON_NEGATIVE)
-    entropy: float = setting(0.0002, "MemAE weight of the addressing entropy loss.", NON_NEGATIVE)
-
-
-@dataclass(frozen=True)
-class TrainConfig(_Validated):
+class TrainConfig(Validated):
     prefix: ClassVar[str] = "train."
     epochs: int = setting(60, "Epochs; the cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
     batch_size: int = setting(4, "Clips per training step.", AT_LEAST_ONE)
@@ -218,7 +98,7 @@ def _grid(step: float = 0.05) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class EvalConfig(_Validated):
+class EvalConfig(Validated):
     prefix: ClassVar[str] = "eval."
     lambda_score: float = setting(0.6, "λ, weight of PSNR vs feature distance in the score (eq. 16).", UNIT)
     gamma: float = setting(0.01, "γ, test-time update threshold on the weighted regular score (eq. 6-7).",
@@ -231,7 +111,7 @@ class EvalConfig(_Validated):
 
 
 @dataclass(frozen=True)
-class ExecConfig(_Validated):
+class ExecConfig(Validated):
     prefix: ClassVar[str] = "exec."
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "Device; auto = cuda when available.")
     precision: Literal["fp32", "bf16", "fp16"] = setting("fp32", "Arithmetic precision (autocast for bf16/fp16).")
@@ -241,18 +121,23 @@ class ExecConfig(_Validated):
 
 
 @dataclass(frozen=True)
-class RunConfig(_Validated):
+class RunConfig(Validated):
     prefix: ClassVar[str] = ""
     data: DataConfig = section(DataConfig, "Frames and clips.")
-    model: ModelConfig = section(ModelConfig, "The network.")
-    loss: LossConfig = section(LossConfig, "Loss weights (eq. 8).")
+    model: ModelConfig = section(ModelConfig, "The method and its settings (its losses' weights included).")
     train: TrainConfig = section(TrainConfig, "Optimisation and checkpoints.")
     eval: EvalConfig = section(EvalConfig, "Scoring and test-time memory.")
     exec: ExecConfig = section(ExecConfig, "How the run executes (not part of its hash).")
     seed: int = setting(0, "Seed of weights, items and data order.")
 
+    def check(self) -> None:
+        try:
+            self.model.method.validate(self.model.settings, self.data.size)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
-SECTIONS: dict[str, type] = {name: tp for name, tp in _hints(RunConfig).items() if is_dataclass(tp)}
+
+SECTIONS: dict[str, type] = {name: tp for name, tp in hints(RunConfig).items() if is_dataclass(tp)}
 
 
 # ----------------------------------------------------------------------------------- dicts and TOML
@@ -268,7 +153,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     for name, value in data.items():
         if name not in allowed:
             raise _unknown(prefix, name, allowed)
-        tp = _hints(cls)[name]
+        tp = hints(cls)[name]
         if is_dataclass(tp):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{prefix}{name} must be a table of settings ([{name}]); got {value!r}")
@@ -307,26 +192,62 @@ def to_toml(cfg: RunConfig) -> str:
     return header + tomli_w.dumps(top | {k: v for k, v in data.items() if isinstance(v, dict)})
 
 
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    """What a run is: every setting but how it executes ([exec] less its precision), and of [model] and [eval]
+    only what its method reads, so that settings its network ignores never split one run into two."""
+    data = to_dict(cfg)
+    method, settings = cfg.model.method, cfg.model.settings
+    content = {k: v for k, v in data.items() if k not in HASH_EXCLUDED}
+    content["model"] = {"name": cfg.model.name, cfg.model.name: {k: data["model"][cfg.model.name][k]
+                                                                 for k in method.reads(settings)}}  # fmt: skip
+    content["eval"] = {k: data["eval"][k] for k in method.reads_eval(settings)}
+    return content | {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC}
+
+
 def config_hash(cfg: RunConfig) -> str:
-    """12 hex digits of sha256 over canonical JSON of everything except [exec] (but its precision); names the
-    run folder."""
-    content = {k: v for k, v in to_dict(cfg).items() if k not in HASH_EXCLUDED}
-    content |= {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """12 hex digits of sha256 over canonical JSON of the run's `identity`; names the run folder."""
+    text = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def training_identity(cfg: RunConfig) -> str:
+    """The hash of what training depends on: runs that differ only in [eval] share their checkpoints."""
+    return config_hash(replace(cfg, eval=EvalConfig()))
+
+
+def check_applies(cfg: RunConfig, keys: Sequence[str]) -> None:
+    """Refuse a change that `cfg`'s method never reads (a ConfigError naming the key and the method), so that an
+    ablation cannot silently train the same network twice."""
+    method, settings = cfg.model.method, cfg.model.settings
+    for key in keys:
+        section, _, rest = key.partition(".")
+        if section == "model" and "." in rest:
+            owner, _, name = rest.partition(".")
+            if owner != cfg.model.name:
+                raise ConfigError(f"{key} is a setting of {owner}, but this run's model is {cfg.model.name}: "
+                                  f"set model.name={owner} or drop it")
+            if name not in method.reads(settings):
+                raise ConfigError(f"{key} changes nothing for {method.describe(settings)}: its network never reads it")
+        elif section == "eval" and rest not in method.reads_eval(settings):
+            raise ConfigError(f"{key} changes nothing for {method.describe(settings)}: its scores never read it "
+                              f"(it reads eval.{', eval.'.join(method.reads_eval(settings))})")
 
 
 def settings_help() -> dict[str, str]:
     """Dotted key -> its help, type, range and default; what --help shows for each setting."""
     out = {}
-    for section_name, cls in [("", RunConfig), *((f"{n}.", c) for n, c in SECTIONS.items())]:
+
+    def walk(cls: type, prefix: str) -> None:
         for f in fields(cls):
-            tp = _hints(cls)[f.name]
+            tp = hints(cls)[f.name]
             if is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
                 continue
             within = f"; {f.metadata['within']}" if f.metadata.get("within") else ""
             default = NONE if f.default is None else json.dumps(f.default)  # TOML spelling
-            out[f"{section_name}{f.name}"] = f"{f.metadata['help']} ({_kind(tp)}{within}; default {default})"
+            out[f"{prefix}{f.name}"] = f"{f.metadata['help']} ({kind(tp)}{within}; default {default})"
+
+    walk(RunConfig, "")
     return out
 
 
@@ -362,7 +283,7 @@ def _field_type(key: str) -> Any:
     """The declared type of a dotted key, or None when the key is unknown (reported later)."""
     cls, *rest = [RunConfig, *key.split(".")]
     for name in rest:
-        tp = _hints(cls).get(name) if is_dataclass(cls) else None
+        tp = hints(cls).get(name) if is_dataclass(cls) else None
         if tp is None:
             return None
         cls = tp
@@ -414,37 +335,49 @@ def _validated(data: dict[str, Any], source: str) -> RunConfig:
         raise ConfigError(f"{source}: {error}") from None
 
 
-def load_config(profile: Path | str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
-    """Defaults <- profile base <- the profile's [task.<task>] tables <- overrides (`key=value`), validated.
+def _tables(base: dict[str, Any], kind: str, allowed: Sequence[str], path: Path, forbidden: str) -> dict[str, Any]:
+    """A profile's [<kind>.<name>] tables, each checked: a known name that does not set `forbidden` itself."""
+    tables = base.pop(kind, {})
+    for name, table in tables.items():
+        if name not in allowed:
+            raise ConfigError(f"{path}: {_unknown(kind + '.', name, allowed)}")
+        if _lookup(table, forbidden) is not None:
+            raise ConfigError(f"{path}: [{kind}.{name}] cannot set {forbidden} itself")
+    return tables
 
-    The task is resolved first (overrides win over the profile), so `model.task=recon` selects the recon tables.
+
+def _lookup(data: Mapping[str, Any], key: str) -> Any:
+    for name in key.split("."):
+        data = data.get(name) if isinstance(data, Mapping) else None
+    return data
+
+
+def load_config(profile: Path | str | None = None, overrides: Sequence[str] = (),
+                unchecked: Sequence[str] = ()) -> RunConfig:
+    """Defaults <- profile base <- its [task.<task>] table <- its [method.<name>] table <- overrides, validated.
+
+    MNAD's task and the method are resolved first (overrides win over the profile), so `model.mnad.task=recon`
+    selects the recon table and `model.name=memae` MemAE's, whose values win over the task's. Every override must be read by the
+    run's method (`check_applies`), except those listed in `unchecked` (settings shared by every row of a
+    table, which some of its methods ignore).
     """
     path = resolve_profile(DEFAULT_PROFILE if profile is None else profile)
     base = _read_toml(path)
-    tasks = base.pop("task", {})
+    methods = _tables(base, "method", tuple(METHODS), path, "model.name")
+    tasks = _tables(base, "task", TASKS, path, "model.mnad.task")
     pairs = [parse_override(text) for text in overrides]
     _validated(base, str(path))
-    task = next((v for k, v in reversed(pairs) if k == "model.task"), base.get("model", {}).get("task", ModelConfig.task))
-    allowed = get_args(_hints(ModelConfig)["task"])
-    for name, table in tasks.items():
-        if name not in allowed:
-            raise ConfigError(f"{path}: {_unknown('task.', name, allowed)}")
-        if "task" in table.get("model", {}):
-            raise ConfigError(f"{path}: [task.{name}.model] cannot set the task itself")
-    merged = _merge(base, tasks.get(task, {}))
-    _validated(merged, f"{path} [task.{task}]")
+
+    def resolved(key: str, data: Mapping[str, Any], default: Any) -> Any:
+        given = _lookup(data, key)
+        return next((v for k, v in reversed(pairs) if k == key), default if given is None else given)
+
+    task = resolved("model.mnad.task", base, MNADSettings.__dataclass_fields__["task"].default)
+    name = resolved("model.name", base, ModelConfig.__dataclass_fields__["name"].default)
+    merged = _merge(_merge(base, tasks.get(task, {})), methods.get(name, {}))
+    _validated(merged, f"{path} [method.{name}] [task.{task}]")
     for key, value in pairs:
         _set(merged, key, value)
-    return _validated(merged, "override")
-
-
-def with_overrides(cfg: RunConfig, changes: Mapping[str, Any] | Sequence[str]) -> RunConfig:
-    """`cfg` with dotted keys changed (`{"loss.separateness": 0}` or `["loss.separateness=0"]`), validated.
-
-    Profile task tables are not re-applied: to change the task with its per-task values, use `load_config`.
-    """
-    pairs = changes.items() if isinstance(changes, Mapping) else map(parse_override, changes)
-    data = to_dict(cfg)
-    for key, value in pairs:
-        _set(data, key, value)
-    return _validated(data, "override")
+    cfg = _validated(merged, "override")
+    check_applies(cfg, [key for (key, _), text in zip(pairs, overrides) if text not in unchecked])
+    return cfg

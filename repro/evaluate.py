@@ -1,5 +1,7 @@
-"""Evaluation of MNAD: per-frame signals (PSNR, feature distance, regular score), with or without the
-test-time memory update (SPEC sec. 2, 5).
+"""Evaluation: per-frame signals of any method, with or without the test-time memory update (SPEC sec. 2, 5).
+
+Written once for every method (repro/models/method.py): the method turns a forward pass into its typed
+signals and, where it has state memory, updates it frame by frame.
 
 Glossary: b frames in a batch, t input frames, c channels, h w size, n queries, d dim, m items.
 """
@@ -7,7 +9,7 @@ Glossary: b frames in a batch, t input frames, c channels, h w size, n queries, 
 from __future__ import annotations
 
 import contextlib
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,74 +17,51 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm import tqdm
 
-from .models.memory import Memory
-from .models.mnad import MNAD
+from .models.method import ClipLayout, Method, signals_from_arrays, signals_to_arrays
 from .models.output import ModelOutput
-from .models.registry import ClipLayout, ModelEntry
 from .precision import autocast
-from .scoring import feature_distance, frame_mse, psnr, regular_score
-
-
-class FrameSignals(NamedTuple):
-    """Raw per-frame signals of one batch, each (b,)."""
-
-    psnr: Tensor  # dB on the [0, 1] scale (eq. 13)
-    distance: Tensor | None  # mean (q - nearest item)^2 with the items before this frame's update (eq. 14)
-    regular: Tensor  # weighted regular score of eqs. 6-7, the update gate
 
 
 @torch.no_grad()
-def frame_signals(
-    model: MNAD, inputs: Tensor, target: Tensor, precision: str = "fp32"
-) -> tuple[FrameSignals, ModelOutput]:
-    """Signals for a batch of frames with the current items, and the forward's result; never changes the items.
+def signals_step(method: Method, model: nn.Module, inputs: Tensor, target: Tensor, precision: str = "fp32",
+                 gamma: float | None = None) -> tuple[Any, ModelOutput]:
+    """The method's typed signals (each (b,)) of one batch with the current memory, and the forward's result.
 
-    inputs (b, t*c, h, w), target (b, c, h, w), both in [-1, 1].
+    With `gamma` this is one frame (b = 1) of the sequential test-time update: after its signals, the
+    method updates its memory with the frame's queries if the frame is regular enough (MNAD: regular score
+    below γ, eqs. 6-7). The decision stays on the device (no host sync per frame). The one implementation of
+    the update, used by the evaluation loop and by `repro bench` alike.
     """
+    if gamma is not None and inputs.shape[0] != 1:
+        raise ValueError(f"the test-time update is sequential: inputs must hold one frame, got {tuple(inputs.shape)}")
     with autocast(inputs.device, precision):
         result = model(inputs)
-    distance = None
-    if model.memory is not None:
-        distance = feature_distance(result.queries, model.memory.items, frames=inputs.shape[0])
-    return FrameSignals(psnr(frame_mse(result.output, target)), distance, regular_score(result.output, target)), result
+    signals = method.frame_signals(model, result, target)
+    if gamma is not None:
+        method.update_memory(model, result, signals, gamma)
+    return signals, result
 
 
-@torch.no_grad()
-def step_with_update(model: MNAD, inputs: Tensor, target: Tensor, gamma: float, precision: str = "fp32") -> FrameSignals:
-    """One frame (b = 1) of the sequential test-time update: signals with the current items, then the items
-    are updated with this frame's queries if its regular score is below γ (eqs. 6-7).
-
-    The decision stays on the device (no host sync per frame).
-    """
-    if inputs.shape[0] != 1:
-        raise ValueError(f"the test-time update is sequential: inputs must hold one frame, got {tuple(inputs.shape)}")
-    signals, result = frame_signals(model, inputs, target, precision)
-    if model.memory is not None:
-        model.memory.update(result.queries, accept=signals.regular[0] < gamma)
-    return signals
-
-
-def inference_layout(model: nn.Module, device: torch.device) -> torch.memory_format:
-    """Evaluation mode, and on the CPU the channels-last layout for 2-D convolutions: about 15% faster
-    inference for MNAD at 256x256 (`repro bench`), though slower for training, which keeps the default."""
+def inference_layout(method: Method, model: nn.Module, device: torch.device) -> torch.memory_format:
+    """Evaluation mode and the method's preferred layout: on the CPU, channels-last 2-D convolutions where the
+    method asks for them (`Method.channels_last`); returns the layout for its input batches."""
     model.eval()
-    if device.type != "cpu" or any(p.dim() == 5 for p in model.parameters()):
+    if device.type != "cpu" or not method.channels_last:
         return torch.contiguous_format
     model.to(memory_format=torch.channels_last)
-    return torch.channels_last
+    return torch.channels_last if method.channels_last_inputs else torch.contiguous_format
 
 
-def _batch_tensors(batch: dict, entry: ModelEntry, device: torch.device,
+def _batch_tensors(batch: dict, method: Method, device: torch.device,
                    layout: torch.memory_format) -> tuple[Tensor, Tensor]:
-    inputs = entry.to_input(batch["input"].to(device))
-    layout = layout if inputs.dim() == 4 else torch.contiguous_format  # ConvLSTM's (b, t, c, h, w) clips
-    return inputs.contiguous(memory_format=layout), entry.to_target(batch["target"].to(device))
+    inputs = method.to_input(batch["input"].to(device))
+    return inputs.contiguous(memory_format=layout), method.to_target(batch["target"].to(device))
 
 
 @torch.no_grad()
 def evaluate_model(
     model: nn.Module,
-    entry: ModelEntry,
+    method: Method,
     dataset: Dataset,
     device: torch.device,
     *,
@@ -95,14 +74,15 @@ def evaluate_model(
 ) -> dict[str, np.ndarray]:
     """Raw per-frame signals over a test set in sorted video order (SPEC sec. 2, 5).
 
-    MNAD: "psnr", "distance" (with memory) and "regular"; baselines: "error". Always "video", "frame",
-    "label", "anomaly_type" (from the dataset), "item_counts" (m,) of nearest-item assignments (rows with
-    any weight) and "zero_row_share" (1,), the share of all-zero weight rows (MemAE's shrinkage; 0 for MNAD).
-    With the test-time update the frames go one at a time (the update makes each frame depend on the last);
-    otherwise in batches. The trained items are restored afterwards.
+    The method's signals by field name (`method.Signals`), and always "video", "frame", "label",
+    "anomaly_type" (from the dataset); for a model with memory weights, "item_counts" (m,) of nearest-item
+    assignments (rows with any weight) and "zero_row_share" (1,), the share of all-zero weight rows (MemAE's
+    shrinkage; 0 for MNAD). With the test-time update (a method with state memory) the frames go one at a
+    time, since the update makes each frame depend on the last; otherwise in batches. The trained items are
+    restored afterwards.
     """
-    layout = inference_layout(model, device)
-    memory = _mnad_memory(model)
+    layout = inference_layout(method, model, device)
+    memory = method.state_memory(model)
     sequential = test_time_update and memory is not None
     loader = DataLoader(dataset, batch_size=1 if sequential else batch_size, shuffle=False)
     collected: dict[str, list[Tensor]] = {}
@@ -112,19 +92,17 @@ def evaluate_model(
         trained_items = memory.items.clone() if memory is not None else None
         previous_video = None
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
-            inputs, target = _batch_tensors(batch, entry, device, layout)
+            inputs, target = _batch_tensors(batch, method, device, layout)
             if sequential and reset_memory_per_video and previous_video not in (None, int(batch["video"][0])):
                 memory.items.copy_(trained_items)
             previous_video = int(batch["video"][0])
-            signals, result = _signals(model, entry, inputs, target, precision)
-            if sequential:
-                memory.update(result.queries, accept=signals["regular"][0] < gamma)
+            signals, result = signals_step(method, model, inputs, target, precision, gamma if sequential else None)
             if result.weights is not None:  # MemAE's all-zero (fully shrunk) rows are no item's: counted apart
                 nonzero = result.weights.sum(dim=1) > 0
                 assigned = torch.bincount(result.weights[nonzero].argmax(dim=1), minlength=result.weights.shape[1])
                 counts = assigned if counts is None else counts + assigned
                 rows += torch.stack([(~nonzero).sum(), nonzero.new_tensor(nonzero.numel(), dtype=torch.long)])
-            for key, value in signals.items():  # kept on the device: no host sync per frame
+            for key, value in signals_to_arrays(signals).items():  # kept on the device: no host sync per frame
                 collected.setdefault(key, []).append(value.float())
             for key in ("video", "frame", "label", "anomaly_type"):
                 collected.setdefault(key, []).append(batch[key])
@@ -135,57 +113,40 @@ def evaluate_model(
     return arrays
 
 
-def _mnad_memory(model: nn.Module) -> Memory | None:
-    """MNAD's memory (state updated at test time), or None (no memory, or MemAE's trained items)."""
-    memory = getattr(model, "memory", None)
-    return memory if isinstance(memory, Memory) else None
-
-
-def _signals(model, entry: ModelEntry, inputs: Tensor, target: Tensor, precision: str):
-    """The per-sample signals of one batch and the forward's result."""
-    if entry.frame_error is None:  # MNAD
-        signals, result = frame_signals(model, inputs, target, precision)
-        named = {"psnr": signals.psnr, "regular": signals.regular}
-        if signals.distance is not None:
-            named["distance"] = signals.distance
-        return named, result
-    with autocast(inputs.device, precision):
-        result = model(inputs)
-    return {"error": entry.frame_error(result, target)}, result
-
-
 @torch.no_grad()
-def collect_examples(model: nn.Module, entry: ModelEntry, clip: ClipLayout, dataset: Dataset,
+def collect_examples(model: nn.Module, method: Method, clip: ClipLayout, dataset: Dataset,
                      signals: dict[str, np.ndarray], device: torch.device, max_frames_for_queries: int = 48,
                      seed: int = 0) -> dict[str, np.ndarray]:
     """What the report's figures need from a model, with the trained items (no test-time update):
 
     - "example_input" / "example_output" / "example_target" (k, h, w, c) in [0, 1] and "example_type" (k,):
-      one scored frame per anomaly type present (0 = normal; -1 unknown), the one of median signal;
+      one scored frame per anomaly type present (0 = normal; -1 unknown), the one of median primary signal
+      (the first field of the method's signals: MNAD's PSNR, a baseline's error);
     - "queries" (n, d) of up to `max_frames_for_queries` random test frames, "assignments" (n,) their nearest
-      item and "items" (m, d), for the t-SNE map (MNAD with memory only).
+      item and "items" (m, d), for the t-SNE map (methods with state memory only).
     """
-    layout = inference_layout(model, device)
-    primary = signals["psnr"] if "psnr" in signals else signals["error"]
+    layout = inference_layout(method, model, device)
+    primary = signals_from_arrays(method.Signals, signals)[0]
     types = signals["anomaly_type"]
     picks = []
     for kind in np.unique(types):
         candidates = np.flatnonzero(types == kind)
         picks.append(int(candidates[np.argsort(primary[candidates])[len(candidates) // 2]]))
     batch = default_collate([dataset[i] for i in picks])
-    inputs, target = _batch_tensors(batch, entry, device, layout)
+    inputs, target = _batch_tensors(batch, method, device, layout)
     shown_input = batch["input"][:, clip.in_frames - 1 if clip.predict else clip.scored_offset]
     arrays = {
         "example_input": _as_image(shown_input),
-        "example_output": _as_image(entry.scored_frame(model(inputs).output)),
-        "example_target": _as_image(entry.scored_frame(target)),
+        "example_output": _as_image(method.scored_frame(model(inputs).output)),
+        "example_target": _as_image(method.scored_frame(target)),
         "example_type": types[picks],
     }
-    memory = _mnad_memory(model)
+    memory = method.state_memory(model)
     if memory is not None:
         chosen = np.random.default_rng(seed).choice(len(dataset), min(max_frames_for_queries, len(dataset)), False)
         loader = DataLoader(Subset(dataset, np.sort(chosen).tolist()), batch_size=16)
-        queries = torch.cat([model(_batch_tensors(b, entry, device, layout)[0]).queries.float().cpu() for b in loader])
+        queries = torch.cat([model(_batch_tensors(b, method, device, layout)[0]).queries.float().cpu()
+                             for b in loader])  # fmt: skip
         items = memory.items.float().cpu()
         arrays |= {"queries": queries.numpy(), "items": items.numpy(),
                    "assignments": (queries @ items.t()).argmax(dim=1).numpy()}  # fmt: skip

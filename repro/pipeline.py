@@ -10,20 +10,19 @@ import io
 import os
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .config import EvalConfig, RunConfig, config_hash
+from .config import RunConfig, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
-from .models.registry import model_entry
+from .models.method import signals_from_arrays
 from .runs import RunStore, list_runs, run_record
-from .scoring import frame_metrics, lambdas_for, per_type_auc, scores_from_signals
+from .scoring import frame_metrics, per_type_auc
 from .stats import memory_usage_summary
 from .train import build_model, train
 
@@ -41,7 +40,7 @@ def resolve_device(name: str) -> torch.device:
 
 def datasets(cfg: RunConfig):
     """(training, testing) clip datasets of the configured data and model layout."""
-    layout = model_entry(cfg.model.name).layout(cfg.model.task)
+    layout = cfg.model.method.layout(cfg.model.settings)
     common = dict(
         in_frames=layout.in_frames, predict=layout.predict, scored_offset=layout.scored_offset,
         size=cfg.data.size, grayscale=cfg.data.grayscale, seed=cfg.seed,
@@ -102,11 +101,6 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
     return run
 
 
-def training_identity(cfg: RunConfig) -> str:
-    """The hash of what training depends on: runs that differ only in [eval] share their checkpoints."""
-    return config_hash(replace(cfg, eval=EvalConfig()))
-
-
 def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
     """Link into a fresh `run` the checkpoints of a finished run with the same training; how many."""
     if store.latest_checkpoint(run) is not None:
@@ -150,7 +144,7 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, device, progress: bool) -> None:
     """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), and the
     final checkpoint's examples for the report's figures."""
-    entry = model_entry(cfg.model.name)
+    method = cfg.model.method
     model = build_model(cfg, device)
     done = set(store.signal_epochs(run))
     for epoch, path in store.checkpoints(run):
@@ -162,13 +156,13 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, de
             signals = store.load_signals(run, epoch)
         else:
             signals = evaluate_model(
-                model, entry, testing, device, test_time_update=cfg.eval.test_time_update, gamma=cfg.eval.gamma,
+                model, method, testing, device, test_time_update=cfg.eval.test_time_update, gamma=cfg.eval.gamma,
                 reset_memory_per_video=cfg.eval.reset_memory_per_video, batch_size=cfg.eval.batch_size,
                 precision=cfg.exec.precision, progress=progress,
             )  # fmt: skip
             store.save_signals(run, epoch, **signals)
         if needs_examples:
-            examples = collect_examples(model, entry, entry.layout(cfg.model.task), testing, signals, device,
+            examples = collect_examples(model, method, method.layout(cfg.model.settings), testing, signals, device,
                                         seed=cfg.seed)  # fmt: skip
             atomic_write(run / EXAMPLES, _npz_bytes(examples))
 
@@ -181,49 +175,35 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]]) -> dict:
     """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection."""
+    signals_type = cfg.model.method.Signals
     per_epoch, best = {}, None
-    for epoch, signals in sorted(signals_by_epoch.items()):
-        labels = signals["label"]
+    for epoch, arrays in sorted(signals_by_epoch.items()):
+        signals = signals_from_arrays(signals_type, arrays)
         by_lambda = {}
-        for lam in lambdas_for(signals, cfg.eval.lambda_grid + (cfg.eval.lambda_score,)):
-            values = frame_metrics_from(signals, labels, lam)
+        for lam in signals.lambdas(cfg.eval.lambda_grid + (cfg.eval.lambda_score,)):
+            values = frame_metrics(signals, arrays["label"], arrays["video"], lam)._asdict()
             by_lambda[f"{lam:g}"] = values
             if best is None or values["auc"] > best["auc"]:
                 best = {"epoch": epoch, "lambda": lam, **values}
-        per_epoch[str(epoch)] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, _default_lambda(cfg, signals))}
-    last = max(signals_by_epoch)
-    lam = _default_lambda(cfg, signals_by_epoch[last])
-    default = {"epoch": last, "lambda": lam, **per_epoch[str(last)]["lambdas"][f"{lam:g}"],
-               **_epoch_extras(cfg, signals_by_epoch[last], lam)}  # fmt: skip
-    return {"default": default, "oracle": best, "epochs": per_epoch}
+        lam = signals.default_lambda(cfg.eval.lambda_score)
+        per_epoch[epoch] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, arrays, lam)}
+    last = max(per_epoch)
+    lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(cfg.eval.lambda_score)
+    default = {"epoch": last, "lambda": lam, **per_epoch[last]["lambdas"][f"{lam:g}"],
+               **{k: v for k, v in per_epoch[last].items() if k != "lambdas"}}  # fmt: skip
+    return {"default": default, "oracle": best, "epochs": {str(epoch): v for epoch, v in per_epoch.items()}}
 
 
-def _default_lambda(cfg: RunConfig, signals: dict[str, np.ndarray]) -> float:
-    return cfg.eval.lambda_score if "distance" in signals else 1.0
-
-
-def frame_metrics_from(signals: dict[str, np.ndarray], labels: np.ndarray, lam: float) -> dict[str, float]:
-    if "error" in signals:  # a baseline: the error itself is the score
-        metrics = frame_metrics(-signals["error"], None, labels, signals["video"], 1.0)
-    else:
-        metrics = frame_metrics(signals["psnr"], signals.get("distance"), labels, signals["video"], lam)
-    return metrics._asdict()
-
-
-def _epoch_extras(cfg: RunConfig, signals: dict[str, np.ndarray], lam: float) -> dict:
-    """Per-type AUCs (synthetic data) and memory usage at test time, with the share of test frames that
-    updated the memory (regular score below γ; 0 when the update is off)."""
+def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: float) -> dict:
+    """Per-type AUCs (synthetic data) and memory usage at test time, with the method's own diagnostics (MNAD:
+    the share of test frames that updated the memory)."""
     extras = {}
-    if (signals["anomaly_type"] >= 0).all():
-        extras["per_type"] = per_type_auc(scores_from_signals(signals, lam), signals["anomaly_type"])
-    if "item_counts" in signals:
-        counts = signals["item_counts"]  # all zero when MemAE's shrinkage zeroed every row: no item used
+    if (arrays["anomaly_type"] >= 0).all():
+        extras["per_type"] = per_type_auc(signals.score(arrays["video"], lam), arrays["anomaly_type"])
+    if "item_counts" in arrays:
+        counts = arrays["item_counts"]  # all zero when MemAE's shrinkage zeroed every row: no item used
         active, perplexity = memory_usage_summary(counts) if counts.sum() > 0 else (0.0, 0.0)
-        extras["memory"] = {"counts": signals["item_counts"].tolist(), "active_fraction": active,
-                            "perplexity": perplexity}  # fmt: skip
-        if "zero_row_share" in signals:
-            extras["memory"]["zero_row_share"] = float(signals["zero_row_share"][0])
-        if "regular" in signals:
-            updated = signals["regular"] < cfg.eval.gamma if cfg.eval.test_time_update else np.zeros(0, bool)
-            extras["memory"]["updated_frame_share"] = float(updated.mean()) if updated.size else 0.0
+        extras["memory"] = {"counts": counts.tolist(), "active_fraction": active, "perplexity": perplexity,
+                            "zero_row_share": float(arrays["zero_row_share"][0]),
+                            **cfg.model.method.diagnostics(signals, cfg.eval.gamma, cfg.eval.test_time_update)}  # fmt: skip
     return extras

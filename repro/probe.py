@@ -8,6 +8,7 @@ a small change when the bottleneck is replaced; one without skips changes a lot.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -20,6 +21,7 @@ from .scoring import frame_mse, psnr
 
 Fill = Literal["same", "zeros", "ones", "noise"]
 FILLS: tuple[Fill, ...] = ("zeros", "ones", "noise")
+PROBE_COLUMNS = ("task", "skips", "memory")
 PARTS = {"bottleneck": ("features",), "bottleneck+skips": ("features", 1, 2)}  # skip indices 1, 2 = skips 2, 3
 
 
@@ -52,17 +54,16 @@ def _replacing_hook(parts: tuple, fill: Fill, seed: int):
 
 
 @torch.no_grad()
-def probe(model: nn.Module, x: Tensor, target: Tensor, part: str = "bottleneck", fill: Fill = "noise",
-          seed: int = 0) -> ProbeResult:
-    """Run `model` (an MNAD in eval mode: items are not updated) on x (b, t*c, h, w) as is and with `part`
-    of its encoder output replaced by `fill`; compare both outputs with each other and with target (b, c, h, w)."""
+def probe(model: nn.Module, encoder: nn.Module, x: Tensor, target: Tensor, part: str = "bottleneck",
+          fill: Fill = "noise", seed: int = 0) -> ProbeResult:
+    """Run `model` (in eval mode: items are not updated) on x as is and with `part` of its `encoder`'s
+    (features, skips) output replaced by `fill` (the method's `probe_point`); compare both outputs with each
+    other and with target (b, c, h, w)."""
     if part not in PARTS:
         raise ValueError(f"probe part {part!r} unknown; choose one of {', '.join(PARTS)}")
-    if not hasattr(model, "encoder"):
-        raise ValueError(f"{type(model).__name__} has no encoder to probe; the skip probe is for MNAD")
     model.eval()
     original = model(x).output
-    handle = model.encoder.register_forward_hook(_replacing_hook(PARTS[part], fill, seed))
+    handle = encoder.register_forward_hook(_replacing_hook(PARTS[part], fill, seed))
     try:
         replaced = model(x).output
     finally:
@@ -80,7 +81,6 @@ def probe_run(run: Path, clips: int = 32, seed: int = 0) -> list[dict]:
     from torch.utils.data import default_collate
 
     from .config import load_config
-    from .models.registry import model_entry
     from .pipeline import datasets
     from .runs import latest_checkpoint, load_checkpoint
     from .train import build_model
@@ -89,17 +89,24 @@ def probe_run(run: Path, clips: int = 32, seed: int = 0) -> list[dict]:
     found = latest_checkpoint(run)
     if found is None:
         raise FileNotFoundError(f"{run}: no checkpoints/epoch_*.pt; train the run first (repro train or sweep)")
+    method = cfg.model.method
     model = build_model(cfg, compile=False)  # the probe hooks the encoder eagerly
+    encoder = method.probe_point(model)
     model.load_state_dict(load_checkpoint(found[1])["model"])
     _, testing = datasets(cfg)
-    entry = model_entry(cfg.model.name)
     batch = default_collate([testing[int(i)] for i in np.linspace(0, len(testing) - 1, clips)])
-    x, target = entry.to_input(batch["input"]), entry.to_target(batch["target"])
+    x, target = method.to_input(batch["input"]), method.to_target(batch["target"])
     rows = []
     for part in PARTS:
         for fill in FILLS:
-            result = probe(model, x, target, part, fill, seed)
-            rows.append({"run": run.name, "task": cfg.model.task, "skips": model.skips, "memory": cfg.model.memory,
+            result = probe(model, encoder, x, target, part, fill, seed)
+            rows.append({"run": run.name, **_columns(cfg.model.settings),
                          "replaced": part, "fill": fill, **result._asdict(),
                          "psnr_change": result.psnr_replaced - result.psnr_original})  # fmt: skip
     return rows
+
+
+
+def _columns(settings) -> dict:
+    """The settings that tell probed runs apart, where the method has them (MNAD: task, skips, memory)."""
+    return {name: value for name, value in asdict(settings).items() if name in PROBE_COLUMNS}

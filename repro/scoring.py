@@ -6,12 +6,14 @@ Arrays in, numbers out: this module never reads files. Glossary: f frames, n que
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import Tensor
+
+from .anomaly_types import ANOMALY_TYPES
 
 
 class ConstantSignalWarning(UserWarning):
@@ -127,14 +129,17 @@ class FrameMetrics(NamedTuple):
     eer: float
 
 
-def frame_metrics(
-    psnr: np.ndarray, distance: np.ndarray | None, labels: np.ndarray, video_ids: np.ndarray, lam: float
-) -> FrameMetrics:
+class Scorable(Protocol):
+    """A method's per-frame signals (repro/models/method.py): anything that turns itself into scores."""
+
+    def score(self, video_ids: np.ndarray, lam: float) -> np.ndarray: ...
+
+
+def frame_metrics(signals: Scorable, labels: np.ndarray, video_ids: np.ndarray, lam: float) -> FrameMetrics:
     """Every frame-level metric of SPEC sec. 12 for one λ."""
     labels = np.asarray(labels).ravel()
-    scores = anomaly_score(psnr, distance, video_ids, lam)
-    pooled = np.zeros_like(video_ids)  # one "video": min-max over the whole set, order-preserving
-    raw = anomaly_score(psnr, distance, pooled, lam)
+    scores = signals.score(video_ids, lam)
+    raw = signals.score(np.zeros_like(video_ids), lam)  # one "video": min-max over the whole set
     return FrameMetrics(
         auc=frame_auc(scores, labels),
         raw_auc=frame_auc(raw, labels),
@@ -142,16 +147,6 @@ def frame_metrics(
         aupr=float(average_precision_score(labels, scores)),
         eer=equal_error_rate(scores, labels),
     )
-
-
-ANOMALY_TYPES = {1: "spatial", 2: "temporal", 3: "spatio_temporal"}  # 0 = normal (synthetic data)
-
-
-def scores_from_signals(signals: dict[str, np.ndarray], lam: float) -> np.ndarray:
-    """(f,) anomaly scores from a run's raw signals: MNAD's PSNR/distance mix, or a baseline's error."""
-    if "error" in signals:  # MemAE, AE, ConvLSTM: higher error = more anomalous, min-max per video
-        return minmax_per_video(signals["error"], signals["video"])
-    return anomaly_score(signals["psnr"], signals.get("distance"), signals["video"], lam)
 
 
 def per_type_auc(scores: np.ndarray, anomaly_types: np.ndarray) -> dict[str, float]:
@@ -162,8 +157,3 @@ def per_type_auc(scores: np.ndarray, anomaly_types: np.ndarray) -> dict[str, flo
         if normal.any() and (anomaly_types == code).any():
             aucs[name] = frame_auc(scores[chosen], anomaly_types[chosen] > 0)
     return aucs
-
-
-def lambdas_for(signals: dict[str, np.ndarray], grid: tuple[float, ...]) -> tuple[float, ...]:
-    """The λ values that mean something for these signals: only λ = 1 without a feature distance."""
-    return tuple(grid) if "distance" in signals else (1.0,)

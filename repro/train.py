@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from .distributed import Ranks, gather_rows, per_rank_batch
-from .models.memae import MemoryModule
-from .models.memory import Memory
-from .models.registry import ModelEntry, model_entry
+from .models.method import Method
 from .precision import autocast
 
 if TYPE_CHECKING:
@@ -25,22 +22,21 @@ if TYPE_CHECKING:
     from .runs import RunStore
 
 ADAM_BETAS = (0.9, 0.999)
-MEMORIES = (Memory, MemoryModule)  # MNAD's and MemAE's
 
 
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor, precision: str = "fp32",
-    scaler: torch.amp.GradScaler | None = None,
+    method: Method, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor,
+    precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Tensor]:
-    """One optimisation step of eq. 8: L = L_rec + the model's weighted feature losses.
+    """One optimisation step on the method's training loss (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s).
 
-    Returns the detached terms (pixel, each feature loss, total) without a host sync. `scaler` scales the
-    loss for fp16 (a disabled or absent scaler is a plain backward and step).
+    Returns the detached terms (each term, total) without a host sync. `scaler` scales the loss for fp16 (a
+    disabled or absent scaler is a plain backward and step).
     """
     model.train()
     with autocast(inputs.device, precision):
         result = model(inputs)
-    terms = {"pixel": F.mse_loss(result.output.float(), target)} | result.losses
+    terms = method.training_losses(result, target)
     total = sum(terms.values())
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
@@ -53,41 +49,24 @@ def train_step(
     return {name: value.detach() for name, value in (terms | {"total": total}).items()}
 
 
-def model_kwargs(cfg: RunConfig) -> dict:
-    """The constructor arguments of the configured model (models know nothing of configs)."""
-    m, loss, channels = cfg.model, cfg.loss, 1 if cfg.data.grayscale else 3
-    if m.name == "mnad":
-        return dict(
-            task=m.task, memory=m.memory, skips=m.skips, width=m.width, num_items=m.num_items, decoder=m.decoder,
-            channels=channels, compactness_weight=loss.compactness, separateness_weight=loss.separateness,
-            separateness_margin=loss.separateness_margin, uniform_memory_weight=loss.uniform_memory,
-            update_normaliser=m.update_normaliser, item_init=m.item_init,
-        )  # fmt: skip
-    if m.name in ("memae", "ae3d"):
-        kwargs = dict(channels=channels, width=m.memae_width)
-        if m.name == "memae":
-            kwargs |= dict(num_items=m.memae_items, shrink_threshold=m.shrink_threshold, addressing=m.addressing,
-                           entropy_weight=loss.entropy)  # fmt: skip
-        return kwargs
-    return dict(channels=channels, size=cfg.data.size)
-
-
 def build_model(cfg: RunConfig, device: torch.device | str = "cpu", compile: bool | None = None) -> nn.Module:
-    """The configured model on `device`, compiled when `compile` (None = cfg.exec.compile)."""
+    """The configured method's network on `device`, compiled when `compile` (None = cfg.exec.compile)."""
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and items
-    model = model_entry(cfg.model.name).build(**model_kwargs(cfg)).to(device)
+    method = cfg.model.method
+    channels = 1 if cfg.data.grayscale else 3
+    model = method.build(cfg.model.settings, channels, cfg.data.size).to(device)
     if cfg.exec.compile if compile is None else compile:
-        compile_networks(model)
+        compile_networks(model, method.eager_parts(model))
     return model
 
 
-def compile_networks(model: nn.Module, backend: str = "inductor") -> None:
-    """torch.compile each part of `model` in place except its memory, whose update reassigns a buffer and
-    runs eagerly. In place (`Module.compile`), so parameter names and checkpoints are unchanged."""
+def compile_networks(model: nn.Module, eager: list[nn.Module], backend: str = "inductor") -> None:
+    """torch.compile each part of `model` in place except the `eager` ones (a memory whose update reassigns a
+    buffer). In place (`Module.compile`), so parameter names and checkpoints are unchanged."""
     for child in model.children():
         if isinstance(child, nn.ModuleList):
-            compile_networks(child, backend)
-        elif not isinstance(child, MEMORIES):
+            compile_networks(child, eager, backend)
+        elif not any(child is part for part in eager):
             child.compile(backend=backend)
 
 
@@ -105,9 +84,9 @@ def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuf
                       num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
 
 
-def _to_device(batch: dict, entry: ModelEntry, device: torch.device) -> tuple[Tensor, Tensor]:
+def _to_device(batch: dict, method: Method, device: torch.device) -> tuple[Tensor, Tensor]:
     inputs, target = (batch[key].to(device, non_blocking=True) for key in ("input", "target"))
-    return entry.to_input(inputs), entry.to_target(target)
+    return method.to_input(inputs), method.to_target(target)
 
 
 def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
@@ -117,13 +96,13 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     Under torchrun (`ranks.distributed`) every rank trains a DDP replica on its share of each batch and
     only rank 0 writes; the model returned is the plain module.
     """
-    entry = model_entry(cfg.model.name)
+    method = cfg.model.method
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
-    network = _replicate(model, device, ranks)
+    network = _replicate(model, method.state_memory(model), device, ranks)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
         loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle, cfg.train.drop_last,
@@ -131,7 +110,8 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
         sums: dict[str, Tensor] = {}
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main)
         for batch in bar:
-            terms = train_step(network, optimizer, *_to_device(batch, entry, device), cfg.exec.precision, scaler)
+            terms = train_step(method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision,
+                               scaler)
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
         if not ranks.main:
@@ -143,18 +123,18 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch}  # fmt: skip
             store.save_checkpoint(run, epoch, state)
-    if network is not model and isinstance(getattr(model, "memory", None), Memory):
-        model.memory.gather = None  # the returned module updates its items from its own queries again
+    if network is not model and method.state_memory(model) is not None:
+        method.state_memory(model).gather = None  # the returned module updates its items from its own queries
     return model
 
 
-def _replicate(model: nn.Module, device: torch.device, ranks: Ranks) -> nn.Module:
-    """The module to train: `model` itself, or under torchrun its DDP replica with the memory updated from
-    every rank's queries (the items are a buffer DDP does not broadcast)."""
+def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device, ranks: Ranks) -> nn.Module:
+    """The module to train: `model` itself, or under torchrun its DDP replica with the state `memory` updated
+    from every rank's queries (the items are a buffer DDP does not broadcast)."""
     if not ranks.distributed:
         return model
-    if isinstance(getattr(model, "memory", None), Memory):
-        model.memory.gather = gather_rows
+    if memory is not None:
+        memory.gather = gather_rows
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                    broadcast_buffers=False)  # fmt: skip
 

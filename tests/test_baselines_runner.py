@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
-from repro.models.registry import model_entry
+from repro.models.registry import METHODS
 from repro.pipeline import datasets, execute_run
 from repro.runs import RunStore, list_runs, read_metrics
 from repro.train import build_model
@@ -18,8 +18,8 @@ from repro.train import build_model
 pytestmark = pytest.mark.slow
 
 TINY_BASELINE = {
-    "memae": ["model.name=memae", "model.memae_width=6", "model.memae_items=50"],
-    "ae3d": ["model.name=ae3d", "model.memae_width=6"],
+    "memae": ["model.name=memae", "model.memae.width=6", "model.memae.num_items=50"],
+    "ae3d": ["model.name=ae3d", "model.ae3d.width=6"],
     "convlstm": ["model.name=convlstm"],
 }
 
@@ -27,13 +27,13 @@ TINY_BASELINE = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("baselines")
-    common = ["data.preset=tiny", f"data.root={root / 'synthetic'}", "data.size=32", "model.width=4",
+    common = ["data.preset=tiny", f"data.root={root / 'synthetic'}", "data.size=32", "model.mnad.width=4",
               "train.epochs=1", "train.checkpoint_every=1"]  # fmt: skip
     return {"store": RunStore(root / "runs"), "common": common}
 
 
 def tiny_config(world: dict, *overrides: str) -> RunConfig:
-    return load_config("synthetic", (*world["common"], *overrides))
+    return load_config("synthetic", (*world["common"], *overrides), unchecked=world["common"])
 
 
 def run(world: dict, *overrides: str) -> Path:
@@ -59,7 +59,7 @@ def scored_frames(run_dir: Path) -> dict[int, np.ndarray]:
 
 
 def test_memae_clip_j_scores_frame_j_plus_8_and_the_video_ends_are_not_scored(world):
-    every_frame = scored_frames(run(world, "model.task=recon"))  # MNAD recon scores all frames of a video
+    every_frame = scored_frames(run(world, "model.mnad.task=recon"))  # MNAD recon scores all frames of a video
     memae = scored_frames(run(world, *TINY_BASELINE["memae"]))
     assert every_frame.keys() == memae.keys()
     for video, frames in every_frame.items():
@@ -67,9 +67,9 @@ def test_memae_clip_j_scores_frame_j_plus_8_and_the_video_ends_are_not_scored(wo
 
 
 def memae_signals(world: dict, threshold: float) -> dict[str, np.ndarray]:
-    cfg = tiny_config(world, *TINY_BASELINE["memae"], f"model.shrink_threshold={threshold}")
+    cfg = tiny_config(world, *TINY_BASELINE["memae"], f"model.memae.shrink_threshold={threshold}")
     _, testing = datasets(cfg)
-    return evaluate_model(build_model(cfg), model_entry("memae"), testing, torch.device("cpu"),
+    return evaluate_model(build_model(cfg), METHODS["memae"], testing, torch.device("cpu"),
                           test_time_update=False, gamma=0.0, progress=False)  # fmt: skip
 
 
@@ -85,15 +85,16 @@ def test_memae_all_zero_rows_count_for_no_item_and_their_share_is_recorded(world
 
 MEMAE_FLAGS = [
     (["--shrink-threshold", "1", "--memory-size", "40"],
-     lambda c: c.model.memae_items == 40 and c.model.shrink_threshold == pytest.approx(1 / 40)),
-    (["--shrink-threshold", "3"], lambda c: c.model.shrink_threshold == pytest.approx(3 / 50)),
-    (["--addressing", "cosine", "--entropy", "0"], lambda c: c.model.addressing == "cosine" and c.loss.entropy == 0),
+     lambda c: c.model.memae.num_items == 40 and c.model.memae.shrink_threshold == pytest.approx(1 / 40)),
+    (["--shrink-threshold", "3"], lambda c: c.model.memae.shrink_threshold == pytest.approx(3 / 50)),
+    (["--addressing", "cosine", "--entropy", "0"], lambda c: c.model.memae.addressing == "cosine" and c.model.memae.entropy == 0),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("flags, changed", MEMAE_FLAGS, ids=[" ".join(f) for f, _ in MEMAE_FLAGS])
 def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flags, changed, tmp_path):
-    settings = [arg for setting in (*world["common"], *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
+    common = [setting for setting in world["common"] if not setting.startswith("model.mnad.")]
+    settings = [arg for setting in (*common, *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
     runs = tmp_path / "runs"
     result = CliRunner().invoke(main, ["ablate", "--model", "memae", *flags, "--seeds", "1", "--jobs", "1",
                                        "--runs", str(runs), "--out", str(tmp_path / "report"), *settings],
@@ -105,3 +106,22 @@ def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flag
     assert len(variants) == 1
     assert "per_type" in read_metrics(runs / variants[0])["default"]
     assert (tmp_path / "report" / "comparison.md").exists()
+
+
+def test_memae_without_memory_is_its_ae_at_the_same_width(world, tmp_path):
+    common = [setting for setting in world["common"] if not setting.startswith("model.mnad.")]
+    settings = [arg for setting in (*common, *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["ablate", "--model", "memae", "--no-memory", "--seeds", "1", "--jobs", "1",
+                                       "--runs", str(runs), "--out", str(tmp_path / "report"), *settings])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    done = sorted((cfg.model.name, cfg.model.settings.width) for _, cfg, state in list_runs(runs) if state == "done")
+    assert done == [("ae3d", 6), ("memae", 6)]  # two different networks, not the same one twice
+
+
+@pytest.mark.parametrize("flag", ["--no-separateness", "--no-test-time-update", "--skip", "--uniform-memory"])
+def test_a_flag_that_memae_ignores_is_refused_naming_the_flag_and_the_model(flag, tmp_path):
+    result = CliRunner().invoke(main, ["ablate", "--model", "memae", flag, "--runs", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "memae" in result.output and ("model.mnad." in result.output or "eval." in result.output)
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())  # refused before any work

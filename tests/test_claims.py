@@ -80,7 +80,7 @@ def claims_file(path: Path, claims: str) -> Path:
     return path
 
 
-def two_arm(claim_id: str, control: str, treatment: str, change: str = '"model.memory"', extra: str = "") -> str:
+def two_arm(claim_id: str, control: str, treatment: str, change: str = '"model.mnad.memory"', extra: str = "") -> str:
     return f"""
 [[claim]]
 id = "{claim_id}"
@@ -108,16 +108,16 @@ def test_the_shipped_claims_expand_to_shared_runs():
 
 
 @pytest.mark.parametrize("claim, message", [
-    (two_arm("typo-key", '"model.memroy=false"', '"model.memory=true"'), ["'typo-key'", "model.memroy"]),
-    (two_arm("extra-difference", '"model.memory=false"', '"model.memory=true", "train.lr=1e-3"'),
+    (two_arm("typo-key", '"model.memroy=false"', '"model.mnad.memory=true"'), ["'typo-key'", "model.memroy"]),
+    (two_arm("extra-difference", '"model.mnad.memory=false"', '"model.mnad.memory=true", "train.lr=1e-3"'),
      ["'extra-difference'", "train.lr", "beyond the declared change"]),
-    (two_arm("no-difference", '"model.memory=true"', '"model.memory=true"'),
-     ["'no-difference'", "do not differ in model.memory"]),
-    (two_arm("unknown-change", '"model.memory=false"', '"model.memory=true"', '"model.memroy"'),
+    (two_arm("no-difference", '"model.mnad.memory=true"', '"model.mnad.memory=true"'),
+     ["'no-difference'", "do not differ in model.mnad.memory"]),
+    (two_arm("unknown-change", '"model.mnad.memory=false"', '"model.mnad.memory=true"', '"model.memroy"'),
      ["'unknown-change'", "model.memroy"]),
-    (two_arm("field-typo", '"model.memory=false"', '"model.memory=true"', extra='sise = 2.0'),
+    (two_arm("field-typo", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra='sise = 2.0'),
      ["'field-typo'", "sise"]),
-    (two_arm("few-seeds", '"model.memory=false"', '"model.memory=true"', extra="seeds = 2"),
+    (two_arm("few-seeds", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra="seeds = 2"),
      ["'few-seeds'", "at least 3"]),
 ])  # fmt: skip
 def test_a_bad_claim_is_refused_with_its_name(tmp_path, claim, message):
@@ -128,20 +128,20 @@ def test_a_bad_claim_is_refused_with_its_name(tmp_path, claim, message):
 
 
 def test_a_change_of_task_carries_the_tasks_own_settings(tmp_path):
-    claim = two_arm("task", '"model.task=recon"', '"model.task=pred"', '"model.task"')
+    claim = two_arm("task", '"model.mnad.task=recon"', '"model.mnad.task=pred"', '"model.mnad.task"')
     runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ())
     control, treatment = runs[0].config, runs[3].config
     assert (control.eval.lambda_score, treatment.eval.lambda_score) == (0.7, 0.6)  # the profile's per-task λ
 
 
 def test_the_arms_win_over_the_global_overrides(tmp_path):
-    claim = two_arm("epochs", '"model.memory=false", "train.epochs=1"', '"model.memory=true", "train.epochs=1"')
+    claim = two_arm("epochs", '"model.mnad.memory=false", "train.epochs=1"', '"model.mnad.memory=true", "train.epochs=1"')
     runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ("train.epochs=4",))
     assert {run.config.train.epochs for run in runs} == {1} and [run.seed for run in runs[:3]] == [0, 1, 2]
 
 
 def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
-    path = claims_file(tmp_path / "c.toml", two_arm("bad", '"model.memory=false"', '"model.memory=true", "seed=5"'))
+    path = claims_file(tmp_path / "c.toml", two_arm("bad", '"model.mnad.memory=false"', '"model.mnad.memory=true", "seed=5"'))
     result = CliRunner().invoke(main, ["claims", str(path), "--runs", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "claim 'bad'" in result.output and "seed" in result.output
     assert not (tmp_path / "runs").exists()

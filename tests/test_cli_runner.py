@@ -23,7 +23,7 @@ def world(tmp_path_factory):
     """Settings for seconds-long runs, and a run store shared by the tests of this module."""
     root = tmp_path_factory.mktemp("world")
     tiny = ["--set", "data.preset=tiny", "--set", f"data.root={root / 'synthetic'}", "--set", "data.size=32",
-            "--set", "model.width=4", "--set", "train.epochs=1", "--set", "train.checkpoint_every=1"]  # fmt: skip
+            "--set", "model.mnad.width=4", "--set", "train.epochs=1", "--set", "train.checkpoint_every=1"]  # fmt: skip
     return {"root": root, "runs": root / "runs", "tiny": tiny}
 
 
@@ -48,17 +48,17 @@ def test_train_writes_metrics_and_the_same_seed_gives_the_same_auc(world, tmp_pa
 
 
 FLAGS = [
-    (["--no-separateness"], lambda c: c.loss.separateness == 0),
-    (["--no-compactness"], lambda c: c.loss.compactness == 0),
+    (["--no-separateness"], lambda c: c.model.mnad.separateness == 0),
+    (["--no-compactness"], lambda c: c.model.mnad.compactness == 0),
     (["--no-test-time-update"], lambda c: not c.eval.test_time_update),
-    (["--no-memory"], lambda c: not c.model.memory),
-    (["--no-skip"], lambda c: c.model.skips is False),
-    (["--skip", "--task", "recon"], lambda c: c.model.skips is True and c.model.task == "recon"),
+    (["--no-memory"], lambda c: not c.model.mnad.memory),
+    (["--no-skip"], lambda c: c.model.mnad.skips is False),
+    (["--skip", "--task", "recon"], lambda c: c.model.mnad.skips is True and c.model.mnad.task == "recon"),
     (["--salt-pepper", "0.25"], lambda c: c.data.salt_pepper == 0.25),
-    (["--uniform-memory"], lambda c: c.loss.uniform_memory == 1.0),
-    (["--uniform-memory", "0.5"], lambda c: c.loss.uniform_memory == 0.5),
-    (["--no-separateness", "--lambda", "0.5"], lambda c: c.loss.separateness == 0 and c.eval.lambda_score == 0.5),
-    (["--no-compactness", "--dataset", "synthetic", "--profile", "synthetic"], lambda c: c.loss.compactness == 0),
+    (["--uniform-memory"], lambda c: c.model.mnad.uniform_memory == 1.0),
+    (["--uniform-memory", "0.5"], lambda c: c.model.mnad.uniform_memory == 0.5),
+    (["--no-separateness", "--lambda", "0.5"], lambda c: c.model.mnad.separateness == 0 and c.eval.lambda_score == 0.5),
+    (["--no-compactness", "--dataset", "synthetic", "--profile", "synthetic"], lambda c: c.model.mnad.compactness == 0),
 ]
 
 
@@ -94,9 +94,9 @@ datasets = ["ped2"]
 [stand_ins]
 ped2 = "tiny"
 [models]
-"Pred w/ Mem" = ["model.task=pred", "model.memory=true"]
-"Pred w/o Mem" = ["model.task=pred", "model.memory=false"]
-"Recon w/o Mem" = ["model.task=recon", "model.memory=false"]
+"Pred w/ Mem" = ["model.mnad.task=pred", "model.mnad.memory=true"]
+"Pred w/o Mem" = ["model.mnad.task=pred", "model.mnad.memory=false"]
+"Recon w/o Mem" = ["model.mnad.task=recon", "model.mnad.memory=false"]
 [[published]]
 dataset = "ped2"
 model = "Pred w/ Mem"
@@ -186,12 +186,3 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(world, tmp_p
     assert all(torch.equal(final[key], resumed[key]) for key in final)
     assert read_metrics(run)["default"]["auc"] == uninterrupted
 
-
-def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
-    from repro.ablation import training_waves
-
-    base = load_config(None, ["model.task=recon"])
-    no_update = load_config(None, ["model.task=recon", "eval.test_time_update=false"])
-    other = load_config(None, ["model.task=recon", "loss.separateness=0"])
-    assert training_waves([no_update, other, base]) == [[no_update, other], [base]]
-    assert training_waves([base, other]) == [[base, other]]

@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 import subprocess
 import sys
 import tomllib
@@ -10,7 +11,6 @@ from repro.config import (
     SECTIONS,
     ConfigError,
     EvalConfig,
-    LossConfig,
     RunConfig,
     config_hash,
     from_dict,
@@ -20,12 +20,11 @@ from repro.config import (
     settings_help,
     to_dict,
     to_toml,
-    with_overrides,
 )
 
 
 def test_toml_round_trip_is_exact(tmp_path):
-    cfg = load_config("paper", ["model.skips=true", "exec.threads=2", "data.root=/data", "eval.lambda_grid=[0.5]"])
+    cfg = load_config("paper", ["model.mnad.skips=true", "exec.threads=2", "data.root=/data", "eval.lambda_grid=[0.5]"])
     path = tmp_path / "config.toml"
     path.write_text(to_toml(cfg))
     assert load_config(path) == cfg
@@ -57,40 +56,106 @@ def _other_value(cls, name, value):
     if isinstance(value, float):
         return value / 2 if value else 0.5
     if isinstance(value, int):
-        return value + 1
+        return 2 * value if value else 1  # doubling keeps a frame size a multiple of 8
     return value[:1]
 
 
-def test_hash_changes_with_every_field_except_how_a_run_executes():
+def _changed(cfg, key, value):
+    """`cfg` with one dotted field replaced, validation bypassed where a field is resolved (None defaults)."""
+    *path, last = key.split(".")
+    sections = [cfg]
+    for name in path:
+        sections.append(getattr(sections[-1], name))
+    new = dataclasses.replace(sections[-1], **{last: value})
+    for parent, name in zip(reversed(sections[:-1]), reversed(path)):
+        new = dataclasses.replace(parent, **{name: new})
+    return new
+
+
+def test_hash_changes_with_every_field_its_method_reads_and_no_other():
     cfg = load_config()
     base = config_hash(cfg)
     for name, cls in SECTIONS.items():
+        if name == "model":
+            continue
         section = getattr(cfg, name)
         for f in dataclasses.fields(section):
-            new = _other_value(cls, f.name, getattr(section, f.name))
-            other = dataclasses.replace(cfg, **{name: dataclasses.replace(section, **{f.name: new})})
+            other = _changed(cfg, f"{name}.{f.name}", _other_value(cls, f.name, getattr(section, f.name)))
             unchanged = name == "exec" and f.name != "precision"  # precision changes the numbers
             assert (config_hash(other) == base) == unchanged, f"{name}.{f.name}"
+    for method_name in ("mnad", "memae", "ae3d", "convlstm"):
+        settings = getattr(cfg.model, method_name)
+        for f in dataclasses.fields(settings):
+            if f.name == "task":
+                continue  # re-resolves the task's loss weights: covered by the task-table tests
+            other = _changed(cfg, f"model.{method_name}.{f.name}", _other_value(type(settings), f.name,
+                                                                              getattr(settings, f.name)))
+            assert (config_hash(other) == base) == (method_name != "mnad"), f"model.{method_name}.{f.name}"
     assert config_hash(dataclasses.replace(cfg, seed=1)) != base
+    assert config_hash(load_config(None, ["model.name=convlstm"])) != base
+
+
+def test_settings_the_network_ignores_are_not_part_of_the_run():
+    plain = load_config(None, ["model.mnad.memory=false"])
+    for change in (["model.mnad.compactness=0"], ["model.mnad.num_items=3"], ["eval.test_time_update=false"],
+                   ["eval.lambda_score=0.1"], ["model.memae.width=12"]):
+        other = load_config(None, ["model.mnad.memory=false", *change], unchecked=change)
+        assert other != plain and config_hash(other) == config_hash(plain), change
+    memae = load_config(None, ["model.name=memae"])
+    ignored = ["model.mnad.width=8", "eval.gamma=0.5"]
+    assert config_hash(load_config(None, ["model.name=memae", *ignored], unchecked=ignored)) == config_hash(memae)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.name=memae", "model.mnad.width=8"], r"model\.mnad\.width is a setting of mnad, but this run's model is memae"),
+    (["model.mnad.memory=false", "model.mnad.separateness=0"],
+     r"model\.mnad\.separateness changes nothing for mnad \(pred, without memory\)"),
+    (["model.name=convlstm", "eval.test_time_update=false"], r"eval\.test_time_update changes nothing for convlstm"),
+    (["model.name=ae3d", "model.memae.num_items=3"], r"model\.memae\.num_items is a setting of memae"),
+    (["data.size=60"], r"data\.size=60: MNAD pools three times, so the frame size must be a multiple of 8"),
+    (["model.name=memae", "data.size=40"], r"data\.size=40: memae downsamples space by 16"),
+])  # fmt: skip
+def test_an_override_its_method_never_reads_is_refused_naming_key_and_method(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_unchecked_overrides_apply_where_read_and_are_ignored_elsewhere():
+    cfg = load_config(None, ["model.name=memae", "model.mnad.width=8"], unchecked=["model.mnad.width=8"])
+    assert cfg.model.mnad.width == 8 and config_hash(cfg) == config_hash(load_config(None, ["model.name=memae"]))
+
+
+def test_a_method_table_of_a_profile_applies_to_its_method_only(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[train]\nlr = 1e-3\n[method.memae.train]\nlr = 1e-4\nepochs = 100\n'
+                    '[method.memae.model.memae]\nwidth = 24\n[task.recon.train]\nlr = 2e-5\n')
+    assert load_config(path).train.lr == 1e-3
+    memae = load_config(path, ["model.name=memae"])
+    assert (memae.train.lr, memae.train.epochs, memae.model.memae.width) == (1e-4, 100, 24)
+    assert load_config(path, ["model.mnad.task=recon"]).train.lr == 2e-5
+    path.write_text('[method.memae.model]\nname = "mnad"\n')
+    with pytest.raises(ConfigError, match=r"\[method\.memae\] cannot set model\.name"):
+        load_config(path)
 
 
 def test_int_widens_to_float_so_the_hash_does_not_depend_on_spelling():
-    assert config_hash(with_overrides(load_config(), ["loss.separateness=0"])) == config_hash(
-        with_overrides(load_config(), ["loss.separateness=0.0"]))
-    assert LossConfig(separateness=0).separateness == 0.0 and isinstance(LossConfig(separateness=0).separateness, float)
+    assert config_hash(load_config(None, ["model.mnad.separateness=0"])) == config_hash(
+        load_config(None, ["model.mnad.separateness=0.0"]))
+    separateness = load_config(None, ["model.mnad.separateness=0"]).model.mnad.separateness
+    assert separateness == 0.0 and isinstance(separateness, float)
 
 
 @pytest.mark.parametrize(
     "override, key, expected",
     [
-        ("loss.separateness=0", "loss.separateness", 0.0),
+        ("model.mnad.separateness=0", "model.mnad.separateness", 0.0),
         ("train.epochs=3", "train.epochs", 3),
         ("eval.test_time_update=false", "eval.test_time_update", False),
-        ("model.skips=true", "model.skips", True),
-        ("model.skips=none", "model.skips", None),
+        ("model.mnad.skips=true", "model.mnad.skips", True),
+        ("model.mnad.skips=none", "model.mnad.skips", True),  # none = the task's: prediction has skips
         ("exec.threads=none", "exec.threads", None),
-        ("model.task=recon", "model.task", "recon"),
-        ("model.task='recon'", "model.task", "recon"),
+        ("model.mnad.task=recon", "model.mnad.task", "recon"),
+        ("model.mnad.task='recon'", "model.mnad.task", "recon"),
         ("data.root=/data/sets", "data.root", "/data/sets"),
         ("data.root=2024", "data.root", "2024"),
         ("eval.lambda_grid=[0.5, 0.6]", "eval.lambda_grid", (0.5, 0.6)),
@@ -100,16 +165,18 @@ def test_int_widens_to_float_so_the_hash_does_not_depend_on_spelling():
 )
 def test_override_values_of_every_type(override, key, expected):
     cfg = load_config(None, [override])
-    section, _, name = key.rpartition(".")
-    value = getattr(getattr(cfg, section) if section else cfg, name)
+    value = functools.reduce(getattr, key.split("."), cfg)
     assert value == expected and type(value) is type(expected)
 
 
 def test_unknown_key_names_it_and_suggests():
-    with pytest.raises(ConfigError, match=r"unknown key 'loss\.separatness'; did you mean 'loss\.separateness'\?"):
-        load_config(None, ["loss.separatness=0"])
-    with pytest.raises(ConfigError, match=r"unknown key 'lose'; did you mean 'loss'\? allowed: data, model"):
-        load_config(None, ["lose.separateness=0"])
+    with pytest.raises(ConfigError,
+                       match=r"unknown key 'model\.mnad\.separatness'; did you mean 'model\.mnad\.separateness'\?"):
+        load_config(None, ["model.mnad.separatness=0"])
+    with pytest.raises(ConfigError, match=r"unknown key 'modl'; did you mean 'model'\? allowed: data, model"):
+        load_config(None, ["modl.mnad.separateness=0"])
+    with pytest.raises(ConfigError, match=r"unknown key 'model\.mnda'; did you mean 'model\.mnad'\?"):
+        load_config(None, ["model.mnda.width=8"])
 
 
 def test_unknown_key_in_a_profile_names_the_file(tmp_path):
@@ -120,8 +187,8 @@ def test_unknown_key_in_a_profile_names_the_file(tmp_path):
 
 
 def test_wrong_type_names_key_type_and_value():
-    with pytest.raises(ConfigError, match=r"model\.width must be an integer; got 16\.5 \(float\)"):
-        load_config(None, ["model.width=16.5"])
+    with pytest.raises(ConfigError, match=r"model\.mnad\.width must be an integer; got 16\.5 \(float\)"):
+        load_config(None, ["model.mnad.width=16.5"])
     with pytest.raises(ConfigError, match=r"eval\.test_time_update must be true or false; got 'yes'"):
         load_config(None, ["eval.test_time_update=yes"])
     with pytest.raises(ConfigError, match=r"train\.epochs must be an integer; got True"):
@@ -136,9 +203,10 @@ def test_wrong_type_names_key_type_and_value():
         ("data.salt_pepper=1", r"data\.salt_pepper must be in \[0, 1\); got 1\.0"),
         ("eval.lambda_grid=[0.5, 2]", r"eval\.lambda_grid must be in \[0, 1\]"),
         ("train.lr=0", r"train\.lr must be > 0; got 0\.0"),
-        ("model.task=recn", r"model\.task must be one of 'pred', 'recon'; got 'recn' \(str\) \(did you mean 'recon'"),
+        ("model.mnad.task=recn", r"model\.mnad\.task must be one of 'pred', 'recon'; got 'recn' \(str\) \(did you mean 'recon'"),
         ("data.name=ped3", r"data\.name must be one of 'synthetic', 'ped2', 'avenue', 'shanghaitech'"),
-        ("loss=1", r"loss must be a table"),
+        ("train=1", r"train must be a table"),
+            ("model.mnad=1", r"model\.mnad must be a table"),
         ("nonsense", r"must look like key=value"),
     ],
 )
@@ -156,22 +224,22 @@ def test_validation_also_guards_direct_construction_and_replace():
 
 @pytest.mark.parametrize("profile", ["paper", "synthetic"])
 def test_task_tables_follow_the_task_also_from_an_override(profile):
-    pred, recon = load_config(profile), load_config(profile, ["model.task=recon"])
-    assert (pred.train.lr, pred.eval.lambda_score, pred.eval.gamma, pred.loss.compactness) == (
+    pred, recon = load_config(profile), load_config(profile, ["model.mnad.task=recon"])
+    assert (pred.train.lr, pred.eval.lambda_score, pred.eval.gamma, pred.model.mnad.compactness) == (
         2e-4, 0.6, 0.01, 0.1)
-    assert (recon.eval.lambda_score, recon.eval.gamma, recon.loss.compactness, recon.loss.separateness) == (
+    assert (recon.eval.lambda_score, recon.eval.gamma, recon.model.mnad.compactness, recon.model.mnad.separateness) == (
         0.7, 0.015, 0.01, 0.01)
     assert recon.train.lr == (2e-5 if profile == "paper" else 2e-4)
 
 
 def test_overrides_win_over_task_tables():
-    cfg = load_config("paper", ["model.task=recon", "train.lr=1e-3", "model.task=pred", "eval.gamma=0.5"])
-    assert (cfg.model.task, cfg.train.lr, cfg.eval.lambda_score, cfg.eval.gamma) == ("pred", 1e-3, 0.6, 0.5)
+    cfg = load_config("paper", ["model.mnad.task=recon", "train.lr=1e-3", "model.mnad.task=pred", "eval.gamma=0.5"])
+    assert (cfg.model.mnad.task, cfg.train.lr, cfg.eval.lambda_score, cfg.eval.gamma) == ("pred", 1e-3, 0.6, 0.5)
 
 
 def test_paper_profile_is_spec_section_4():
     cfg = load_config("paper")
-    assert (cfg.data.name, cfg.data.size, cfg.model.width, cfg.model.num_items) == ("ped2", 256, 64, 10)
+    assert (cfg.data.name, cfg.data.size, cfg.model.mnad.width, cfg.model.mnad.num_items) == ("ped2", 256, 64, 10)
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.checkpoint_every) == (60, 4, 5)
     assert cfg.data.root is None and cfg.train.shuffle and cfg.train.drop_last
 
@@ -194,13 +262,6 @@ def test_profiles_resolve_by_name_or_path_and_explain_a_miss(tmp_path):
         load_config(tmp_path / "bad.toml")
 
 
-def test_with_overrides_accepts_mappings_and_strings():
-    cfg = load_config()
-    assert with_overrides(cfg, {"loss.separateness": 0, "model.skips": None}) == with_overrides(
-        cfg, ["loss.separateness=0", "model.skips=none"])
-    assert with_overrides(cfg, {"loss.separateness": 0}).loss.separateness == 0.0
-
-
 def test_parse_override_keeps_text_for_string_fields():
     assert parse_override("data.labels = labels.npy") == ("data.labels", "labels.npy")
     assert parse_override("eval.gamma=1e-2") == ("eval.gamma", 0.01)
@@ -208,6 +269,8 @@ def test_parse_override_keeps_text_for_string_fields():
 
 def test_every_setting_has_help():
     helps = settings_help()
-    assert len(helps) == sum(len(dataclasses.fields(c)) for c in SECTIONS.values()) + 1
-    assert "λ_s" in helps["loss.separateness"] and "[0, 1]" in helps["eval.lambda_score"]
+    nested = [getattr(RunConfig().model, name) for name in ("mnad", "memae", "ae3d", "convlstm")]
+    plain = [c for name, c in SECTIONS.items() if name != "model"]
+    assert len(helps) == sum(len(dataclasses.fields(c)) for c in [*plain, *nested]) + 2  # + seed, model.name
+    assert "λ_s" in helps["model.mnad.separateness"] and "[0, 1]" in helps["eval.lambda_score"]
     assert all(text.strip() for text in helps.values())

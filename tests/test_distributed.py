@@ -40,19 +40,19 @@ def test_replicas_fed_different_clips_keep_the_same_items_and_weights(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import torch
         from repro.distributed import join, ranks_from_environment
-        from repro.models.mnad import MNAD
+        from repro.models.mnad import MNAD, MNADMethod
         from repro.train import _replicate, train_step
 
         ranks = ranks_from_environment()
         join(ranks, torch.device("cpu"))
         torch.manual_seed(0)
         model = MNAD(task="recon", width=4)  # the same start on both ranks
-        network = _replicate(model, torch.device("cpu"), ranks)
+        network = _replicate(model, model.memory, torch.device("cpu"), ranks)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         torch.manual_seed(100 + ranks.rank)  # each rank its own clips
         for _ in range(3):
             x = torch.rand(2, 3, 32, 32) * 2 - 1
-            train_step(network, optimizer, x, x)
+            train_step(MNADMethod(), network, optimizer, x, x)
         conv = model.encoder.block1[0].weight.detach()
         torch.save({{"items": model.memory.items, "conv": conv}}, r"{tmp_path}/rank%d.pt" % ranks.rank)
     """))
@@ -67,7 +67,7 @@ def test_replicas_fed_different_clips_keep_the_same_items_and_weights(tmp_path):
 
 def test_torchrun_train_writes_one_run_from_rank_0(tmp_path):
     runs, repro = tmp_path / "runs", Path(sys.executable).parent / "repro"  # the console script of this env
-    settings = {"data.preset": "tiny", "data.root": tmp_path / "synthetic", "data.size": 32, "model.width": 4,
+    settings = {"data.preset": "tiny", "data.root": tmp_path / "synthetic", "data.size": 32, "model.mnad.width": 4,
                 "train.epochs": 2, "train.checkpoint_every": 1, "exec.threads": 1}  # fmt: skip
     sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     done = subprocess.run([*TORCHRUN, "--no-python", str(repro), "train", *sets, "--runs", str(runs)],

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from repro.evaluate import collect_examples, evaluate_model
-from repro.models.mnad import MNAD
-from repro.models.registry import model_entry
+from repro.models.mnad import MNAD, MNADSettings
+from repro.models.registry import METHODS
 
 
 class TinyClips(torch.utils.data.Dataset):
@@ -31,7 +31,7 @@ class TinyClips(torch.utils.data.Dataset):
 @pytest.fixture
 def setup():
     torch.manual_seed(0)
-    return MNAD(width=4).eval(), model_entry("mnad"), TinyClips(), torch.device("cpu")
+    return MNAD(width=4).eval(), METHODS["mnad"], TinyClips(), torch.device("cpu")
 
 
 def evaluate(setup, **kwargs):
@@ -78,7 +78,8 @@ def test_reset_per_video_starts_each_video_from_the_trained_items(setup):
 def test_collect_examples_one_frame_per_type_and_queries(setup):
     model, entry, data, device = setup
     signals = evaluate(setup)
-    examples = collect_examples(model, entry, entry.layout("pred"), data, signals, device, max_frames_for_queries=4)
+    examples = collect_examples(model, entry, entry.layout(MNADSettings(task="pred")), data, signals, device,
+                                max_frames_for_queries=4)
     assert examples["example_type"].tolist() == [0, 2]
     assert examples["example_output"].shape == (2, 16, 16, 3)
     assert 0 <= examples["example_target"].min() and examples["example_target"].max() <= 1
@@ -90,17 +91,3 @@ def test_collect_examples_one_frame_per_type_and_queries(setup):
     assert examples["items"].shape == (10, 32)
     assert examples["assignments"].max() < 10
 
-
-def test_metrics_record_the_share_of_test_frames_that_updated_the_memory():
-    from repro.config import load_config
-    from repro.pipeline import run_metrics
-
-    signals = {  # two videos of two frames; regular scores straddle γ = 0.01
-        "psnr": np.array([30.0, 20.0, 31.0, 19.0], np.float32), "distance": np.array([0.1, 0.3, 0.1, 0.4], np.float32),
-        "regular": np.array([0.005, 0.02, 0.009, 0.03], np.float32), "video": np.array([0, 0, 1, 1]),
-        "label": np.array([0, 1, 0, 1]), "anomaly_type": np.array([0, 1, 0, 2]), "item_counts": np.array([6, 2]),
-    }  # fmt: skip
-    on = load_config(None, ["eval.gamma=0.01"])
-    off = load_config(None, ["eval.gamma=0.01", "eval.test_time_update=false"])
-    assert run_metrics(on, {1: signals})["default"]["memory"]["updated_frame_share"] == 0.5
-    assert run_metrics(off, {1: signals})["default"]["memory"]["updated_frame_share"] == 0.0

@@ -3,10 +3,20 @@
 import pytest
 import torch
 
-from repro.evaluate import frame_signals, step_with_update as step
+from repro.evaluate import signals_step
 from repro.models.memory import update_memory
-from repro.models.mnad import MNAD
+from repro.models.mnad import MNAD, MNADMethod
 from repro.scoring import feature_distance, frame_mse, psnr, regular_score
+
+METHOD = MNADMethod()
+
+
+def frame_signals(model, x, target):
+    return signals_step(METHOD, model, x, target)
+
+
+def step(model, x, target, gamma):
+    return signals_step(METHOD, model, x, target, gamma=gamma)[0]
 
 
 @pytest.fixture

@@ -21,16 +21,16 @@ datasets = ["ped2"]
 [stand_ins]
 ped2 = "tiny"
 [models]
-"Pred w/ Mem" = ["model.task=pred", "model.memory=true"]
-"Recon w/o Mem" = ["model.task=recon", "model.memory=false"]
-"Recon w/ Mem" = ["model.task=recon", "model.memory=true"]
+"Pred w/ Mem" = ["model.mnad.task=pred", "model.mnad.memory=true"]
+"Recon w/o Mem" = ["model.mnad.task=recon", "model.mnad.memory=false"]
+"Recon w/ Mem" = ["model.mnad.task=recon", "model.mnad.memory=true"]
 """
 
 
 @pytest.fixture
 def grid(tmp_path):
     (tmp_path / "tiny.toml").write_text(TABLE)
-    overrides = (f"data.root={tmp_path / 'synthetic'}", "data.size=32", "model.width=4", "train.epochs=1",
+    overrides = (f"data.root={tmp_path / 'synthetic'}", "data.size=32", "model.mnad.width=4", "train.epochs=1",
                  "train.checkpoint_every=1", "exec.threads=1")  # fmt: skip
     return tmp_path, table_grid(load_table(tmp_path / "tiny.toml"), "synthetic", 1, None, overrides), overrides
 

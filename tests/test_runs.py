@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.config import config_hash, load_config, with_overrides
+from repro.config import config_hash, load_config
 from repro.runs import (
     RunError,
     RunStore,
@@ -55,7 +55,7 @@ def test_done_run_keeps_its_files_when_prepared_again(store):
     cfg = load_config()
     run = store.prepare(cfg)
     store.set_status(run, "done")
-    store.prepare(with_overrides(cfg, ["exec.threads=1"]))  # same hash: exec is not part of it
+    store.prepare(load_config(None, ["exec.threads=1"]))  # same hash: exec is not part of it
     assert store.is_done(cfg) and load_config(run / "config.toml").exec.threads is None
 
 
@@ -179,7 +179,7 @@ def test_lock_of_another_host_is_refused(store):
 
 
 def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
-    a, b = load_config(), load_config(None, ["model.task=recon"])
+    a, b = load_config(), load_config(None, ["model.mnad.task=recon"])
     store.prepare(a)
     store.set_status(store.prepare(b), "done")
     (store.root / "junk").mkdir()

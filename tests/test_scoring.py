@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from repro.models.method import ErrorSignals, signals_from_arrays, signals_to_arrays
+from repro.models.mnad import MNADSignals
 from repro.scoring import (
     ConstantSignalWarning,
     anomaly_score,
@@ -93,7 +95,7 @@ def test_frame_metrics_perfect_detector():
     psnr_db = np.array([30.0, 10.0, 31.0, 29.0, 12.0, 28.0])
     labels = np.array([0, 1, 0, 0, 1, 0])
     videos = np.array([0, 0, 0, 1, 1, 1])
-    metrics = frame_metrics(psnr_db, None, labels, videos, lam=1.0)
+    metrics = frame_metrics(MNADSignals(psnr_db, regular=None), labels, videos, lam=1.0)
     assert metrics.auc == 1.0 and metrics.raw_auc == 1.0 and metrics.aupr == 1.0 and metrics.eer == 0.0
     assert metrics.macro_auc == 1.0
 
@@ -103,7 +105,7 @@ def test_per_video_normalisation_differs_from_raw():
     psnr_db = np.array([30.0, 25.0, 20.0, 15.0])
     labels = np.array([0, 1, 0, 1])
     videos = np.array([0, 0, 1, 1])
-    metrics = frame_metrics(psnr_db, None, labels, videos, lam=1.0)
+    metrics = frame_metrics(MNADSignals(psnr_db, regular=None), labels, videos, lam=1.0)
     assert metrics.auc == 1.0
     assert metrics.raw_auc == 0.75
 
@@ -118,12 +120,20 @@ def test_per_type_auc_compares_each_type_with_normal_frames_only():
     assert aucs["temporal"] == 0.25  # (0.15 beats 0.1; 0.05 beats none) / 4 pairs
 
 
-def test_scores_from_signals_baseline_error_and_lambdas():
-    from repro.scoring import lambdas_for, scores_from_signals
+def test_typed_signals_score_themselves_and_know_their_lambdas():
+    baseline = ErrorSignals(np.array([1.0, 3.0, 2.0]))
+    np.testing.assert_allclose(baseline.score(np.zeros(3, int), 0.6), [0.0, 1.0, 0.5])  # λ means nothing here
+    assert baseline.lambdas((0.5, 1.0)) == (1.0,) and baseline.default_lambda(0.6) == 1.0
+    mnad = MNADSignals(psnr=np.array([3.0, 1.0]), regular=np.array([0.1, 0.1]), distance=np.array([0.1, 0.2]))
+    np.testing.assert_allclose(mnad.score(np.zeros(2, int), 0.5), [0.0, 1.0])
+    assert mnad.lambdas((0.5, 1.0)) == (0.5, 1.0) and mnad.default_lambda(0.6) == 0.6
+    without_memory = mnad._replace(distance=None)
+    assert without_memory.lambdas((0.5, 1.0)) == (1.0,) and without_memory.default_lambda(0.6) == 1.0
 
-    baseline = {"error": np.array([1.0, 3.0, 2.0]), "video": np.zeros(3, int)}
-    np.testing.assert_allclose(scores_from_signals(baseline, 0.6), [0.0, 1.0, 0.5])
-    assert lambdas_for(baseline, (0.5, 1.0)) == (1.0,)
-    mnad = {"psnr": np.array([3.0, 1.0]), "distance": np.array([0.1, 0.2]), "video": np.zeros(2, int)}
-    np.testing.assert_allclose(scores_from_signals(mnad, 0.5), [0.0, 1.0])
-    assert lambdas_for(mnad, (0.5, 1.0)) == (0.5, 1.0)
+
+def test_signals_round_trip_through_their_saved_arrays():
+    mnad = MNADSignals(psnr=np.array([3.0, 1.0]), regular=np.array([0.1, 0.2]))
+    arrays = signals_to_arrays(mnad) | {"video": np.zeros(2, int)}
+    assert set(arrays) == {"psnr", "regular", "video"}  # a field the configuration lacks is not saved
+    again = signals_from_arrays(MNADSignals, arrays)
+    assert again.distance is None and np.array_equal(again.psnr, mnad.psnr)

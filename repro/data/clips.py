@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..anomaly_types import UNKNOWN
 from .cache import load_video
 from .labels import load_test_labels
 from .layout import DataError, canonical_name, dataset_dir, find_videos, frame_counts
@@ -101,7 +102,7 @@ class ClipDataset(Dataset):
             "video": video,
             "frame": frame,
             "label": int(self.labels[video][frame]) if self.labels is not None else -1,
-            "anomaly_type": int(self.anomaly_types[video][frame]) if self.anomaly_types is not None else -1,
+            "anomaly_type": int(self.anomaly_types[video][frame]) if self.anomaly_types is not None else UNKNOWN,
         }
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..anomaly_types import TYPE_NAMES, display
 from .cache import cache_root
 from .layout import DataError
 
-TYPE_NAMES = ("normal", "spatial", "temporal", "spatio-temporal")
 RADIUS = 5 / 64  # of the frame size
 NORMAL_SPEED = 3 / 64  # of the frame size, per frame
 FAST = 2.0  # temporal anomalies move this many times faster
@@ -192,7 +192,7 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
 
 def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom: int = 3) -> None:
     """`contact_<type>.png`: consecutive frames around the first event of each type, side by side, enlarged."""
-    for kind, name in enumerate(TYPE_NAMES):
+    for kind, name in enumerate(map(display, TYPE_NAMES)):
         for frames, plan in data["testing"]:
             hits = np.flatnonzero(plan == kind)
             if len(hits):

@@ -16,10 +16,15 @@ Glossary: b batch, t frames, c image channels, h w space, k hidden channels of a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..settings import Validated
+from .method import ClipLayout, ErrorSignals, Method
 from .output import ModelOutput
 
 # (kernel, stride, padding) of the two spatial encoder convs; the decoder mirrors them.
@@ -135,3 +140,37 @@ def convlstm_frame_errors(output: Tensor, target: Tensor) -> Tensor:
             f"output and target must both be (b, t, c, h, w), got {tuple(output.shape)} and {tuple(target.shape)}"
         )
     return (output.float() - target.float()).flatten(start_dim=2).norm(dim=2)
+
+
+# ---------------------------------------------------------------------------------------------- method
+@dataclass(frozen=True)
+class ConvLSTMSettings(Validated):
+    """The ConvLSTM-AE's settings, the config section [model.convlstm]: its widths are SPEC sec. 8's, fixed."""
+
+    prefix: ClassVar[str] = "model.convlstm."
+
+
+CLIP = ClipLayout(10, False, 5)  # 10-frame cuboids; the centre frame is scored
+
+
+class ConvLSTMMethod(Method):
+    name = "convlstm"
+    help = "The ConvLSTM autoencoder (Chong and Tay 2017) on 10-frame cuboids."
+    Settings = ConvLSTMSettings
+    channels_last = True  # its 2-D convs; the 5-D clips stay contiguous and are rearranged inside
+
+    def build(self, settings: ConvLSTMSettings, channels: int, size: int) -> ConvLSTMAE:
+        return ConvLSTMAE(channels=channels, size=size)
+
+    def validate(self, settings: ConvLSTMSettings, size: int) -> None:
+        if size < 16:
+            raise ValueError(f"data.size={size}: the ConvLSTM-AE's two strided convs need frames of at least 16x16")
+
+    def layout(self, settings: ConvLSTMSettings) -> ClipLayout:
+        return CLIP
+
+    def scored_frame(self, output: Tensor) -> Tensor:
+        return output[:, CLIP.scored_offset]
+
+    def frame_signals(self, model: ConvLSTMAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
+        return ErrorSignals(convlstm_frame_errors(result.output, target)[:, CLIP.scored_offset])

@@ -16,6 +16,8 @@ d feature (query) dim, m memory items, n = b*t'*h'*w' queries (row-major over b,
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..precision import full_precision
+from ..settings import AT_LEAST_ONE, NON_NEGATIVE, Interval, Validated, setting
+from .method import ClipLayout, ErrorSignals, Method
 from .output import ModelOutput
 
 ADDRESSINGS = ("dot", "cosine")
@@ -57,7 +61,7 @@ def hard_shrink(weights: Tensor, threshold: float) -> Tensor:
     """Hard shrinkage (paper eq. 7, epsilon form of the official code) then L1 renormalisation per row.
 
     w_hat = relu(w - λ) * w / (|w - λ| + ε): weights at or below λ become exactly 0, the rest stay ~w.
-    A row whose weights are all at or below λ stays all zero (no NaN): `memae_usage` counts such rows.
+    A row whose weights are all at or below λ stays all zero (no NaN); the evaluation records their share.
     """
     if threshold < 0:
         raise ValueError(f"shrink threshold must be >= 0 (0 disables shrinkage), got {threshold}")
@@ -74,29 +78,6 @@ def entropy_loss(weights: Tensor) -> Tensor:
 def memae_read(weights: Tensor, items: Tensor) -> Tensor:
     """z_hat (n, d) = w_hat M (paper eq. 3); gradients reach both the weights and the items."""
     return weights @ items
-
-
-def memae_usage(weights: Tensor) -> dict[str, Tensor | float]:
-    """Usage of the m items by (n, m) shrunk weights.
-
-    counts (m,): how many rows have each item as argmax (all-zero rows excluded);
-    active_fraction: share of items that are the argmax of at least one row;
-    perplexity: exp(-sum p log p) of p = the mean weight row over non-zero rows (m = all used evenly, 1 = one);
-    zero_row_share: share of rows the shrinkage zeroed entirely (they read a zero vector).
-    """
-    weights = weights.detach().double()
-    n, m = weights.shape
-    nonzero = weights.sum(dim=1) > 0
-    counts = torch.bincount(weights[nonzero].argmax(dim=1), minlength=m).cpu()
-    mean = weights[nonzero].mean(dim=0) if nonzero.any() else weights.new_zeros(m)
-    p = mean / mean.sum().clamp_min(_EPS)
-    perplexity = math.exp(-torch.xlogy(p, p).sum().item()) if nonzero.any() else 0.0
-    return {
-        "counts": counts,
-        "active_fraction": (counts > 0).double().mean().item(),
-        "perplexity": perplexity,
-        "zero_row_share": 1.0 - nonzero.double().mean().item() if n else 0.0,
-    }
 
 
 def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
@@ -226,3 +207,75 @@ class MemAE(nn.Module):
                 f"stride-2 levels), got t={t}, h={h}, w={w}"
             )
         return tuple(x.shape)
+
+
+# ---------------------------------------------------------------------------------------------- methods
+@dataclass(frozen=True)
+class AESettings(Validated):
+    """The memory-less 3-D autoencoder's settings, the config section [model.ae3d]."""
+
+    prefix: ClassVar[str] = "model.ae3d."
+    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).",
+                         AT_LEAST_ONE)
+
+
+@dataclass(frozen=True)
+class MemAESettings(Validated):
+    """MemAE's settings, the config section [model.memae] (SPEC sec. 8; official code's values)."""
+
+    prefix: ClassVar[str] = "model.memae."
+    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).",
+                         AT_LEAST_ONE)
+    num_items: int = setting(2000, "N, the number of memory items.", AT_LEAST_ONE)
+    shrink_threshold: float = setting(0.0025, "λ of the hard shrinkage (eq. 7; 0.0025 = 5/N; 0 = no shrinkage).",
+                                      Interval(0, 1, high_open=True))
+    addressing: Literal[ADDRESSINGS] = setting(
+        "dot", "Addressing logits: dot product (official code) or cosine (paper).")
+    entropy: float = setting(0.0002, "α, weight of the addressing entropy loss (eq. 10).", NON_NEGATIVE)
+
+
+CLIP = ClipLayout(16, False, 8)  # 16-frame clips; clip j scores frame j + 8 (SPEC sec. 8)
+
+
+class AEMethod(Method):
+    name = "ae3d"
+    help = "MemAE's 3-D convolutional autoencoder without memory (the 'AE' baseline)."
+    Settings = AESettings
+
+    def build(self, settings: AESettings, channels: int, size: int) -> MemAE:
+        return MemAE(channels=channels, memory=False, width=settings.width)
+
+    def validate(self, settings, size: int) -> None:
+        if size % SPACE_FACTOR:
+            raise ValueError(f"data.size={size}: {self.name} downsamples space by {SPACE_FACTOR}, so the frame size "
+                             f"must be a multiple of {SPACE_FACTOR}")
+
+    def layout(self, settings) -> ClipLayout:
+        return CLIP
+
+    def to_input(self, clips: Tensor) -> Tensor:
+        return rearrange(clips, "b t c h w -> b c t h w")
+
+    def to_target(self, clips: Tensor) -> Tensor:
+        return rearrange(clips, "b t c h w -> b c t h w")
+
+    def scored_frame(self, output: Tensor) -> Tensor:
+        return output[:, :, CLIP.scored_offset]
+
+    def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
+        return ErrorSignals(memae_frame_score(result.output, target))
+
+
+class MemAEMethod(AEMethod):
+    name = "memae"
+    help = "MemAE (Gong et al. 2019): the 3-D autoencoder reading a trained memory with hard shrinkage."
+    Settings = MemAESettings
+
+    def build(self, settings: MemAESettings, channels: int, size: int) -> MemAE:
+        s = settings
+        return MemAE(channels=channels, memory=True, num_items=s.num_items, shrink_threshold=s.shrink_threshold,
+                     addressing=s.addressing, entropy_weight=s.entropy, width=s.width)  # fmt: skip
+
+    def without_memory(self, settings: MemAESettings) -> tuple[str, ...]:
+        """MemAE without memory is its AE baseline, at the same width."""
+        return ("model.name=ae3d", f"model.ae3d.width={settings.width}")

@@ -1,4 +1,4 @@
-"""The MNAD memory (Park et al., CVPR 2020, sec. 3.1.2): read, update, feature losses, usage statistics.
+"""The MNAD memory (Park et al., CVPR 2020, sec. 3.1.2): read, update, feature losses.
 
 The equations are pure functions of tensors, vectorised over queries and items; `Memory` is the thin
 module that holds the items as state (a buffer: saved with the model, never trained by the optimiser).
@@ -9,13 +9,11 @@ Glossary: n queries (b*h*w, flattened row-major over b, y, x), m memory items, d
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ..stats import memory_usage_summary
 
 ITEM_INITS = ("uniform", "gaussian")
 UPDATE_NORMALISERS = ("all", "assigned")
@@ -150,19 +148,6 @@ def uniform_memory_loss(weights: Tensor, positions_per_frame: int) -> Tensor:
     _check_matrix("weights", weights, "(n, m)")
     target = uniform_memory_target(weights.shape[0], positions_per_frame, weights.shape[1], weights.device)
     return F.mse_loss(weights, target)
-
-
-class MemoryUsage(NamedTuple):
-    counts: Tensor  # (m,) queries whose nearest item is m
-    active_fraction: float  # items used at least once / m
-    perplexity: float  # exp(entropy of the assignment distribution): 1 = collapse, m = uniform
-
-
-def memory_usage(queries: Tensor, items: Tensor) -> MemoryUsage:
-    """Histogram of nearest-item assignments with its active fraction and perplexity (SPEC sec. 12)."""
-    _check_pair(queries, items)
-    counts = torch.bincount(nearest_items(queries, items)[:, 0], minlength=items.shape[0]).cpu()
-    return MemoryUsage(counts, *memory_usage_summary(counts.numpy()))
 
 
 # ------------------------------------------------------------------------------------------------ module

@@ -10,18 +10,26 @@ n = b*h'*w' queries of the bottleneck map (h' = h/8).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from ..precision import full_precision
-from .memory import Memory
+from ..scoring import anomaly_score, feature_distance, frame_mse, psnr, regular_score
+from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Validated, setting
+from .memory import ITEM_INITS, UPDATE_NORMALISERS, Memory
+from .method import ClipLayout, Method
 from .output import ModelOutput
 
 TASKS = ("pred", "recon")
 DECODERS = ("halving", "constant")
 PRED_IN_FRAMES = 4
+FEATURE_LOSS_WEIGHT = {"pred": 0.1, "recon": 0.01}  # λ_c = λ_s per task (SPEC sec. 4)
 
 
 def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
@@ -140,7 +148,7 @@ class MNAD(nn.Module):
         self.skips = task == "pred" if skips is None else skips
         self.in_frames = (PRED_IN_FRAMES if task == "pred" else 1) if in_frames is None else in_frames
         self.channels = channels
-        feature_loss_weight = 0.1 if task == "pred" else 0.01
+        feature_loss_weight = FEATURE_LOSS_WEIGHT[task]
         dim = 8 * width
         self.encoder = Encoder(self.in_frames * channels, width)
         self.memory = (
@@ -181,3 +189,136 @@ class MNAD(nn.Module):
         if self.training:
             self.memory.update(queries)
         return ModelOutput(output, queries, weights, losses)
+
+
+# ---------------------------------------------------------------------------------------------- method
+@dataclass(frozen=True)
+class MNADSettings(Validated):
+    """MNAD's settings, the config section [model.mnad] (SPEC sec. 1-4)."""
+
+    prefix: ClassVar[str] = "model.mnad."
+    task: Literal[TASKS] = setting(
+        "pred", "Predict the 5th frame from 4 (pred) or reconstruct the input frame (recon).")
+    memory: bool = setting(True, "Use the memory module (false = the 'w/o Mem.' network).")
+    skips: bool | None = setting(None, "U-Net skip connections; none = the task's default (pred on, recon off).")
+    width: int = setting(64, "Channels of the first encoder block (paper 64: 512-d features).", AT_LEAST_ONE)
+    num_items: int = setting(10, "M, the number of memory items.", AT_LEAST_ONE)
+    decoder: Literal[DECODERS] = setting(
+        "halving", "Decoder widths per upsample: halving (the study) or constant (authors' later recon decoder).")
+    item_init: Literal[ITEM_INITS] = setting(
+        "uniform", "Item initialisation: uniform [0,1) rows (reference) or Gaussian, each L2-normalised.")
+    update_normaliser: Literal[UPDATE_NORMALISERS] = setting(
+        "all", "Eq. 5 max over all queries (reference code) or over the item's assigned queries (paper).")
+    compactness: float | None = setting(
+        None, "λ_c, weight of the compactness loss (eq. 8, 10); none = the task's (0.1 pred, 0.01 recon).",
+        NON_NEGATIVE)
+    separateness: float | None = setting(
+        None, "λ_s, weight of the separateness loss (eq. 8, 12); none = the task's (0.1 pred, 0.01 recon).",
+        NON_NEGATIVE)
+    separateness_margin: float = setting(1.0, "Triplet margin of the separateness loss.", POSITIVE)
+    uniform_memory: float = setting(0.0, "Weight of the study's uniform-memory supervision (0 = off).", NON_NEGATIVE)
+
+    def check(self) -> None:
+        """Resolve the task's defaults, so that a run's identity holds the values its network uses."""
+        resolved = {"skips": self.task == "pred"} if self.skips is None else {}
+        for name in ("compactness", "separateness"):
+            if getattr(self, name) is None:
+                resolved[name] = FEATURE_LOSS_WEIGHT[self.task]
+        for name, value in resolved.items():
+            object.__setattr__(self, name, value)
+
+
+MEMORY_FIELDS = ("num_items", "item_init", "update_normaliser", "compactness", "separateness",
+                 "separateness_margin", "uniform_memory")  # read only with memory=true
+
+
+class MNADSignals(NamedTuple):
+    """MNAD's per-frame signals (SPEC sec. 5): tensors (b,) during evaluation, arrays (f,) once saved."""
+
+    psnr: Any  # dB of the output against the target on the [0, 1] scale (eq. 13)
+    regular: Any  # weighted regular score of eqs. 6-7: the test-time update gate
+    distance: Any = None  # with memory: mean (q - nearest item)^2, items before this frame's update (eq. 14)
+
+    def score(self, video_ids: np.ndarray, lam: float) -> np.ndarray:
+        """(f,) anomaly score 1 - (λ g(PSNR) + (1 - λ)(1 - g(distance))), min-max g per video (eq. 16)."""
+        return anomaly_score(self.psnr, self.distance, video_ids, lam)
+
+    def lambdas(self, grid: tuple[float, ...]) -> tuple[float, ...]:
+        """The λ values that mean something: without memory (no distance) only λ = 1."""
+        return tuple(grid) if self.distance is not None else (1.0,)
+
+    def default_lambda(self, lam: float) -> float:
+        return lam if self.distance is not None else 1.0
+
+
+class MNADMethod(Method):
+    name = "mnad"
+    help = "MNAD (Park et al. 2020): prediction or reconstruction, with or without memory and skips."
+    Settings = MNADSettings
+    Signals = MNADSignals
+    channels_last = True
+    channels_last_inputs = True
+
+    def build(self, settings: MNADSettings, channels: int, size: int) -> MNAD:
+        s = settings
+        return MNAD(
+            task=s.task, memory=s.memory, skips=s.skips, width=s.width, num_items=s.num_items, decoder=s.decoder,
+            channels=channels, compactness_weight=s.compactness, separateness_weight=s.separateness,
+            separateness_margin=s.separateness_margin, uniform_memory_weight=s.uniform_memory,
+            update_normaliser=s.update_normaliser, item_init=s.item_init,
+        )  # fmt: skip
+
+    def validate(self, settings: MNADSettings, size: int) -> None:
+        if size % 8:
+            raise ValueError(f"data.size={size}: MNAD pools three times, so the frame size must be a multiple of 8 "
+                             f"(e.g. {max(8, size // 8 * 8)} or {size // 8 * 8 + 8})")
+
+    def reads(self, settings: MNADSettings) -> tuple[str, ...]:
+        read = super().reads(settings)
+        return read if settings.memory else tuple(name for name in read if name not in MEMORY_FIELDS)
+
+    def reads_eval(self, settings: MNADSettings) -> tuple[str, ...]:
+        if not settings.memory:  # PSNR alone: no λ, no distance, no test-time update
+            return ("batch_size",)
+        return ("lambda_score", "gamma", "test_time_update", "reset_memory_per_video", "lambda_grid", "batch_size")
+
+    def without_memory(self, settings: MNADSettings) -> tuple[str, ...]:
+        return ("model.mnad.memory=false",)
+
+    def describe(self, settings: MNADSettings) -> str:
+        return f"mnad ({settings.task}, {'with' if settings.memory else 'without'} memory)"
+
+    def layout(self, settings: MNADSettings) -> ClipLayout:
+        return ClipLayout(PRED_IN_FRAMES, True, PRED_IN_FRAMES) if settings.task == "pred" else ClipLayout(1, False, 0)
+
+    def to_input(self, clips: Tensor) -> Tensor:
+        return rearrange(clips, "b t c h w -> b (t c) h w")  # frames stacked on channels, oldest first
+
+    def to_target(self, clips: Tensor) -> Tensor:
+        return rearrange(clips, "b t c h w -> b (t c) h w")
+
+    def scored_frame(self, output: Tensor) -> Tensor:
+        return output
+
+    def state_memory(self, model: MNAD) -> Memory | None:
+        return model.memory
+
+    def frame_signals(self, model: MNAD, result: ModelOutput, target: Tensor) -> MNADSignals:
+        distance = None
+        if model.memory is not None:
+            distance = feature_distance(result.queries, model.memory.items, frames=target.shape[0])
+        return MNADSignals(psnr(frame_mse(result.output, target)), regular_score(result.output, target), distance)
+
+    def update_memory(self, model: MNAD, result: ModelOutput, signals: MNADSignals, gamma: float) -> None:
+        """Eq. 3-5 with this frame's queries when its regular score is below γ; decided on the device."""
+        model.memory.update(result.queries, accept=signals.regular[0] < gamma)
+
+    def diagnostics(self, signals: MNADSignals, gamma: float, test_time_update: bool) -> dict[str, float]:
+        """The share of test frames that updated the memory (regular score below γ; 0 without the update)."""
+        if signals.distance is None:
+            return {}
+        updated = np.asarray(signals.regular) < gamma if test_time_update else np.zeros(0, bool)
+        return {"updated_frame_share": float(updated.mean()) if updated.size else 0.0}
+
+    def probe_point(self, model: MNAD) -> nn.Module:
+        return model.encoder

@@ -20,6 +20,8 @@ from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
 from ..atomic import atomic_write
+from ..anomaly_types import ANOMALY_TYPES as TYPE_CODES
+from ..anomaly_types import UNKNOWN, display
 from ..stats import memory_usage_summary
 
 DPI = 100
@@ -28,9 +30,10 @@ TSNE_SIZE = (7.0, 6.0)
 ROC_SIZE = (5.0, 5.0)
 TIMELINE_WIDTH, TIMELINE_ROW = 10.0, 2.0  # one row per video
 GRID_PANEL = 2.0  # one square panel per image; four columns, one row per example
-ANOMALY_TYPES = {1: ("spatial", "tab:orange"), 2: ("temporal", "tab:purple"), 3: ("spatio-temporal", "tab:red")}
+TYPE_COLOURS = {"spatial": "tab:orange", "temporal": "tab:purple", "spatio_temporal": "tab:red"}
+ANOMALY_TYPES = {code: (display(name), TYPE_COLOURS[name]) for code, name in TYPE_CODES.items()}
 COLUMNS = ("input", "output", "target", "squared error")
-SPANS = {**ANOMALY_TYPES, -1: ("anomalous (labelled)", "tab:gray")}  # -1: no type (real datasets)
+SPANS = {**ANOMALY_TYPES, UNKNOWN: ("anomalous (labelled)", "tab:gray")}  # no type (real datasets)
 
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -166,8 +169,8 @@ def score_timeline_figure(
     missing = [v for v in videos if not (video_ids == v).any()]
     if missing or not videos:
         raise ValueError(f"score timeline: videos {missing or videos} not in video_ids {np.unique(video_ids).tolist()}")
-    codes = np.full(labels.shape, -1) if anomaly_types is None else np.asarray(anomaly_types).ravel()
-    span = np.where(labels == 1, np.where(np.isin(codes, list(ANOMALY_TYPES)), codes, -1), 0)  # 0: not shaded
+    codes = np.full(labels.shape, UNKNOWN) if anomaly_types is None else np.asarray(anomaly_types).ravel()
+    span = np.where(labels == 1, np.where(np.isin(codes, list(ANOMALY_TYPES)), codes, UNKNOWN), 0)  # 0: not shaded
     fig = Figure(figsize=(TIMELINE_WIDTH, TIMELINE_ROW * len(videos)), dpi=DPI, layout="constrained")
     axes = fig.subplots(len(videos), 1, squeeze=False)[:, 0]
     for ax, video in zip(axes, videos):

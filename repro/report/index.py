@@ -16,8 +16,9 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..config import load_config
+from ..anomaly_types import TYPE_NAMES, display
+from ..models.method import signals_from_arrays
 from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
-from ..scoring import scores_from_signals
 from .figures import (Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map)
 from .results import run_rows
 from .tables import write_table
@@ -25,7 +26,6 @@ from .tables import write_table
 if TYPE_CHECKING:
     from ..ablation import GridRun
 
-TYPE_NAMES = {0: "normal", 1: "spatial anomaly", 2: "temporal anomaly", 3: "spatio-temporal anomaly"}
 MAX_TIMELINE_VIDEOS = 6
 CAPTIONS = {
     "memory": "Nearest-item counts of the test queries: look for a few tall bars (collapse) versus an even spread.",
@@ -51,14 +51,15 @@ class Entry:
 
 
 def _describe(run: Path) -> str:
-    """A short label from the run's config: preset, task, memory and the losses that vary in the ablations."""
+    """A short label from the run's config: data, the method and the settings it reads, the update, the seed."""
     cfg = load_config(run / "config.toml")
-    parts = [cfg.data.preset if cfg.data.name == "synthetic" else cfg.data.name, cfg.model.task,
-             "mem" if cfg.model.memory else "no mem", f"λs={cfg.loss.separateness:g}",
-             f"λc={cfg.loss.compactness:g}", f"update={'on' if cfg.eval.test_time_update else 'off'}",
+    method, settings = cfg.model.method, cfg.model.settings
+    parts = [cfg.data.preset if cfg.data.name == "synthetic" else cfg.data.name, method.describe(settings),
+             *(f"{name}={getattr(settings, name)}" for name in method.reads(settings)
+               if name not in ("task", "memory")),  # already in describe
+             *([f"update={'on' if cfg.eval.test_time_update else 'off'}"]
+               if "test_time_update" in method.reads_eval(settings) else []),
              f"seed {cfg.seed}"]  # fmt: skip
-    if cfg.loss.uniform_memory:
-        parts.append(f"uniform={cfg.loss.uniform_memory:g}")
     if cfg.data.salt_pepper:
         parts.append(f"salt-pepper {cfg.data.salt_pepper:g}")
     return ", ".join(parts)
@@ -76,8 +77,10 @@ def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
     if not epochs:
         raise FileNotFoundError("signals/epoch_*.npz")
     signals = load_signals(run, epochs[-1])
-    lam = load_config(run / "config.toml").eval.lambda_score if "distance" in signals else 1.0  # no memory: PSNR alone
-    scores = scores_from_signals(signals, lam)
+    cfg = load_config(run / "config.toml")
+    record = signals_from_arrays(cfg.model.method.Signals, signals)
+    lam = record.default_lambda(cfg.eval.lambda_score)
+    scores = record.score(signals["video"], lam)
     labels, videos = signals["label"].astype(int), signals["video"]
     figures = {}
     if 0 < labels.sum() < len(labels):
@@ -90,7 +93,7 @@ def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
 def _example_figures(run: Path, out: Path, seed: int) -> dict[str, list[Path]]:
     with np.load(run / "examples.npz") as data:
         examples = {key: data[key] for key in data.files}
-    rows = [Example(title=TYPE_NAMES.get(int(kind), f"type {kind}"), input=x[..., ::-1], output=y[..., ::-1],
+    rows = [Example(title=_type_title(int(kind)), input=x[..., ::-1], output=y[..., ::-1],
                     target=t[..., ::-1])  # BGR (OpenCV) -> RGB for display
             for x, y, t, kind in zip(examples["example_input"], examples["example_output"],
                                      examples["example_target"], examples["example_type"])]  # fmt: skip
@@ -100,6 +103,12 @@ def _example_figures(run: Path, out: Path, seed: int) -> dict[str, list[Path]]:
         figures["tsne"] = paths
     figures["reconstruction"] = reconstruction_grid(rows, out, "reconstruction")
     return figures
+
+
+def _type_title(code: int) -> str:
+    if not 0 <= code < len(TYPE_NAMES):
+        return f"type {code}"
+    return "normal" if code == 0 else f"{display(TYPE_NAMES[code])} anomaly"
 
 
 def _run_entry(run: Path, out: Path) -> Entry:

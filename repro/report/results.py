@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
+from ..anomaly_types import ANOMALY_TYPES
 from ..runs import RunError, RunStore
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
     from ..ablation import GridRun
 
 METRICS = ("auc", "raw_auc", "macro_auc", "aupr", "eer")
-TYPES = ("spatial", "temporal", "spatio_temporal")
+TYPES = tuple(ANOMALY_TYPES.values())
 
 
 class MissingRunWarning(UserWarning):

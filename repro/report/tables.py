@@ -31,18 +31,6 @@ def format_interval(low: float, high: float, decimals: int = 2) -> str:
     return f"[{low:.{decimals}f}, {high:.{decimals}f}]"
 
 
-def comparison_table(
-    rows: pd.DataFrame, published_col: str, ours_col: str, difference_col: str = "difference"
-) -> pd.DataFrame:
-    """A copy of rows with difference_col = ours - published (NaN where either is missing or not a number)."""
-    absent = [col for col in (published_col, ours_col) if col not in rows.columns]
-    if absent:
-        raise ValueError(f"comparison_table: no column {absent}; the columns are {list(rows.columns)}")
-    published = pd.to_numeric(rows[published_col], errors="coerce")
-    ours = pd.to_numeric(rows[ours_col], errors="coerce")
-    return rows.assign(**{difference_col: ours - published})
-
-
 def to_markdown(df: pd.DataFrame, caption: str | None = None, decimals: int = 2) -> str:
     """A GitHub pipe table, the caption as a paragraph above it."""
     cells = df.map(lambda v: v.replace("|", r"\|") if isinstance(v, str) else v)  # a bare | splits a cell

@@ -14,7 +14,6 @@ from repro.models.memae import (
     memae_address,
     memae_frame_score,
     memae_read,
-    memae_usage,
 )
 
 # Two queries, three items.
@@ -84,20 +83,6 @@ def test_entropy_loss_hand_computed():
 def test_read_is_weights_times_items():
     w = torch.tensor([[0.25, 0.25, 0.5], [0.0, 1.0, 0.0]])
     torch.testing.assert_close(memae_read(w, M), torch.tensor([[0.75, 0.75], [0.0, 1.0]]))
-
-
-def test_usage_counts_argmax_perplexity_and_zero_rows():
-    w = torch.tensor([[0.6, 0.4, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.8, 0.0]])
-    usage = memae_usage(w)
-    assert usage["counts"].tolist() == [1, 2, 0]  # the zero row is not counted
-    assert usage["active_fraction"] == pytest.approx(2 / 3)
-    p = [0.8 / 3, 2.2 / 3]  # mean of the three non-zero rows
-    assert usage["perplexity"] == pytest.approx(math.exp(-sum(x * math.log(x) for x in p)))
-    assert usage["zero_row_share"] == pytest.approx(0.25)
-
-
-def test_usage_of_uniform_weights_has_perplexity_m():
-    assert memae_usage(torch.full((5, 4), 0.25))["perplexity"] == pytest.approx(4.0)
 
 
 def test_frame_score_is_mean_of_per_pixel_channel_norms():

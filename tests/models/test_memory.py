@@ -10,7 +10,6 @@ from repro.models.memory import (
     Memory,
     compactness_loss,
     init_items,
-    memory_usage,
     read_memory,
     separateness_loss,
     uniform_memory_loss,
@@ -155,16 +154,6 @@ def test_uniform_memory_loss_batch_4_equals_batch_1():
     assert uniform_memory_target(16, 16, 10).argmax(dim=1).tolist() == [i % 10 for i in range(16)]
     with pytest.raises(ValueError, match="multiple of positions_per_frame"):
         uniform_memory_loss(one_frame[:15], positions_per_frame=16)
-
-
-def test_memory_usage_counts_active_fraction_and_perplexity():
-    usage = memory_usage(Q, P)
-    assert usage.counts.tolist() == [1, 2]
-    assert usage.active_fraction == 1.0
-    assert usage.perplexity == pytest.approx(math.exp(-(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))))
-    collapsed = memory_usage(P[1:].repeat(5, 1), torch.cat([P, -P]))
-    assert collapsed.counts.tolist() == [0, 5, 0, 0]
-    assert collapsed.active_fraction == 0.25 and collapsed.perplexity == pytest.approx(1.0)
 
 
 def test_memory_module_weights_scale_their_own_losses():

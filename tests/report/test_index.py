@@ -20,7 +20,7 @@ M, D = 4, 8
 
 def fabricate_run(root: Path, seed: int) -> Path:
     """A finished MNAD run folder with every file the report reads (no model involved)."""
-    cfg = load_config("synthetic", ["data.preset=tiny", "model.width=4", f"seed={seed}"])
+    cfg = load_config("synthetic", ["data.preset=tiny", "model.mnad.width=4", f"seed={seed}"])
     run = RunStore(root).run_dir(cfg)  # named by config hash, as the pipeline names it
     run.mkdir(parents=True)
     (run / "config.toml").write_text(to_toml(cfg))

@@ -1,0 +1,211 @@
+"""The pipeline without training: checkpoint adoption on hand-made run folders, metrics on hand-made signals."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from repro.config import load_config
+from repro.pipeline import adopt_checkpoints, run_metrics
+from repro.runs import RunStore
+
+TWO_EPOCHS = ["train.epochs=2", "train.checkpoint_every=1"]
+
+
+# ---------------------------------------------------------------------------------- adopt_checkpoints
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def finished_run(store, cfg, state="done"):
+    """A run folder as training leaves it: a checkpoint per epoch, its training log and its state."""
+    run = store.prepare(cfg)
+    for epoch in range(1, cfg.train.epochs + 1):
+        store.save_checkpoint(run, epoch, {"model": {"weight": torch.full((2,), float(epoch))}})
+        store.append_jsonl(run / "train.jsonl", {"epoch": epoch, "loss": 1 / epoch})
+    store.set_status(run, state)
+    return run
+
+
+def test_a_run_differing_only_in_eval_links_the_finished_runs_checkpoints(store):
+    source = finished_run(store, load_config(None, TWO_EPOCHS))
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.test_time_update=false"])
+    run = store.prepare(cfg)
+    assert run != source
+    assert adopt_checkpoints(cfg, run, store) == 2
+    adopted = store.checkpoints(run)
+    assert [epoch for epoch, _ in adopted] == [1, 2]
+    for epoch, path in adopted:
+        assert path.stat().st_ino == store.checkpoint_path(source, epoch).stat().st_ino  # linked, not copied
+        assert store.load_checkpoint(path)["model"]["weight"].tolist() == [epoch, epoch]
+    assert (run / "train.jsonl").read_text() == (source / "train.jsonl").read_text()
+    assert adopt_checkpoints(cfg, run, store) == 0  # now it has its own
+
+
+@pytest.mark.parametrize("other", [
+    ["model.mnad.separateness=0"],  # another network
+    ["seed=1"],  # other weights
+    ["train.lr=1e-3"],  # another optimisation
+])  # fmt: skip
+def test_a_run_with_another_training_adopts_nothing(store, other):
+    finished_run(store, load_config(None, TWO_EPOCHS))
+    cfg = load_config(None, [*TWO_EPOCHS, *other])
+    run = store.prepare(cfg)
+    assert adopt_checkpoints(cfg, run, store) == 0
+    assert store.checkpoints(run) == [] and not (run / "train.jsonl").exists()
+
+
+@pytest.mark.parametrize("state", ["running", "failed"])
+def test_an_unfinished_run_lends_no_checkpoints(store, state):
+    finished_run(store, load_config(None, TWO_EPOCHS), state=state)
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    run = store.prepare(cfg)
+    assert adopt_checkpoints(cfg, run, store) == 0 and store.checkpoints(run) == []
+
+
+def test_a_run_with_its_own_final_checkpoint_keeps_it(store):
+    finished_run(store, load_config(None, TWO_EPOCHS))
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    run = store.prepare(cfg)
+    own = store.save_checkpoint(run, 2, {"model": {"weight": torch.full((2,), -1.0)}})
+    assert adopt_checkpoints(cfg, run, store) == 0
+    assert store.checkpoints(run) == [(2, own)]
+    assert store.load_checkpoint(own)["model"]["weight"].tolist() == [-1.0, -1.0]
+    assert not (run / "train.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------------------- run_metrics
+VIDEO = np.array([0] * 6 + [1] * 6)
+LABEL = np.array([0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0])
+TYPE = np.array([0, 0, 0, 1, 2, 0, 0, 0, 3, 1, 0, 0])  # normal, spatial, temporal, spatio-temporal
+GRID = [0.0, 0.5, 1.0]
+LAMBDA = 0.6
+
+
+def g(values):
+    """Min-max within each video, written out per video."""
+    out = np.empty(len(values))
+    for video in np.unique(VIDEO):
+        chosen = VIDEO == video
+        v = values[chosen]
+        out[chosen] = (v - v.min()) / (v.max() - v.min())
+    return out
+
+
+def mnad_score(arrays, lam):
+    """Eq. 16: 1 - (λ g(PSNR) + (1 - λ)(1 - g(distance)))."""
+    return 1 - (lam * g(arrays["psnr"]) + (1 - lam) * (1 - g(arrays["distance"])))
+
+
+def mnad_signals(seed):
+    """Hand-made MNAD signals over 12 frames of two videos with memory usage."""
+    rng = np.random.default_rng(seed)
+    return {
+        "psnr": rng.uniform(20, 30, 12), "regular": rng.uniform(0, 0.02, 12), "distance": rng.uniform(0, 1, 12),
+        "video": VIDEO, "frame": np.tile(np.arange(6), 2), "label": LABEL, "anomaly_type": TYPE,
+        "item_counts": np.array([3, 1, 0, 0]), "zero_row_share": np.array([0.0]),
+    }  # fmt: skip
+
+
+@pytest.fixture
+def mnad_epochs():
+    """Epoch 1: the distance separates the classes and PSNR ranks them backwards, so λ = 0 is the best of
+    every (epoch, λ); epoch 2 (the last): random signals."""
+    first = mnad_signals(1)
+    first["distance"] = np.where(LABEL == 1, 0.8, 0.2) + np.linspace(0, 0.1, 12)
+    first["psnr"] = np.where(LABEL == 1, 30.0, 20.0) + np.linspace(0, 1, 12)
+    return {1: first, 2: mnad_signals(2)}
+
+
+def mnad_config(*overrides):
+    return load_config(None, [*TWO_EPOCHS, f"eval.lambda_grid={GRID}", f"eval.lambda_score={LAMBDA}",
+                              "eval.gamma=0.01", *overrides])  # fmt: skip
+
+
+def test_the_honest_default_is_the_last_epoch_at_the_configured_lambda(mnad_epochs):
+    metrics = run_metrics(mnad_config(), mnad_epochs)
+    last = mnad_epochs[2]
+    scores = mnad_score(last, LAMBDA)
+    default = metrics["default"]
+    assert default["epoch"] == 2 and default["lambda"] == LAMBDA
+    assert default["auc"] == pytest.approx(roc_auc_score(LABEL, scores))
+    assert default["aupr"] == pytest.approx(average_precision_score(LABEL, scores))
+    raw = 1 - (LAMBDA * (last["psnr"] - last["psnr"].min()) / np.ptp(last["psnr"])
+               + (1 - LAMBDA) * (1 - (last["distance"] - last["distance"].min()) / np.ptp(last["distance"])))
+    assert default["raw_auc"] == pytest.approx(roc_auc_score(LABEL, raw))  # one min-max over the whole set
+    per_video = [roc_auc_score(LABEL[VIDEO == v], scores[VIDEO == v]) for v in (0, 1)]
+    assert default["macro_auc"] == pytest.approx(np.mean(per_video))
+
+
+def test_the_oracle_is_the_best_epoch_and_lambda_over_the_grid(mnad_epochs):
+    metrics = run_metrics(mnad_config(), mnad_epochs)
+    aucs = {(epoch, lam): roc_auc_score(LABEL, mnad_score(arrays, lam))
+            for epoch, arrays in mnad_epochs.items() for lam in [*GRID, LAMBDA]}  # fmt: skip
+    assert aucs[1, 0.0] == 1.0 and aucs[1, 1.0] == 0.0 and aucs[2, LAMBDA] < 1.0
+    oracle = metrics["oracle"]
+    assert (oracle["epoch"], oracle["lambda"], oracle["auc"]) == (1, 0.0, 1.0)
+    for epoch, arrays in mnad_epochs.items():
+        by_lambda = metrics["epochs"][str(epoch)]["lambdas"]
+        assert set(by_lambda) == {"0", "0.5", "1", "0.6"}
+        for lam in [*GRID, LAMBDA]:
+            assert by_lambda[f"{lam:g}"]["auc"] == pytest.approx(aucs[epoch, lam])
+
+
+def test_per_type_aucs_compare_each_type_with_the_normal_frames_at_the_default_lambda(mnad_epochs):
+    metrics = run_metrics(mnad_config(), mnad_epochs)
+    scores = mnad_score(mnad_epochs[2], LAMBDA)
+    expected = {}
+    for code, name in [(1, "spatial"), (2, "temporal"), (3, "spatio_temporal")]:
+        chosen = (TYPE == 0) | (TYPE == code)
+        expected[name] = pytest.approx(roc_auc_score(TYPE[chosen] > 0, scores[chosen]))
+    assert metrics["default"]["per_type"] == expected
+    assert set(metrics["epochs"]["1"]["per_type"]) == set(expected)
+
+
+def test_a_real_dataset_without_types_has_no_per_type_aucs(mnad_epochs):
+    for arrays in mnad_epochs.values():
+        arrays["anomaly_type"] = np.full(12, -1)
+    assert "per_type" not in run_metrics(mnad_config(), mnad_epochs)["default"]
+
+
+def test_memory_usage_and_the_share_of_frames_that_updated_the_memory(mnad_epochs):
+    last = mnad_epochs[2]
+    memory = run_metrics(mnad_config(), mnad_epochs)["default"]["memory"]
+    assert memory["counts"] == [3, 1, 0, 0] and memory["zero_row_share"] == 0.0
+    assert memory["active_fraction"] == 0.5
+    assert memory["perplexity"] == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    assert memory["updated_frame_share"] == pytest.approx(np.mean(last["regular"] < 0.01))
+    assert 0 < memory["updated_frame_share"] < 1
+    without_update = run_metrics(mnad_config("eval.test_time_update=false"), mnad_epochs)
+    assert without_update["default"]["memory"]["updated_frame_share"] == 0.0
+
+
+def test_without_memory_lambda_is_one_whatever_the_profile_says(mnad_epochs):
+    for arrays in mnad_epochs.values():
+        for key in ("distance", "item_counts", "zero_row_share"):
+            del arrays[key]  # what the evaluation of a memory-less MNAD saves
+    mnad_epochs[1]["psnr"] = 50 - mnad_epochs[1]["psnr"]  # epoch 1's PSNR now ranks the classes right
+    cfg = load_config(None, [*TWO_EPOCHS, "model.mnad.memory=false"])
+    assert cfg.eval.lambda_score == LAMBDA  # the profile's, which PSNR alone cannot use
+    metrics = run_metrics(cfg, mnad_epochs)
+    aucs = {epoch: roc_auc_score(LABEL, 1 - g(arrays["psnr"])) for epoch, arrays in mnad_epochs.items()}
+    assert metrics["default"]["lambda"] == 1.0 and metrics["default"]["auc"] == pytest.approx(aucs[2])
+    assert aucs[1] == 1.0 and aucs[2] < 1.0
+    assert (metrics["oracle"]["epoch"], metrics["oracle"]["lambda"], metrics["oracle"]["auc"]) == (1, 1.0, 1.0)
+    assert all(set(epoch["lambdas"]) == {"1"} for epoch in metrics["epochs"].values())
+    assert "memory" not in metrics["default"]
+
+
+def test_a_reconstruction_baseline_scores_its_error_and_reports_its_memory_usage():
+    rng = np.random.default_rng(0)
+    epochs = {1: {"error": rng.uniform(0, 1, 12) + LABEL, "video": VIDEO, "label": LABEL, "anomaly_type": TYPE,
+                  "item_counts": np.array([5, 0, 2]), "zero_row_share": np.array([0.25])}}  # fmt: skip
+    metrics = run_metrics(load_config(None, ["model.name=memae", "train.epochs=1"]), epochs)
+    default = metrics["default"]
+    assert (default["epoch"], default["lambda"]) == (1, 1.0) and metrics["oracle"]["lambda"] == 1.0
+    assert default["auc"] == pytest.approx(roc_auc_score(LABEL, g(epochs[1]["error"])))
+    assert default["memory"]["zero_row_share"] == 0.25 and default["memory"]["active_fraction"] == pytest.approx(2 / 3)
+    assert "updated_frame_share" not in default["memory"]  # MemAE's items are trained, never updated at test time
