@@ -204,9 +204,11 @@ class LossConfig(_Validated):
 @dataclass(frozen=True)
 class TrainConfig(_Validated):
     prefix: ClassVar[str] = "train."
-    epochs: int = setting(60, "Epochs; the cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
+    epochs: int = setting(60, "Epochs; a cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
     batch_size: int = setting(4, "Clips per training step.", AT_LEAST_ONE)
     lr: float = setting(2e-4, "Adam learning rate (paper: 2e-4 pred, 2e-5 recon).", POSITIVE)
+    schedule: Literal["cosine", "constant"] = setting(
+        "cosine", "Learning-rate schedule per epoch: cosine annealing to 0 (MNAD) or constant (MemAE's official code).")
     checkpoint_every: int = setting(5, "Save (and evaluate) a checkpoint every k epochs; the last is always saved.",
                                     AT_LEAST_ONE)
     shuffle: bool = setting(True, "Shuffle training clips each epoch (reference: true).")

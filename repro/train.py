@@ -1,5 +1,5 @@
-"""Training (SPEC sec. 4): Adam on the network, a cosine schedule stepped per epoch, memory items carried
-across steps and epochs, a checkpoint every k epochs and at the end; resumes from the last checkpoint."""
+"""Training (SPEC sec. 4): Adam on the network, a cosine (or constant) schedule stepped per epoch, memory items
+carried across steps and epochs, a checkpoint every k epochs and at the end; resumes from the last checkpoint."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     entry = model_entry(cfg.model.name)
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    scheduler = lr_schedule(optimizer, cfg.train.schedule, cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
     network = _replicate(model, device, ranks)
@@ -146,6 +146,16 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     if network is not model and isinstance(getattr(model, "memory", None), Memory):
         model.memory.gather = None  # the returned module updates its items from its own queries again
     return model
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: "cosine" anneals to 0 over `epochs` (SPEC sec. 4), "constant" keeps the lr
+    (MemAE's official code, SPEC sec. 8)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    raise ValueError(f"unknown train.schedule {schedule!r}; allowed: cosine, constant")
 
 
 def _replicate(model: nn.Module, device: torch.device, ranks: Ranks) -> nn.Module:
