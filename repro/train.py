@@ -1,5 +1,5 @@
-"""Training (SPEC sec. 4): Adam on the network, a cosine (or constant) schedule stepped per epoch, memory items
-carried across steps and epochs, a checkpoint every k epochs and at the end; resumes from the last checkpoint."""
+"""Training (SPEC sec. 4): Adam on the network, a cosine schedule stepped per epoch, memory items carried
+across steps and epochs, a checkpoint every k epochs and at the end; resumes from the last checkpoint."""
 
 from __future__ import annotations
 
