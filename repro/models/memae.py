@@ -99,16 +99,30 @@ def memae_usage(weights: Tensor) -> dict[str, Tensor | float]:
     }
 
 
-def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
-    """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
-
-    output, target (b, c, t, h, w). Clip j scores frame j + 8 of its video (SPEC sec. 8).
-    """
+def _check_clips(output: Tensor, target: Tensor) -> None:
     if output.shape != target.shape or output.dim() != 5:
         raise ValueError(
             f"output and target must both be (b, c, t, h, w), got {tuple(output.shape)} and {tuple(target.shape)}"
         )
+
+
+def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
+    """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
+
+    output, target (b, c, t, h, w) on the data's [-1, 1] scale, as the official MemAE test path (it does not
+    un-normalise). Clip j scores frame j + 8 of its video (SPEC sec. 8).
+    """
+    _check_clips(output, target)
     return (output.float() - target.float()).norm(dim=1).mean(dim=(1, 2, 3))
+
+
+def ae_frame_score(output: Tensor, target: Tensor) -> Tensor:
+    """(b,) per clip: the mean squared error over c*t*h*w on the [0, 1] scale, as the official code scores its AE.
+
+    output, target (b, c, t, h, w) in the data's [-1, 1] scale; x -> (x + 1) / 2 halves each difference.
+    """
+    _check_clips(output, target)
+    return ((output.float() - target.float()) / 2).square().mean(dim=(1, 2, 3, 4))
 
 
 # ------------------------------------------------------------------------------------------------ modules

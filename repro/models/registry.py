@@ -13,7 +13,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .convlstm import ConvLSTMAE, convlstm_frame_errors
-from .memae import MemAE, memae_frame_score
+from .memae import MemAE, ae_frame_score, memae_frame_score
 from .mnad import MNAD, PRED_IN_FRAMES
 from .output import ModelOutput
 
@@ -75,7 +75,7 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "ae3d": ModelEntry(
         lambda **kw: MemAE(memory=False, **kw), lambda task: MEMAE_LAYOUT, _channels_first, _channels_first,
-        _memae_scored, lambda result, target: memae_frame_score(result.output, target),
+        _memae_scored, lambda result, target: ae_frame_score(result.output, target),
     ),
     "convlstm": ModelEntry(
         ConvLSTMAE, lambda task: CONVLSTM_LAYOUT, lambda x: x, lambda x: x, _convlstm_scored, _convlstm_centre_error
