@@ -1,5 +1,6 @@
 """The baselines (MemAE, AE, ConvLSTM-AE) through the same runner: metrics, frame alignment, memory usage."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from repro.ablation import load_table, table_grid
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
@@ -105,3 +107,15 @@ def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flag
     assert len(variants) == 1
     assert "per_type" in read_metrics(runs / variants[0])["default"]
     assert (tmp_path / "report" / "comparison.md").exists()
+
+
+def test_the_synthetic_table_trains_memae_and_its_ae_alike_with_the_memory_a_minority_of_memae():
+    table = load_table(Path(__file__).parents[1] / "ablations" / "baselines.toml")
+    grid = table_grid(table, "synthetic", 1)
+    rows = {run.labels["model"]: run.config for run in grid if run.labels["dataset"] == "ped2"}
+    memae, ae = rows["MemAE"], rows["AE"]
+    assert dataclasses.replace(ae, model=dataclasses.replace(ae.model, name="memae")) == memae  # only the memory differs
+    assert (memae.train.lr, memae.train.schedule, memae.train.drop_last) == (1e-4, "constant", False)  # official
+    model = build_model(memae)
+    share = model.memory.items.numel() / sum(p.numel() for p in model.parameters())
+    assert 0.2 < share < 0.3  # N = 2000 items of d = 64 at width 24: a quarter of the parameters
