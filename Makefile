@@ -37,7 +37,7 @@ clean:
 # MNAD (pred, recon), MemAE, its memory-less AE and the ConvLSTM autoencoder on the same data (docs/baselines.md).
 .PHONY: reproduce-baselines
 reproduce-baselines: setup
-	$(BIN)/repro sweep ablations/baselines.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/baselines
+	$(BIN)/repro sweep ablations/baselines.toml --seeds 3 --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/baselines
 
 # RUNS: the run store (finished runs are reused; RUNS=/tmp/fresh times a target from scratch).
 # Reports (docs/reports.md): each target trains what is missing via the run store, then `repro report` adds the

@@ -84,9 +84,11 @@ ModelConfig = _model_config()
 @dataclass(frozen=True)
 class TrainConfig(Validated):
     prefix: ClassVar[str] = "train."
-    epochs: int = setting(60, "Epochs; the cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
+    epochs: int = setting(60, "Epochs; a cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
     batch_size: int = setting(4, "Clips per training step.", AT_LEAST_ONE)
     lr: float = setting(2e-4, "Adam learning rate (paper: 2e-4 pred, 2e-5 recon).", POSITIVE)
+    schedule: Literal["cosine", "constant"] = setting(
+        "cosine", "Learning-rate schedule per epoch: cosine annealing to 0 (MNAD) or constant (MemAE's official code).")
     checkpoint_every: int = setting(5, "Save (and evaluate) a checkpoint every k epochs; the last is always saved.",
                                     AT_LEAST_ONE)
     shuffle: bool = setting(True, "Shuffle training clips each epoch (reference: true).")
@@ -375,6 +377,7 @@ def load_config(profile: Path | str | None = None, overrides: Sequence[str] = ()
     task = resolved("model.mnad.task", base, MNADSettings.__dataclass_fields__["task"].default)
     name = resolved("model.name", base, ModelConfig.__dataclass_fields__["name"].default)
     merged = _merge(_merge(base, tasks.get(task, {})), methods.get(name, {}))
+    merged = _merge(merged, {"model": {"name": name, "mnad": {"task": task}}})  # as resolved, for the check below
     _validated(merged, f"{path} [method.{name}] [task.{task}]")
     for key, value in pairs:
         _set(merged, key, value)

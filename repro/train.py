@@ -99,7 +99,7 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     method = cfg.model.method
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    scheduler = lr_schedule(optimizer, cfg.train.schedule, cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
     network = _replicate(model, method.state_memory(model), device, ranks)
@@ -126,6 +126,16 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     if network is not model and method.state_memory(model) is not None:
         method.state_memory(model).gather = None  # the returned module updates its items from its own queries
     return model
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: "cosine" anneals to 0 over `epochs` (SPEC sec. 4), "constant" keeps the lr
+    (MemAE's official code, SPEC sec. 8)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    raise ValueError(f"unknown train.schedule {schedule!r}; allowed: cosine, constant")
 
 
 def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device, ranks: Ranks) -> nn.Module:

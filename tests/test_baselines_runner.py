@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from repro.ablation import load_table, table_grid
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
@@ -125,3 +126,30 @@ def test_a_flag_that_memae_ignores_is_refused_naming_the_flag_and_the_model(flag
     assert result.exit_code == 2
     assert "memae" in result.output and ("model.mnad." in result.output or "eval." in result.output)
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())  # refused before any work
+def test_the_synthetic_table_trains_memae_and_its_ae_alike_with_the_memory_a_minority_of_memae():
+    table = load_table(Path(__file__).parents[1] / "ablations" / "baselines.toml")
+    grid = table_grid(table, "synthetic", 1)
+    rows = {run.labels["model"]: run.config for run in grid if run.labels["dataset"] == "ped2"}
+    memae, ae = rows["MemAE"], rows["AE"]
+    assert memae.train == ae.train and memae.data == ae.data  # only the memory differs
+    assert memae.model.memae.width == ae.model.ae3d.width == 24
+    assert (memae.train.lr, memae.train.schedule, memae.train.drop_last) == (1e-4, "constant", False)  # official
+    model = build_model(memae)
+    share = model.memory.items.numel() / sum(p.numel() for p in model.parameters())
+    assert 0.2 < share < 0.3  # N = 2000 items of d = 64 at width 24: a quarter of the parameters
+
+
+@pytest.mark.parametrize("name", ["memae", "ae3d"])
+def test_the_paper_profile_gives_memae_and_its_ae_the_official_settings(name):
+    cfg = load_config("paper", [f"model.name={name}"])
+    train, data = cfg.train, cfg.data
+    assert (train.lr, train.schedule, train.batch_size, train.drop_last, train.epochs) == (1e-4, "constant", 14, False, 100)
+    assert (data.grayscale, data.size, cfg.seed) == (True, 256, 1)
+    assert cfg.model.settings.width == 96
+    mnad = load_config("paper")
+    assert (mnad.train.lr, mnad.train.schedule, mnad.train.batch_size, mnad.data.grayscale) == (2e-4, "cosine", 4, False)
+
+
+def test_the_paper_profile_gives_the_convlstm_its_published_settings():
+    cfg = load_config("paper", ["model.name=convlstm"])
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.data.grayscale, cfg.data.size) == (64, 50, True, 227)  # the paper: 227x227 grayscale cuboids

@@ -80,16 +80,30 @@ def memae_read(weights: Tensor, items: Tensor) -> Tensor:
     return weights @ items
 
 
-def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
-    """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
-
-    output, target (b, c, t, h, w). Clip j scores frame j + 8 of its video (SPEC sec. 8).
-    """
+def _check_clips(output: Tensor, target: Tensor) -> None:
     if output.shape != target.shape or output.dim() != 5:
         raise ValueError(
             f"output and target must both be (b, c, t, h, w), got {tuple(output.shape)} and {tuple(target.shape)}"
         )
+
+
+def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
+    """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
+
+    output, target (b, c, t, h, w) on the data's [-1, 1] scale, as the official MemAE test path (it does not
+    un-normalise). Clip j scores frame j + 8 of its video (SPEC sec. 8).
+    """
+    _check_clips(output, target)
     return (output.float() - target.float()).norm(dim=1).mean(dim=(1, 2, 3))
+
+
+def ae_frame_score(output: Tensor, target: Tensor) -> Tensor:
+    """(b,) per clip: the mean squared error over c*t*h*w on the [0, 1] scale, as the official code scores its AE.
+
+    output, target (b, c, t, h, w) in the data's [-1, 1] scale; x -> (x + 1) / 2 halves each difference.
+    """
+    _check_clips(output, target)
+    return ((output.float() - target.float()) / 2).square().mean(dim=(1, 2, 3, 4))
 
 
 # ------------------------------------------------------------------------------------------------ modules
@@ -263,7 +277,8 @@ class AEMethod(Method):
         return output[:, :, CLIP.scored_offset]
 
     def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
-        return ErrorSignals(memae_frame_score(result.output, target))
+        """The official AE test path: mean squared error on the [0, 1] scale."""
+        return ErrorSignals(ae_frame_score(result.output, target))
 
 
 class MemAEMethod(AEMethod):
@@ -275,6 +290,10 @@ class MemAEMethod(AEMethod):
         s = settings
         return MemAE(channels=channels, memory=True, num_items=s.num_items, shrink_threshold=s.shrink_threshold,
                      addressing=s.addressing, entropy_weight=s.entropy, width=s.width)  # fmt: skip
+
+    def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
+        """The official MemAE test path: mean over t, h, w of the per-pixel L2 norm over channels."""
+        return ErrorSignals(memae_frame_score(result.output, target))
 
     def without_memory(self, settings: MemAESettings) -> tuple[str, ...]:
         """MemAE without memory is its AE baseline, at the same width."""
