@@ -184,7 +184,7 @@ def evaluate(run, no_update, lam, settings):
 
 
 @main.command(short_help="Run every cell of a table declaration; write its table.")
-@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.argument("table")
 @click.option("--profile", default="synthetic", show_default=True,
               help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).")
 @click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
@@ -202,10 +202,11 @@ def evaluate(run, no_update, lam, settings):
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @_friendly
 def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, executor, address):
-    """Run every cell of a table declaration and write its report (md, csv, tex).
+    """Run every cell of the table declaration TABLE (a shipped name such as table5, or a path to a TOML
+    file) and write its report (md, csv, tex).
 
     Killing a sweep and rerunning it finishes only the runs that are left.
-    Example: repro sweep ablations/table5.toml --seeds 2
+    Example: repro sweep table5 --seeds 2
     """
     from pathlib import Path
 
@@ -342,9 +343,10 @@ def data() -> None:
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.argument("dst", type=click.Path(file_okay=False))
 @click.option("--name", default="ped2", show_default=True, help="Dataset name for a UCSD import (ped2 or ped1).")
-@click.option("--labels", type=click.Path(exists=True), default=None,
-              help="Avenue: the published frame_labels_avenue.npy or Liu's avenue.mat (default: volLabel masks, "
-                   "not comparable with the literature).")
+@click.option("--labels", default=None,
+              help="Avenue: 'published' (the literature's labels, shipped with repro), frame_labels_avenue.npy or "
+                   "Liu's avenue.mat (default: volLabel masks, not comparable with the literature). Videos: a flat "
+                   ".npy over the sorted test videos or a folder of <video>.npy masks.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Videos converted in parallel.")
 @_friendly
 def data_import(form, src, dst, name, labels, jobs):
@@ -361,16 +363,17 @@ def data_import(form, src, dst, name, labels, jobs):
     else:
         dataset = import_shanghaitech(src, dst, workers=jobs)
     if form == "avenue" and labels is None:
-        click.echo("note: labels from the volLabel masks differ from the literature's; pass --labels "
-                   "frame_labels_avenue.npy for comparable AUCs", err=True)
+        click.echo("note: labels from the volLabel masks differ from the literature's; pass --labels published "
+                   "for comparable AUCs", err=True)
     click.echo(f"imported: {dataset}\ncheck it with: repro data check {dst} {dataset.name}")
 
 
 @data.command("check")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 @click.argument("name")
-@click.option("--labels", type=click.Path(exists=True), default=None,
-              help="A label file in any published form (.npy, UCSD .m, Liu .mat, test_frame_mask folder).")
+@click.option("--labels", default=None,
+              help="A label file in any published form (.npy, UCSD .m, Liu .mat, test_frame_mask folder), or "
+                   "'published': the dataset's published labels, shipped with repro.")
 @_friendly
 def data_check(root, name, labels):
     """Validate ROOT/NAME (layout, every frame, labels) and print a summary; exit code 2 with the reason if not.
@@ -425,7 +428,7 @@ def data_bench(frames, size):
 
 # ------------------------------------------------------------------------------------------- reports
 @main.command(short_help="Write a report folder (tables, figures, index) from finished runs.")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Report folder, e.g. reports/table6.")
 @click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Run store a table declaration's runs are looked up in.")
@@ -436,8 +439,8 @@ def data_bench(frames, size):
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="As given to `repro sweep`.")
 @_friendly
 def report(source, out, runs_root, profile, data_root, seeds, settings):
-    """Report SOURCE, a run store folder (every finished run) or a table declaration (its runs, found by
-    config hash). Reads only the run store, never trains; a run with missing files is named and skipped
+    """Report SOURCE, a run store folder (every finished run) or a table declaration (a shipped name such as
+    table6 or a path; its runs, found by config hash). Reads only the run store, never trains; a run with missing files is named and skipped
     in part. Example: repro report ablations/table6.toml --out reports/table6
     """
     from pathlib import Path

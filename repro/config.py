@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import importlib.resources
 import json
 import tomllib
 import types
@@ -26,7 +27,7 @@ import tomli_w
 
 NONE = "none"  # how None is spelled in TOML files and overrides
 DEFAULT_PROFILE = "synthetic"
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "ablations" / "profiles"
+PROFILES_DIR = Path(importlib.resources.files("repro.ablations") / "profiles")  # package data, see setup.py
 # How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
 HASH_EXCLUDED = ("exec",)
 HASH_KEPT_FROM_EXEC = ("precision",)
@@ -339,9 +340,6 @@ def resolve_profile(profile: Path | str) -> Path:
         if not path.is_file():
             raise ConfigError(f"profile file {path} not found; give a path to a TOML file or a profile name")
         return path
-    if not PROFILES_DIR.is_dir():
-        raise ConfigError(f"profile {text!r}: the profiles folder {PROFILES_DIR} is missing; install repro from "
-                          f"its repository (pip install -e .) or pass a path to a profile TOML")  # fmt: skip
     available = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
     if text not in available:
         close = difflib.get_close_matches(text, available, n=1)

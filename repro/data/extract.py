@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .cache import save_atomic
-from .labels import load_vollabel, read_labels
+from .labels import label_source, load_vollabel, read_labels
 from .layout import DataError, IMAGE_EXTENSIONS, natural_key
 
 JPEG_QUALITY = 95
@@ -153,8 +153,8 @@ def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: i
 
 def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = None, workers: int | None = None,
                   progress: bool = True) -> Path:  # fmt: skip
-    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy or Liu's avenue.mat) when given,
-    else from the volLabel masks (any pixel set; NOT comparable with the literature)."""
+    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy, "published" for the copy shipped
+    with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with the literature)."""
     src, dataset = Path(src), Path(dst) / "avenue"
     jobs = []
     for split, folder in (("training", "training_videos"), ("testing", "testing_videos")):
@@ -163,7 +163,7 @@ def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = 
     run_jobs(jobs, workers, progress)
     counts, names = _test_counts(dataset)
     if labels is not None:
-        _write_labels(dataset, read_labels(labels, counts, names))
+        _write_labels(dataset, read_labels(label_source(labels, "avenue"), counts, names))
         return dataset
     masks = src / "ground_truth_demo" / "testing_label_mask"
     if masks.is_dir():

@@ -195,7 +195,7 @@ def report_source(source: Path, out: Path, runs_root: Path, profile: str = "synt
     from ..ablation import GridRun, load_table, table_grid
     from .build import table_report
 
-    if source.is_file():
+    if not source.is_dir():
         table = load_table(source)
         store = RunStore(runs_root)
         grid = _finished(store, table_grid(table, profile, seeds, data_root, overrides))
