@@ -467,8 +467,8 @@ def data_bench(frames, size):
 @_friendly
 def report(source, out, runs_root, profile, data_root, seeds, settings):
     """Report SOURCE, a run store folder (every finished run) or a table declaration (a shipped name such as
-    table6 or a path; its runs, found by config hash). Reads only the run store, never trains; a run with missing files is named and skipped
-    in part. Example: repro report ablations/table6.toml --out reports/table6
+    table6 or a path; its runs, found by config hash). Reads only the run store, never trains; a run with
+    missing files is named and skipped in part. Example: repro report ablations/table6.toml --out reports/table6
     """
     from pathlib import Path
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .cache import GB, decode_frame, load_video, plan_cache
 from .identity import dataset_fingerprint
-from .labels import load_test_labels
+from .labels import label_source, load_test_labels
 from .layout import SPLITS, canonical_name, dataset_dir, find_videos, frame_counts
 
 
@@ -29,7 +29,8 @@ def check_dataset(root: str | Path, name: str, labels: str | Path | None = None,
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
         summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
-    source = Path(labels) if labels is not None else dataset_dir(root, name) / "testing" / "labels.npy"
+    own = dataset_dir(root, name) / "testing" / "labels.npy"
+    source = label_source(labels, canonical_name(name)) if labels is not None else own
     summary["labels"], summary["anomalous"] = None, None
     if labels is not None or source.exists():
         counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]

@@ -156,7 +156,8 @@ def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: i
 def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = None, workers: int | None = None,
                   progress: bool = True) -> Path:  # fmt: skip
     """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy, "published" for the copy shipped
-    with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with the literature)."""
+    with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with
+    the literature)."""
     src, dataset = Path(src), Path(dst) / "avenue"
     jobs = []
     for split, folder in (("training", "training_videos"), ("testing", "testing_videos")):

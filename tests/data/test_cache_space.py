@@ -59,7 +59,8 @@ def test_data_check_says_how_much_space_the_cache_needs(dataset, monkeypatch):
     result = CliRunner().invoke(main, ["data", "check", str(dataset), "campus", "--size", "4096"])
     assert result.exit_code == 0, result.output
     needs = 32 * 4096 * 4096 * 3 / 1e9  # 32 frames of 4096 x 4096 BGR
-    assert f"a 4096x4096 frame cache needs {needs:.2f} GB in {dataset / 'cache' / 'frames'} but 2.00 GB" in result.output
+    folder = dataset / "cache" / "frames"
+    assert f"a 4096x4096 frame cache needs {needs:.2f} GB in {folder} but 2.00 GB" in result.output
     assert '"fits": false' in result.output
     fits = CliRunner().invoke(main, ["data", "check", str(dataset), "campus", "--size", "16"])
     assert '"fits": true' in fits.output and "note:" not in fits.output
