@@ -88,6 +88,16 @@ def test_campus_trains_evaluates_and_appears_in_a_table_report(campus, tmp_path)
     assert "campus" in table and f"{100 * default['auc']:.2f}" in table
 
 
+def test_ablate_runs_on_campus(campus, tmp_path):
+    result = invoke("ablate", "--data", campus, "--dataset", "campus", "--no-memory", "--seeds", "1", "--runs",
+                    tmp_path / "runs", "--out", tmp_path / "report", "--jobs", "1", *SMALL)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    runs = list_runs(tmp_path / "runs")
+    assert sorted(cfg.model.memory for _, cfg, _ in runs) == [False, True]
+    assert all(cfg.data.name == "campus" and state == "done" for _, cfg, state in runs)
+    assert "no-memory" in (tmp_path / "report" / "comparison.md").read_text()
+
+
 def test_relative_data_from_two_folders_gives_two_runs_with_their_own_metrics(campus, tmp_path, monkeypatch):
     for place, invert in (("a", False), ("b", True)):  # b: the same frames, the labels inverted
         shutil.copytree(campus, tmp_path / place / "data")
