@@ -12,7 +12,7 @@ RUNS    ?= runs
 setup: $(STAMP)
 
 # torch==2.13.0 is first so pip takes the CPU build from local disk instead of a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.2"

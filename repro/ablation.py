@@ -7,6 +7,8 @@ selection rule. Runs are cached by config hash, so a sweep that is killed and re
 
 from __future__ import annotations
 
+import difflib
+import importlib.resources
 import multiprocessing
 import os
 import tomllib
@@ -45,11 +47,28 @@ class Table:
     datasets: tuple[str, ...] = DATASETS
 
 
-def load_table(path: Path | str) -> Table:
-    """Read a table declaration; errors name the file and the missing key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"table declaration {path} not found; the shipped ones are in ablations/*.toml")
+def shipped_tables() -> dict[str, Path]:
+    """The table declarations shipped with repro (ablations/*.toml, installed as repro.ablations): name -> path."""
+    folder = Path(importlib.resources.files("repro.ablations"))
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def resolve_table(table: Path | str) -> Path:
+    """A shipped declaration by name ("table5") or a path to a TOML file."""
+    shipped, path = shipped_tables(), Path(table)
+    if path.is_file():
+        return path
+    if str(table) in shipped:
+        return shipped[str(table)]
+    close = difflib.get_close_matches(str(table), list(shipped), n=1)
+    hint = f" did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"table declaration {table} not found;{hint} give a path to a TOML file or a shipped name: "
+                      f"{', '.join(shipped)}")
+
+
+def load_table(table: Path | str) -> Table:
+    """Read a table declaration (a path, or a shipped one by name); errors name the file and the missing key."""
+    path = resolve_table(table)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:

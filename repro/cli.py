@@ -97,8 +97,9 @@ def _run_options(function):
     options = [
         click.option("--profile", default="synthetic", show_default=True,
                      help="A profile in ablations/profiles/ (synthetic | paper) or a path to a TOML file."),
-        click.option("--dataset", type=click.Choice(["synthetic", "ped2", "avenue", "shanghaitech"]), default=None,
-                     help="Dataset (default: the profile's; synthetic needs no download)."),
+        click.option("--dataset", default=None, metavar="NAME",
+                     help="synthetic (no download), or the folder --data/NAME in the canonical layout: ped2, avenue, "
+                          "shanghaitech (checked against the published counts) or any other (default: the profile's)."),
         click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
                      help="Folder holding <dataset>/training/frames and <dataset>/testing/frames."),
         click.option("--task", type=click.Choice(_tasks()), default=None,
@@ -122,7 +123,7 @@ def _base_overrides(dataset, data_root, task, settings, device, precision, lam=N
     if dataset:
         overrides.append(f"data.name={dataset}")
     if data_root:
-        overrides.append(f"data.root={data_root}")
+        overrides.append(f"data.root={_absolute(data_root)}")
     if task:
         overrides.append(f"model.mnad.task={task}")
     if device:
@@ -132,6 +133,13 @@ def _base_overrides(dataset, data_root, task, settings, device, precision, lam=N
     if lam is not None:
         overrides.append(f"eval.lambda_score={lam}")
     return (*overrides, *settings)
+
+
+def _absolute(path: str | None) -> str | None:
+    """A --data folder as an absolute path, so that the run's config says which folder it read."""
+    from pathlib import Path
+
+    return None if path is None else str(Path(path).resolve())
 
 
 def _lambda_option(function):
@@ -202,7 +210,7 @@ def evaluate(run, no_update, lam, settings):
 
 
 @main.command(short_help="Run every cell of a table declaration; write its table.")
-@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.argument("table")
 @click.option("--profile", default="synthetic", show_default=True,
               help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).")
 @click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
@@ -220,10 +228,11 @@ def evaluate(run, no_update, lam, settings):
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @_friendly
 def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, executor, address):
-    """Run every cell of a table declaration and write its report (md, csv, tex).
+    """Run every cell of the table declaration TABLE (a shipped name such as table5, or a path to a TOML
+    file) and write its report (md, csv, tex).
 
     Killing a sweep and rerunning it finishes only the runs that are left.
-    Example: repro sweep ablations/table5.toml --seeds 2
+    Example: repro sweep table5 --seeds 2
     """
     from pathlib import Path
 
@@ -232,7 +241,7 @@ def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, exec
     from .runs import RunStore
 
     declaration = load_table(table)
-    runs = table_grid(declaration, profile, seeds, data_root, tuple(settings))
+    runs = table_grid(declaration, profile, seeds, _absolute(data_root), tuple(settings))
     store = RunStore(Path(runs_root))
     failures = run_grid(runs, store, jobs, executor=executor, address=address)
     paths = table_report(declaration, runs, store, Path(out or f"reports/{declaration.name}"))
@@ -362,44 +371,57 @@ def data() -> None:
 
 
 @data.command("import")
-@click.argument("form", type=click.Choice(["ucsd", "avenue", "shanghaitech"]))
+@click.argument("form", type=click.Choice(["ucsd", "avenue", "shanghaitech", "videos"]))
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.argument("dst", type=click.Path(file_okay=False))
-@click.option("--name", default="ped2", show_default=True, help="Dataset name for a UCSD import (ped2 or ped1).")
-@click.option("--labels", type=click.Path(exists=True), default=None,
-              help="Avenue: the published frame_labels_avenue.npy or Liu's avenue.mat (default: volLabel masks, "
-                   "not comparable with the literature).")
+@click.option("--name", default=None,
+              help="Dataset name: UCSD ped2 (default) or ped1; videos: required, e.g. campus (DST/campus).")
+@click.option("--labels", default=None,
+              help="Avenue: 'published' (the literature's labels, shipped with repro), frame_labels_avenue.npy or "
+                   "Liu's avenue.mat (default: volLabel masks, not comparable with the literature). Videos: a flat "
+                   ".npy over the sorted test videos or a folder of <video>.npy masks.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Videos converted in parallel.")
 @_friendly
 def data_import(form, src, dst, name, labels, jobs):
-    """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read).
+    """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read). FORM videos: your
+    own footage, SRC/training/*.mp4 and SRC/testing/*.mp4 (.avi, .mov, ...), decoded with OpenCV.
 
     Example: repro data import shanghaitech ~/Downloads/shanghaitech data/
+    Example: repro data import videos footage/ data/ --name campus --labels footage/labels.npy
     """
-    from .data.extract import import_avenue, import_shanghaitech, import_ucsd
+    from .data.extract import import_avenue, import_shanghaitech, import_ucsd, import_videos
 
-    if form == "ucsd":
-        dataset = import_ucsd(src, dst, name=name, workers=jobs)
+    if form == "videos":
+        if not name:
+            raise ReproError("data import videos needs --name NAME, the dataset's folder under DST (e.g. campus)")
+        dataset = import_videos(src, dst, name, labels=labels, workers=jobs)
+    elif form == "ucsd":
+        dataset = import_ucsd(src, dst, name=name or "ped2", workers=jobs)
     elif form == "avenue":
         dataset = import_avenue(src, dst, labels=labels, workers=jobs)
     else:
         dataset = import_shanghaitech(src, dst, workers=jobs)
     if form == "avenue" and labels is None:
-        click.echo("note: labels from the volLabel masks differ from the literature's; pass --labels "
-                   "frame_labels_avenue.npy for comparable AUCs", err=True)
+        click.echo("note: labels from the volLabel masks differ from the literature's; pass --labels published "
+                   "for comparable AUCs", err=True)
     click.echo(f"imported: {dataset}\ncheck it with: repro data check {dst} {dataset.name}")
 
 
 @data.command("check")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 @click.argument("name")
-@click.option("--labels", type=click.Path(exists=True), default=None,
-              help="A label file in any published form (.npy, UCSD .m, Liu .mat, test_frame_mask folder).")
+@click.option("--labels", default=None,
+              help="A label file in any published form (.npy, UCSD .m, Liu .mat, test_frame_mask folder), or "
+                   "'published': the dataset's published labels, shipped with repro.")
+@click.option("--size", type=click.IntRange(min=8), default=256, show_default=True,
+              help="Frame side of the frame cache whose disk space is checked (256 = paper).")
+@click.option("--grayscale", is_flag=True, help="Check the space of a one-channel cache (MemAE, ConvLSTM-AE).")
 @_friendly
-def data_check(root, name, labels):
-    """Validate ROOT/NAME (layout, every frame, labels) and print a summary; exit code 2 with the reason if not.
+def data_check(root, name, labels, size, grayscale):
+    """Validate ROOT/NAME (layout, every frame, labels) and print a summary: counts, the fingerprint that
+    enters a run's identity, and the disk space a frame cache needs; exit code 2 with the reason if invalid.
 
-    Example: repro data check data/ ped2 --labels frame_labels_ped2.npy
+    Example: repro data check data/ ped2 --labels published
     """
     import json
     import warnings
@@ -408,10 +430,16 @@ def data_check(root, name, labels):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = check_dataset(root, name, labels)
+        summary = check_dataset(root, name, labels, size=size, grayscale=grayscale)
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     click.echo(json.dumps(summary, indent=2))
+    cache = summary["frame_cache"]
+    if not cache["fits"]:
+        click.echo(f"note: a {size}x{size} frame cache needs {cache['needs_gb']:.2f} GB in {cache['folder']} but "
+                   f"{cache['free_gb']:.2f} GB are free (1 GB is kept free): runs will decode the frames on the "
+                   "fly with DataLoader workers (slower; repro data bench gives the decode rate per core). "
+                   "Fix: free space there, or set $REPRO_CACHE to a larger disk")
 
 
 @data.command("synth")
@@ -436,7 +464,9 @@ def data_synth(dst, preset, seed, size):
 @click.option("--frames", type=click.IntRange(min=10), default=2000, show_default=True, help="Frames in the dataset.")
 @click.option("--size", type=click.IntRange(min=8), default=64, show_default=True, help="Frame height and width.")
 def data_bench(frames, size):
-    """Print JSON: a first pass over a JPEG dataset (decode + cache) against a second pass (memory-mapped cache).
+    """Print JSON: a first pass over a JPEG dataset (decode + cache) against a second pass (memory-mapped cache),
+    and decode_fps_per_core: frames one core decodes per second, to size DataLoader workers (--set
+    exec.num_workers=N) for a GPU when frames are decoded on the fly.
 
     Example: repro data bench --frames 2000 --size 64
     """
@@ -449,7 +479,7 @@ def data_bench(frames, size):
 
 # ------------------------------------------------------------------------------------------- reports
 @main.command(short_help="Write a report folder (tables, figures, index) from finished runs.")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Report folder, e.g. reports/table6.")
 @click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Run store a table declaration's runs are looked up in.")
@@ -460,15 +490,16 @@ def data_bench(frames, size):
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="As given to `repro sweep`.")
 @_friendly
 def report(source, out, runs_root, profile, data_root, seeds, settings):
-    """Report SOURCE, a run store folder (every finished run) or a table declaration (its runs, found by
-    config hash). Reads only the run store, never trains; a run with missing files is named and skipped
-    in part. Example: repro report ablations/table6.toml --out reports/table6
+    """Report SOURCE, a run store folder (every finished run) or a table declaration (a shipped name such as
+    table6 or a path; its runs, found by config hash). Reads only the run store, never trains; a run with
+    missing files is named and skipped in part. Example: repro report ablations/table6.toml --out reports/table6
     """
     from pathlib import Path
 
     from .report.index import report_source
 
-    index = report_source(Path(source), Path(out), Path(runs_root), profile, data_root, seeds, tuple(settings))
+    index = report_source(Path(source), Path(out), Path(runs_root), profile, _absolute(data_root), seeds,
+                          tuple(settings))
     click.echo(f"written: {index} and {index.with_suffix('.html')}")
 
 

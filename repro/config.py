@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.resources
 import json
+import re
 import tomllib
 import types
 from collections.abc import Mapping, Sequence
@@ -32,29 +34,37 @@ from .settings import (AT_LEAST_ONE, NON_NEGATIVE, NONE, POSITIVE, UNIT, ConfigE
                        kind, section, setting)
 
 DEFAULT_PROFILE = "synthetic"
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "ablations" / "profiles"
+PROFILES_DIR = Path(importlib.resources.files("repro.ablations") / "profiles")  # package data, see setup.py
 # How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
 HASH_EXCLUDED = ("exec",)
 HASH_KEPT_FROM_EXEC = ("precision",)
+DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # data.name: one folder under data.root
 
 
 # ------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class DataConfig(Validated):
     prefix: ClassVar[str] = "data."
-    name: Literal["synthetic", "ped2", "avenue", "shanghaitech"] = setting(
-        "ped2", "Dataset: synthetic moving shapes (built in) or a published one (needs data.root).")
+    name: str = setting(
+        "ped2", "Dataset: synthetic moving shapes (built in), or the folder <data.root>/<name> in the canonical "
+        "layout: ped2, avenue, shanghaitech (cross-checked against the published counts) or any other name.")
     preset: Literal["single", "busy", "scenes", "tiny"] = setting(
         "single", "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes); tiny for tests.")
     root: str | None = setting(
         None, "Folder holding <name>/training/frames and <name>/testing/frames; none = built-in synthetic cache.")
-    labels: str | None = setting(None, "Explicit frame-label file (.npy); none = the dataset's own labels.")
+    labels: str | None = setting(None, "Frame-label file in any published form, or 'published' (the published "
+                                 "file, shipped with repro); none = <name>/testing/labels.npy.")
     size: int = setting(256, "Frame side in pixels after resizing (paper 256, synthetic 64).", AT_LEAST_ONE)
     grayscale: bool = setting(False, "Read frames as one gray channel instead of colour.")
     salt_pepper: float = setting(
         0.0, "Fraction of input elements set to 0 or 1 (denoising study, SPEC sec. 7); targets stay clean.",
         Interval(0, 1, high_open=True))
     synth_seed: int = setting(0, "Seed of the synthetic world's generator (not of training).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not DATASET_NAME.fullmatch(self.name):
+            raise ConfigError(f"data.name must be a folder name (letters, digits, '.', '_', '-'); got {self.name!r}")
 
 
 def _model_config() -> type:
@@ -207,8 +217,14 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """12 hex digits of sha256 over canonical JSON of the run's `identity`; names the run folder."""
-    text = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """12 hex digits of sha256 over canonical JSON of the run's `identity` and its data's identity (resolved
+    folder and fingerprint, repro.data.identity); names the run folder."""
+    from .data.identity import data_identity
+
+    data = cfg.data
+    content = identity(cfg) | {"data_identity": data_identity(data.name, data.root, data.labels, data.preset,
+                                                                data.synth_seed)}  # fmt: skip
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -262,9 +278,6 @@ def resolve_profile(profile: Path | str) -> Path:
         if not path.is_file():
             raise ConfigError(f"profile file {path} not found; give a path to a TOML file or a profile name")
         return path
-    if not PROFILES_DIR.is_dir():
-        raise ConfigError(f"profile {text!r}: the profiles folder {PROFILES_DIR} is missing; install repro from "
-                          f"its repository (pip install -e .) or pass a path to a profile TOML")  # fmt: skip
     available = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
     if text not in available:
         close = difflib.get_close_matches(text, available, n=1)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm import tqdm
 
+from .data.clips import loader_workers
 from .models.method import ClipLayout, Method, signals_from_arrays, signals_to_arrays
 from .models.output import ModelOutput
 from .precision import autocast
@@ -84,7 +85,8 @@ def evaluate_model(
     layout = inference_layout(method, model, device)
     memory = method.state_memory(model)
     sequential = test_time_update and memory is not None
-    loader = DataLoader(dataset, batch_size=1 if sequential else batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=1 if sequential else batch_size, shuffle=False,
+                        num_workers=loader_workers(dataset, 0))  # fmt: skip
     collected: dict[str, list[Tensor]] = {}
     counts = None
     rows = torch.zeros(2, dtype=torch.long, device=device)  # (all-zero weight rows, all rows)

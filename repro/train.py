@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from .data.clips import loader_workers
 from .distributed import Ranks, gather_rows, per_rank_batch
 from .models.method import Method
 from .precision import autocast
@@ -105,8 +106,9 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     network = _replicate(model, method.state_memory(model), device, ranks)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
+        workers = loader_workers(dataset, cfg.exec.num_workers)  # decoding on the fly: workers decode
         loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle, cfg.train.drop_last,
-                               cfg.exec.num_workers, device.type == "cuda", ranks)  # fmt: skip
+                               workers, device.type == "cuda", ranks)  # fmt: skip
         sums: dict[str, Tensor] = {}
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main)
         for batch in bar:

@@ -132,7 +132,7 @@ def test_a_killed_sweep_resumes_without_recomputing(world, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--dataset", "kitti"], "Invalid value for '--dataset'"),
+    (["train", "--dataset", "kitti"], "dataset 'kitti' needs its location: pass --data"),
     (["train", "--dataset", "ped2"], "needs its location"),
     (["train", "--set", "trian.epochs=1"], "trian"),
     (["train", "--set", "train.epocs=1"], "epochs"),

@@ -16,6 +16,7 @@ Glossary: t frames, c channels, h w size, n items.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..anomaly_types import UNKNOWN
-from .cache import load_video
+from .cache import load_videos
 from .labels import load_test_labels
 from .layout import DataError, canonical_name, dataset_dir, find_videos, frame_counts
 
@@ -82,6 +83,7 @@ class ClipDataset(Dataset):
         self.in_frames, self.predict, self.scored_offset = in_frames, predict, scored_offset
         self.salt_pepper, self.seed = salt_pepper, seed
         self.item_video, self.item_frame = item_positions(self.num_frames_per_video, in_frames, predict, scored_offset)
+        self.decodes_on_the_fly = False  # frames decoded when read (no frame cache): see loader_workers
 
     def __len__(self) -> int:
         return len(self.item_video)
@@ -112,26 +114,38 @@ def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int
                       cache_dir: str | Path | None = None) -> ClipDataset:  # fmt: skip
     """A ClipDataset over `<root>/<name>/<split>/frames`, decoded through the frame cache.
 
-    Testing split: labels from `labels` (any form of repro.data.labels) or else `testing/labels.npy` when it
-    exists, cross-checked against the published counts; `testing/anomaly_types.npy` when present (synthetic).
+    Testing split: labels from `labels` (any form of repro.data.labels) or else `testing/labels.npy` (required),
+    cross-checked against the published counts for the published names; `testing/anomaly_types.npy` when
+    present (per-frame type codes, 0 = normal: per-type AUCs).
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
     videos = find_videos(root, name, split)
-    frames = [load_video(video, size, grayscale, cache_dir) for video in videos]
+    frames, on_the_fly = load_videos(videos, size, grayscale, cache_dir)
     per_video_labels = per_video_types = None
     if split == "testing":
         per_video_labels, per_video_types = _test_annotations(root, name, videos, labels)
-    return ClipDataset(frames, in_frames, predict, scored_offset, salt_pepper, per_video_labels, per_video_types,
-                       seed, [video.name for video in videos])  # fmt: skip
+    dataset = ClipDataset(frames, in_frames, predict, scored_offset, salt_pepper, per_video_labels, per_video_types,
+                          seed, [video.name for video in videos])  # fmt: skip
+    dataset.decodes_on_the_fly = on_the_fly
+    return dataset
+
+
+def loader_workers(dataset, requested: int) -> int:
+    """DataLoader workers for `dataset`: the requested number (exec.num_workers), or, when the frames are
+    decoded on the fly and none were requested, one per core but one (the main process trains)."""
+    if requested or not (isinstance(dataset, ClipDataset) and dataset.decodes_on_the_fly):
+        return requested
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _test_annotations(root, name: str, videos, labels) -> tuple[list | None, list | None]:
     counts, names = frame_counts(videos), [v.name for v in videos]
     testing = dataset_dir(root, name) / "testing"
     source = Path(labels) if labels is not None else testing / "labels.npy"
-    per_video_labels = None
-    if labels is not None or source.exists():
-        per_video_labels = load_test_labels(canonical_name(name), counts, names, source)
+    if labels is None and not source.exists():
+        raise DataError(f"{source} is missing: evaluation needs the test frames' labels (0/1 per frame, the sorted "
+                        "videos concatenated). Fix: save them there as .npy, or pass --set data.labels=FILE")
+    per_video_labels = load_test_labels(canonical_name(name), counts, names, source)
     types_file = testing / "anomaly_types.npy"
     per_video_types = None
     if types_file.exists():

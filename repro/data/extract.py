@@ -5,6 +5,7 @@
           <src>/ground_truth_demo/testing_label_mask/1_label.mat (volLabel; not the literature's labels)
 - ShanghaiTech: <src>/training/videos/01_001.avi, <src>/testing/frames/01_0014/000.jpg,
           <src>/testing/test_frame_mask/01_0014.npy
+- Your own videos: <src>/training/<video>.mp4, <src>/testing/<video>.mp4 (.avi, .mov, ...), labels given apart
 
 Every video becomes `<dst>/<name>/<split>/frames/<video>/000.jpg ...` (0-based, zero-padded to
 max(3, digits) places). Each video is written into a temporary folder and renamed when complete, so an
@@ -27,11 +28,12 @@ import numpy as np
 from tqdm import tqdm
 
 from .cache import save_atomic
-from .labels import load_vollabel, read_labels
+from .labels import label_source, load_vollabel, read_labels
 from .layout import DataError, IMAGE_EXTENSIONS, natural_key
 
 JPEG_QUALITY = 95
 PARTIAL = ".partial-"
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,9 @@ def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: i
 
 def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = None, workers: int | None = None,
                   progress: bool = True) -> Path:  # fmt: skip
-    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy or Liu's avenue.mat) when given,
-    else from the volLabel masks (any pixel set; NOT comparable with the literature)."""
+    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy, "published" for the copy shipped
+    with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with
+    the literature)."""
     src, dataset = Path(src), Path(dst) / "avenue"
     jobs = []
     for split, folder in (("training", "training_videos"), ("testing", "testing_videos")):
@@ -163,7 +166,7 @@ def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = 
     run_jobs(jobs, workers, progress)
     counts, names = _test_counts(dataset)
     if labels is not None:
-        _write_labels(dataset, read_labels(labels, counts, names))
+        _write_labels(dataset, read_labels(label_source(labels, "avenue"), counts, names))
         return dataset
     masks = src / "ground_truth_demo" / "testing_label_mask"
     if masks.is_dir():
@@ -191,4 +194,25 @@ def import_shanghaitech(src: str | Path, dst: str | Path, workers: int | None = 
     return dataset
 
 
-IMPORTERS = {"ucsd": import_ucsd, "avenue": import_avenue, "shanghaitech": import_shanghaitech}
+def import_videos(src: str | Path, dst: str | Path, name: str, labels: str | Path | None = None,
+                  workers: int | None = None, progress: bool = True) -> Path:  # fmt: skip
+    """Your own footage -> `<dst>/<name>`: `<src>/training/<video>.mp4` and `<src>/testing/<video>.mp4` (any
+    extension OpenCV reads, see VIDEO_EXTENSIONS) become frame folders named by the file's stem; `labels`
+    (a flat .npy over the sorted test videos, or a folder of <video>.npy masks) becomes testing/labels.npy."""
+    src, dataset = Path(src), Path(dst) / name
+    jobs = []
+    for split in ("training", "testing"):
+        folder = _require(src / split, f"the {split} videos, <video>.mp4 or .avi")
+        videos = _sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not videos:
+            raise DataError(f"{folder} holds no video files ({', '.join(VIDEO_EXTENSIONS)}). "
+                            f"Fix: put the {split} videos there")  # fmt: skip
+        jobs += [Job(v, dataset / split / "frames" / v.stem) for v in videos]
+    run_jobs(jobs, workers, progress)
+    if labels is not None:
+        counts, names = _test_counts(dataset)
+        _write_labels(dataset, read_labels(label_source(labels, name), counts, names))
+    return dataset
+
+
+IMPORTERS = {"ucsd": import_ucsd, "avenue": import_avenue, "shanghaitech": import_shanghaitech, "videos": import_videos}

@@ -8,6 +8,7 @@ literature's Avenue labels (they differ on video 18): use the .npy or `avenue.ma
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import warnings
 from collections.abc import Sequence
@@ -25,6 +26,22 @@ PUBLISHED = {
     "shanghaitech": (40791, 17326, None),
 }  # fmt: skip
 Ranges = list[tuple[int, int]]  # 1-based inclusive (start, end) anomalous ranges of one video
+PUBLISHED_SOURCE = "published"  # as a label source: the dataset's published file, shipped with repro
+PUBLISHED_FILES = {"ped2": "frame_labels_ped2.npy", "avenue": "frame_labels_avenue.npy",
+                   "shanghaitech": "frame_labels_shanghai.npy"}  # package data: repro/data/published/
+
+
+def published_label_file(name: str) -> Path:
+    """The published flat label file of `name` (SPEC sec. 5), shipped as package data."""
+    if name not in PUBLISHED_FILES:
+        raise DataError(f"no published labels for dataset {name!r}; they exist for {', '.join(PUBLISHED_FILES)}. "
+                        "Fix: give the label file's path instead of 'published'")  # fmt: skip
+    return Path(importlib.resources.files("repro.data") / "published" / PUBLISHED_FILES[name])
+
+
+def label_source(source: str | Path, name: str) -> Path:
+    """A label source as a path: "published" is the shipped file of dataset `name`, anything else a path."""
+    return published_label_file(name) if str(source) == PUBLISHED_SOURCE else Path(source)
 
 
 def load_flat_labels(path: str | Path) -> np.ndarray:
@@ -176,7 +193,9 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
 
 def load_test_labels(name: str, counts: Sequence[int], names: Sequence[str], source: str | Path,
                      check_published: bool = True) -> list[np.ndarray]:  # fmt: skip
-    """Per-video labels for a dataset's test split, cross-checked against the published counts and totals."""
+    """Per-video labels for a dataset's test split, cross-checked against the published counts and totals.
+    `source` may be "published": the dataset's published file (ped2, avenue, shanghaitech)."""
+    source = label_source(source, name)
     if check_published:
         cross_check_counts(name, counts, names)
     labels = read_labels(source, counts, names)

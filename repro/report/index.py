@@ -204,7 +204,7 @@ def report_source(source: Path, out: Path, runs_root: Path, profile: str = "synt
     from ..ablation import GridRun, load_table, table_grid
     from .build import table_report
 
-    if source.is_file():
+    if not source.is_dir():
         table = load_table(source)
         store = RunStore(runs_root)
         grid = _finished(store, table_grid(table, profile, seeds, data_root, overrides))
@@ -214,7 +214,7 @@ def report_source(source: Path, out: Path, runs_root: Path, profile: str = "synt
                             list(paths.values()))
     store = RunStore(source)
     listed = [(name, cfg) for name, cfg, state in list_runs(source) if state == "done"]
-    done = [GridRun({"run": name}, cfg.seed, cfg) for name, cfg in listed]
+    done = [GridRun({"run": name, "dataset": cfg.data.name}, cfg.seed, cfg) for name, cfg in listed]
     if not done:
         raise FileNotFoundError(f"{source}: no finished runs (status done) in this run store; train some first")
     rows = run_rows(done, store)
