@@ -64,7 +64,7 @@ def test_load_table_defaults_to_every_dataset_and_no_grid(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    (None, "not found; the shipped ones are in ablations/*.toml"),
+    (None, "not found; give a path to a TOML file or a shipped name"),
     ('name = "x"\nquestion = ', "is not valid TOML"),
     ('name = "x"\n[models]\nrow = []\n', "lacks question, stand_ins; see ablations/table5.toml"),
 ])  # fmt: skip
