@@ -2,12 +2,83 @@
 
 from __future__ import annotations
 
+import errno
+
 import click
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ReproError(click.ClickException):
+    """A problem with the user's input, shown as one line with exit code 2 (no traceback)."""
+
+    exit_code = 2
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C: every run resumes from its last checkpoint, so the same command finishes it."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("interrupted; rerun the same command to resume")
+
+
+OS_FIXES = {
+    errno.ENOSPC: "free space on that file system (or use another: --runs for the run store, $REPRO_CACHE for the "
+                  "frame cache), then rerun the same command: finished work is kept and runs resume",
+    errno.EDQUOT: "free space within your quota (or use another file system: --runs, $REPRO_CACHE), then rerun the "
+                  "same command: finished work is kept and runs resume",
+    errno.EROFS: "the file system is mounted read-only: point --runs (the run store) or $REPRO_CACHE (the frame "
+                 "cache) at a writable folder, then rerun the same command",
+    errno.EACCES: "give this user access to it, or point --runs or $REPRO_CACHE at a folder of your own, then rerun "
+                  "the same command",
+    errno.ELOOP: "a symbolic link in this path points back at itself: fix or remove the link",
+    errno.ENOENT: "check the path (a folder may have been moved or unmounted)",
+}  # fmt: skip
+OS_FIXES[errno.EPERM] = OS_FIXES[errno.EACCES]
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an operating-system error: the file, what went wrong, the fix."""
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    what = error.strerror or str(error)
+    fix = OS_FIXES.get(error.errno, "fix the file or folder named, then rerun the same command")
+    return f"cannot use {where or 'a file'}: {what}. Fix: {fix}"
+
+
+class ReproGroup(click.Group):
+    """The one error path of the CLI: every error a user can cause or meet is one line with exit code 2 (130
+    for Ctrl-C); `--debug` or REPRO_DEBUG=1 lets it through with its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from .config import ConfigError
+        from .data.layout import DataError
+        from .runs import RunError
+
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            if isinstance(error, OSError) and error.errno is not None and error.errno != errno.EPIPE:
+                raise ReproError(os_error_line(error)) from None
+            if isinstance(error, OSError) and error.errno is None:  # a message of ours, e.g. "no finished runs"
+                raise ReproError(str(error)) from None
+            if isinstance(error, (ConfigError, DataError, RunError, ValueError)):
+                raise ReproError(str(error)) from None
+            raise
+        except KeyboardInterrupt:
+            if ctx.params.get("debug"):
+                raise
+            raise Interrupted() from None
+
+
+@click.group(cls=ReproGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="repro")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="REPRO_DEBUG",
+              help="Show the traceback of an error instead of its one line (also REPRO_DEBUG=1).")
+def main(debug: bool) -> None:
     """Reproduce, ablate and extend memory-augmented autoencoders for video anomaly detection."""
 
 
@@ -50,30 +121,6 @@ def bench(task, size, width, batch, precision, device, threads, seconds, compile
 
 
 # ------------------------------------------------------------------------------------ runs and sweeps
-class ReproError(click.ClickException):
-    """A problem with the user's input, shown as one line with exit code 2 (no traceback)."""
-
-    exit_code = 2
-
-
-def _friendly(function):
-    """Turn the library's validation errors into one-line CLI errors."""
-    import functools
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        from .config import ConfigError
-        from .data.layout import DataError
-        from .runs import RunError
-
-        try:
-            return function(*args, **kwargs)
-        except (ConfigError, DataError, RunError, ValueError, FileNotFoundError) as error:
-            raise ReproError(str(error)) from None
-
-    return wrapper
-
-
 def _run_options(function):
     """Options shared by every verb that resolves a run config."""
     options = [
@@ -125,7 +172,6 @@ def _lambda_option(function):
 @_run_options
 @_lambda_option
 @click.option("--seed", type=int, default=None, help="Random seed (default: the profile's).")
-@_friendly
 def train(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, seed):
     """Train one model, evaluate every saved checkpoint and write its metrics into the run store.
 
@@ -157,7 +203,6 @@ def train(profile, dataset, data_root, task, settings, runs_root, device, precis
 @click.option("--no-test-time-update", "no_update", is_flag=True, help="Score with the trained items, no update.")
 @_lambda_option
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Evaluation fields, e.g. eval.gamma=0.02.")
-@_friendly
 def evaluate(run, no_update, lam, settings):
     """Re-evaluate a finished run's checkpoints with other evaluation settings (no retraining).
 
@@ -168,8 +213,8 @@ def evaluate(run, no_update, lam, settings):
     from pathlib import Path
 
     from .config import load_config
-    from .pipeline import execute_run
-    from .runs import RunStore
+    from .pipeline import adopt_checkpoints, execute_run
+    from .runs import RunStore, finish_command, is_finished, status
 
     source = Path(run)
     overrides = (*(["eval.test_time_update=false"] if no_update else []),
@@ -177,10 +222,30 @@ def evaluate(run, no_update, lam, settings):
     for override in overrides:
         if not override.startswith(("eval.", "exec.")):
             raise ReproError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
+    finish = f"`{finish_command(source)}`, then rerun this command"
+    if not is_finished(source):
+        raise ReproError(f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never "
+                         f"trains; finish it with {finish}")  # fmt: skip
     cfg = load_config(source / "config.toml", overrides)
-    result = execute_run(cfg, RunStore(source.parent))
+    store = RunStore(source.parent)
+    if not store.is_done(cfg):
+        target = store.prepare(cfg)
+        adopt_checkpoints(cfg, target, store)
+        if not store.checkpoint_path(target, cfg.train.epochs).exists():
+            raise ReproError(_unusable_checkpoints(source, cfg.train.epochs, finish))
+    result = execute_run(cfg, store)
     click.echo(f"run: {result}")
-    click.echo(json.dumps(RunStore(source.parent).read_metrics(result)["default"], indent=2))
+    click.echo(json.dumps(store.read_metrics(result)["default"], indent=2))
+
+
+def _unusable_checkpoints(source, epochs: int, finish: str) -> str:
+    """Why the checkpoints of a finished run cannot be re-scored, and the command that retrains them."""
+    from .runs import is_finished, status
+
+    if not is_finished(source):  # a checkpoint of it was unreadable and has been moved aside
+        return f"{status(source)['error']}; evaluate never trains: retrain it from the last good one with {finish}"
+    return (f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
+            f"{source / 'metrics.json'} and run {finish}")
 
 
 @main.command(short_help="Run every cell of a table declaration; write its table.")
@@ -200,7 +265,6 @@ def evaluate(run, no_update, lam, settings):
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
-@_friendly
 def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, executor, address):
     """Run every cell of a table declaration and write its report (md, csv, tex).
 
@@ -264,7 +328,6 @@ ABLATION_FLAGS = {
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report folder (default: reports/ablate-<variant>).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs in parallel (default: one per core).")
-@_friendly
 def ablate(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, no_separateness,
            no_compactness, no_test_time_update, no_memory, skip, salt_pepper, uniform_memory, model,
            shrink_threshold, addressing, entropy, memory_size, variant_set, seeds, out, jobs):  # fmt: skip
@@ -346,7 +409,6 @@ def data() -> None:
               help="Avenue: the published frame_labels_avenue.npy or Liu's avenue.mat (default: volLabel masks, "
                    "not comparable with the literature).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Videos converted in parallel.")
-@_friendly
 def data_import(form, src, dst, name, labels, jobs):
     """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read).
 
@@ -371,9 +433,13 @@ def data_import(form, src, dst, name, labels, jobs):
 @click.argument("name")
 @click.option("--labels", type=click.Path(exists=True), default=None,
               help="A label file in any published form (.npy, UCSD .m, Liu .mat, test_frame_mask folder).")
-@_friendly
-def data_check(root, name, labels):
-    """Validate ROOT/NAME (layout, every frame, labels) and print a summary; exit code 2 with the reason if not.
+@click.option("--model", type=click.Choice(["mnad", "memae", "ae3d", "convlstm"]), default="mnad", show_default=True,
+              help="The network to train: its clip window must fit in the videos.")
+@click.option("--task", type=click.Choice(["pred", "recon"]), default="pred", show_default=True,
+              help="MNAD task (pred: windows of 5 frames; recon: 1).")
+def data_check(root, name, labels, model, task):
+    """Validate ROOT/NAME (layout, every frame, labels, clip windows of the model) and print a summary; exit
+    code 2 with the reason if not.
 
     Example: repro data check data/ ped2 --labels frame_labels_ped2.npy
     """
@@ -381,10 +447,13 @@ def data_check(root, name, labels):
     import warnings
 
     from .data.check import check_dataset
+    from .data.clips import window_length
+    from .models.registry import model_entry
 
+    layout = model_entry(model).layout(task)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = check_dataset(root, name, labels)
+        summary = check_dataset(root, name, labels, window=window_length(layout.in_frames, layout.predict))
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     click.echo(json.dumps(summary, indent=2))
@@ -397,7 +466,6 @@ def data_check(root, name, labels):
                    "scenes: several scenes pooled (ShanghaiTech's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives identical files.")
 @click.option("--size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame height and width.")
-@_friendly
 def data_synth(dst, preset, seed, size):
     """Write the moving-shapes dataset DST/synthetic-PRESET with labels, anomaly types and contact sheets.
 
@@ -434,7 +502,6 @@ def data_bench(frames, size):
               help="As given to `repro sweep`.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="As given to `repro sweep`.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="As given to `repro sweep`.")
-@_friendly
 def report(source, out, runs_root, profile, data_root, seeds, settings):
     """Report SOURCE, a run store folder (every finished run) or a table declaration (its runs, found by
     config hash). Reads only the run store, never trains; a run with missing files is named and skipped
@@ -453,7 +520,6 @@ def report(source, out, runs_root, profile, data_root, seeds, settings):
 @click.option("--out", type=click.Path(file_okay=False), default="reports/skip-probe", show_default=True,
               help="Folder for probe.md/csv/tex.")
 @click.option("--clips", type=click.IntRange(min=1), default=32, show_default=True, help="Test clips per run.")
-@_friendly
 def probe(runs, out, clips):
     """Probe RUNS (run folders, or run store folders: every finished run in them): the last checkpoint's
     bottleneck, then bottleneck and skips 2, 3, replaced by zeros, ones or noise. Example:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..atomic import atomic_file
+from ..atomic import atomic_file, named
 from .layout import DataError, Video
 
 JPEG_END = b"\xff\xd9"
@@ -39,6 +41,18 @@ def decode_frame(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarr
     return image.reshape(size[0], size[1], -1)
 
 
+def write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Encode `image` as the suffix of `path` says and write it; a failed write (a full disk) is an OSError naming
+    the file, where cv2.imwrite would only return False."""
+    ok, encoded = cv2.imencode(path.suffix, image, list(params))
+    if not ok:
+        raise DataError(f"OpenCV cannot encode {path.name} as {path.suffix}; use .jpg or .png")
+    try:
+        path.write_bytes(encoded.tobytes())
+    except OSError as error:
+        raise named(error, path) from None
+
+
 def decode_video(video: Video, size: tuple[int, int], grayscale: bool) -> np.ndarray:
     """All frames of a video -> (T, H, W, C) uint8."""
     return np.stack([decode_frame(path, size, grayscale) for path in video.frames])
@@ -54,9 +68,13 @@ def load_video(video: Video, size: tuple[int, int], grayscale: bool, cache_dir: 
     """A video's frames (T, H, W, C) uint8, memory-mapped from the cache (decoded and cached on a miss)."""
     folder = Path(cache_dir) if cache_dir is not None else cache_root() / "frames"
     path = folder / f"{cache_key(video, size, grayscale)}.npy"
-    if not path.exists():
-        save_atomic(path, decode_video(video, size, grayscale))
-    return np.asarray(np.load(path, mmap_mode="r"))  # a plain ndarray view of the map: cheap indexing
+    if path.exists():
+        try:
+            return np.asarray(np.load(path, mmap_mode="r"))  # a plain ndarray view of the map: cheap indexing
+        except (ValueError, EOFError) as error:  # truncated or overwritten behind our back: decode it again
+            warnings.warn(f"frame cache file {path} of video {video.folder} is unreadable ({error}); decoding again")
+    save_atomic(path, decode_video(video, size, grayscale))
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def save_atomic(path: Path, array: np.ndarray) -> None:

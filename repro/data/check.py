@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from .cache import decode_frame, load_video
-from .labels import load_test_labels
-from .layout import SPLITS, canonical_name, dataset_dir, find_videos, frame_counts
+from .clips import require_clips
+from .labels import labels_source, load_test_labels
+from .layout import SPLITS, canonical_name, find_videos, frame_counts
 
 
-def check_dataset(root: str | Path, name: str, labels: str | Path | None = None, decode: bool = True) -> dict:
-    """Summary {split: {"videos", "frames"}, "anomalous": int | None, "labels": path | None}; a DataError says
-    what is wrong. `decode` reads every frame (finds unreadable or truncated files)."""
+def check_dataset(root: str | Path, name: str, labels: str | Path | None = None, decode: bool = True,
+                  window: int = 1) -> dict:  # fmt: skip
+    """Summary {split: {"videos", "frames"}, "anomalous": int, "labels": path}; a DataError says what is wrong:
+    the layout, a frame (`decode` reads every one), the labels (present, one per test frame), or a split
+    whose videos are all shorter than the model's clip `window`."""
     summary: dict = {}
     videos = {split: find_videos(root, name, split) for split in SPLITS}
     for split, listed in videos.items():
@@ -24,12 +27,12 @@ def check_dataset(root: str | Path, name: str, labels: str | Path | None = None,
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
         summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
-    source = Path(labels) if labels is not None else dataset_dir(root, name) / "testing" / "labels.npy"
-    summary["labels"], summary["anomalous"] = None, None
-    if labels is not None or source.exists():
-        counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
-        per_video = load_test_labels(canonical_name(name), counts, names, source)
-        summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
+    source = labels_source(root, name, labels)
+    counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
+    per_video = load_test_labels(canonical_name(name), counts, names, source)
+    summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
+    for listed in videos.values():
+        require_clips(listed, window)
     return summary
 
 
