@@ -45,33 +45,41 @@ def os_error_line(error: OSError) -> str:
     return f"cannot use {where or 'a file'}: {what}. Fix: {fix}"
 
 
+def one_line(error: Exception) -> str | None:
+    """The line a user sees for `error`: every error of input, data, run store or operating system; None for a
+    defect of repro itself, which keeps its traceback."""
+    from .config import ConfigError
+    from .data.layout import DataError
+    from .runs import RunError
+
+    if isinstance(error, OSError) and error.errno is None:  # a message of ours, e.g. "no finished runs in ..."
+        return str(error)
+    if isinstance(error, OSError):
+        return None if error.errno == errno.EPIPE else os_error_line(error)  # click handles a closed pipe
+    if isinstance(error, (ConfigError, DataError, RunError, ValueError)):
+        return str(error)
+    return None
+
+
 class ReproGroup(click.Group):
     """The one error path of the CLI: every error a user can cause or meet is one line with exit code 2 (130
     for Ctrl-C); `--debug` or REPRO_DEBUG=1 lets it through with its traceback."""
 
     def invoke(self, ctx: click.Context):
-        from .config import ConfigError
-        from .data.layout import DataError
-        from .runs import RunError
-
+        debug = ctx.params.get("debug")
         try:
             return super().invoke(ctx)
         except click.ClickException:
             raise
-        except Exception as error:
-            if ctx.params.get("debug"):
-                raise
-            if isinstance(error, OSError) and error.errno is not None and error.errno != errno.EPIPE:
-                raise ReproError(os_error_line(error)) from None
-            if isinstance(error, OSError) and error.errno is None:  # a message of ours, e.g. "no finished runs"
-                raise ReproError(str(error)) from None
-            if isinstance(error, (ConfigError, DataError, RunError, ValueError)):
-                raise ReproError(str(error)) from None
-            raise
         except KeyboardInterrupt:
-            if ctx.params.get("debug"):
+            if debug:
                 raise
             raise Interrupted() from None
+        except Exception as error:
+            line = None if debug else one_line(error)
+            if line is None:
+                raise
+            raise ReproError(line) from None
 
 
 @click.group(cls=ReproGroup, context_settings={"help_option_names": ["-h", "--help"]})
