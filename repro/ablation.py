@@ -76,6 +76,7 @@ def load_table(table: Path | str) -> Table:
     missing = [key for key in ("name", "question", "stand_ins", "models") if key not in raw]
     if missing:
         raise ConfigError(f"{path} lacks {', '.join(missing)}; see ablations/table5.toml for the format")
+    _check_declaration(raw, path)
     grid = raw.get("selection", {}).get("lambda_grid", [])
     return Table(
         name=raw["name"], question=raw["question"], stand_ins=dict(raw["stand_ins"]),
@@ -83,6 +84,54 @@ def load_table(table: Path | str) -> Table:
         published=list(raw.get("published", [])), lambda_grid=tuple(float(x) for x in grid),
         datasets=tuple(raw.get("datasets", DATASETS)),
     )  # fmt: skip
+
+
+def _text(value) -> bool:
+    return isinstance(value, str)
+
+
+def _texts(value) -> bool:
+    return isinstance(value, list) and all(map(_text, value))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# key -> (test of its value, what it must be); each key of a table declaration, declared once
+DECLARATION = {
+    "name": (_text, 'a string, e.g. name = "table5"'),
+    "question": (_text, "a string: the question the table answers"),
+    "hypothesis": (_text, "a string"),
+    "datasets": (_texts, 'a list of dataset names, e.g. datasets = ["ped2", "avenue"]'),
+    "stand_ins": (lambda v: isinstance(v, dict) and all(map(_text, v.values())),
+                  'a table of dataset -> synthetic preset: [stand_ins] then ped2 = "single"'),
+    "models": (lambda v: isinstance(v, dict), 'a table of row label -> overrides: [models] then "Pred w/ Mem" = '
+                                              '["model.task=pred"]'),
+    "published": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
+                  "a list of tables, each starting with [[published]]"),
+    "selection": (lambda v: isinstance(v, dict) and set(v) <= {"lambda_grid"},
+                  "a table [selection] holding only lambda_grid"),
+}  # fmt: skip
+
+
+def _check_declaration(raw: dict, path: Path) -> None:
+    """A ConfigError naming the file and the key whose value has the wrong shape, or a key that is not one."""
+    for key, value in raw.items():
+        if key not in DECLARATION:
+            close = difflib.get_close_matches(key, DECLARATION, n=1)
+            hint = f" did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{path}: unknown key {key!r};{hint} allowed: {', '.join(DECLARATION)}")
+        valid, expected = DECLARATION[key]
+        if not valid(value):
+            raise ConfigError(f"{path}: {key} must be {expected}; got {value!r}")
+    for label, overrides in raw["models"].items():
+        if not _texts(overrides):
+            raise ConfigError(f"{path}: models.{label!r} must be a list of overrides, e.g. "
+                              f'["model.task=pred", "model.memory=false"]; got {overrides!r}')  # fmt: skip
+    grid = raw.get("selection", {}).get("lambda_grid", [])
+    if not (isinstance(grid, list) and all(_number(x) and 0 <= x <= 1 for x in grid)):
+        raise ConfigError(f"{path}: selection.lambda_grid must be a list of numbers in [0, 1]; got {grid!r}")
 
 
 def dataset_overrides(profile_cfg: RunConfig, dataset: str, table: Table, data_root: str | None) -> list[str]:

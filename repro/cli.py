@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+
 import click
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="repro")
-def main() -> None:
-    """Reproduce, ablate and extend memory-augmented autoencoders for video anomaly detection."""
 
 
 class ReproError(click.ClickException):
@@ -17,22 +13,81 @@ class ReproError(click.ClickException):
     exit_code = 2
 
 
-def _friendly(function):
-    """Turn the library's validation errors into one-line CLI errors."""
-    import functools
+class Interrupted(click.ClickException):
+    """Ctrl-C: every run resumes from its last checkpoint, so the same command finishes it."""
 
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        from .config import ConfigError
-        from .data.layout import DataError
-        from .runs import RunError
+    exit_code = 130
 
+    def __init__(self) -> None:
+        super().__init__("interrupted; rerun the same command to resume")
+
+
+OS_FIXES = {
+    errno.ENOSPC: "free space on that file system (or use another: --runs for the run store, $REPRO_CACHE for the "
+                  "frame cache), then rerun the same command: finished work is kept and runs resume",
+    errno.EDQUOT: "free space within your quota (or use another file system: --runs, $REPRO_CACHE), then rerun the "
+                  "same command: finished work is kept and runs resume",
+    errno.EROFS: "the file system is mounted read-only: point --runs (the run store) or $REPRO_CACHE (the frame "
+                 "cache) at a writable folder, then rerun the same command",
+    errno.EACCES: "give this user access to it, or point --runs or $REPRO_CACHE at a folder of your own, then rerun "
+                  "the same command",
+    errno.ELOOP: "a symbolic link in this path points back at itself: fix or remove the link",
+    errno.ENOENT: "check the path (a folder may have been moved or unmounted)",
+}  # fmt: skip
+OS_FIXES[errno.EPERM] = OS_FIXES[errno.EACCES]
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an operating-system error: the file, what went wrong, the fix."""
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    what = error.strerror or str(error)
+    fix = OS_FIXES.get(error.errno, "fix the file or folder named, then rerun the same command")
+    return f"cannot use {where or 'a file'}: {what}. Fix: {fix}"
+
+
+def one_line(error: Exception) -> str | None:
+    """The line a user sees for `error`: every error of input, data, run store or operating system; None for a
+    defect of repro itself, which keeps its traceback."""
+    from .config import ConfigError
+    from .data.layout import DataError
+    from .runs import RunError
+
+    if isinstance(error, OSError) and error.errno is None:  # a message of ours, e.g. "no finished runs in ..."
+        return str(error)
+    if isinstance(error, OSError):
+        return None if error.errno == errno.EPIPE else os_error_line(error)  # click handles a closed pipe
+    if isinstance(error, (ConfigError, DataError, RunError, ValueError)):
+        return str(error)
+    return None
+
+
+class ReproGroup(click.Group):
+    """The one error path of the CLI: every error a user can cause or meet is one line with exit code 2 (130
+    for Ctrl-C); `--debug` or REPRO_DEBUG=1 lets it through with its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        debug = ctx.params.get("debug")
         try:
-            return function(*args, **kwargs)
-        except (ConfigError, DataError, RunError, ValueError, FileNotFoundError) as error:
-            raise ReproError(str(error)) from None
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            raise Interrupted() from None
+        except Exception as error:
+            line = None if debug else one_line(error)
+            if line is None:
+                raise
+            raise ReproError(line) from None
 
-    return wrapper
+
+@click.group(cls=ReproGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="repro")
+@click.option("--debug", is_flag=True, envvar="REPRO_DEBUG",
+              help="Show the traceback of an error instead of its one line (also REPRO_DEBUG=1).")
+def main(debug: bool) -> None:
+    """Reproduce, ablate and extend memory-augmented autoencoders for video anomaly detection."""
 
 
 def _methods() -> list[str]:
@@ -68,7 +123,6 @@ def _tasks() -> list[str]:
               help="torch.compile the encoder and decoder (the warm-up pays the compile time).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Any other setting of the paper profile, e.g. --set model.memae.width=24.")
-@_friendly
 def bench(model, task, size, width, batch, precision, device, threads, seconds, compiled, settings):
     """Print one JSON object with train_fps, eval_fps (the test-time update, frame by frame; null for a
     method without state memory) and eval_fps_no_update (batched), and ped2_epoch_seconds: a Ped2-size
@@ -151,7 +205,6 @@ def _lambda_option(function):
 @_run_options
 @_lambda_option
 @click.option("--seed", type=int, default=None, help="Random seed (default: the profile's).")
-@_friendly
 def train(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, seed):
     """Train one model, evaluate every saved checkpoint and write its metrics into the run store.
 
@@ -183,7 +236,6 @@ def train(profile, dataset, data_root, task, settings, runs_root, device, precis
 @click.option("--no-test-time-update", "no_update", is_flag=True, help="Score with the trained items, no update.")
 @_lambda_option
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Evaluation fields, e.g. eval.gamma=0.02.")
-@_friendly
 def evaluate(run, no_update, lam, settings):
     """Re-evaluate a finished run's checkpoints with other evaluation settings (no retraining).
 
@@ -194,8 +246,8 @@ def evaluate(run, no_update, lam, settings):
     from pathlib import Path
 
     from .config import load_config
-    from .pipeline import execute_run
-    from .runs import RunStore
+    from .pipeline import adopt_checkpoints, execute_run
+    from .runs import RunStore, finish_command, is_finished, status
 
     source = Path(run)
     overrides = (*(["eval.test_time_update=false"] if no_update else []),
@@ -203,10 +255,30 @@ def evaluate(run, no_update, lam, settings):
     for override in overrides:
         if not override.startswith(("eval.", "exec.")):
             raise ReproError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
+    finish = f"`{finish_command(source)}`, then rerun this command"
+    if not is_finished(source):
+        raise ReproError(f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never "
+                         f"trains; finish it with {finish}")  # fmt: skip
     cfg = load_config(source / "config.toml", overrides)
-    result = execute_run(cfg, RunStore(source.parent))
+    store = RunStore(source.parent)
+    if not store.is_done(cfg):
+        target = store.prepare(cfg)
+        adopt_checkpoints(cfg, target, store)
+        if not store.checkpoint_path(target, cfg.train.epochs).exists():
+            raise ReproError(_unusable_checkpoints(source, cfg.train.epochs, finish))
+    result = execute_run(cfg, store)
     click.echo(f"run: {result}")
-    click.echo(json.dumps(RunStore(source.parent).read_metrics(result)["default"], indent=2))
+    click.echo(json.dumps(store.read_metrics(result)["default"], indent=2))
+
+
+def _unusable_checkpoints(source, epochs: int, finish: str) -> str:
+    """Why the checkpoints of a finished run cannot be re-scored, and the command that retrains them."""
+    from .runs import is_finished, status
+
+    if not is_finished(source):  # a checkpoint of it was unreadable and has been moved aside
+        return f"{status(source)['error']}; evaluate never trains: retrain it from the last good one with {finish}"
+    return (f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
+            f"{source / 'metrics.json'} and run {finish}")
 
 
 @main.command(short_help="Run every cell of a table declaration; write its table.")
@@ -226,7 +298,6 @@ def evaluate(run, no_update, lam, settings):
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
-@_friendly
 def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, executor, address):
     """Run every cell of the table declaration TABLE (a shipped name such as table5, or a path to a TOML
     file) and write its report (md, csv, tex).
@@ -291,7 +362,6 @@ ABLATION_FLAGS = {
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report folder (default: reports/ablate-<variant>).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs in parallel (default: one per core).")
-@_friendly
 def ablate(profile, dataset, data_root, task, settings, runs_root, device, precision, lam, no_separateness,
            no_compactness, no_test_time_update, no_memory, skip, salt_pepper, uniform_memory, model,
            shrink_threshold, addressing, entropy, memory_size, variant_set, seeds, out, jobs):  # fmt: skip
@@ -381,7 +451,6 @@ def data() -> None:
                    "Liu's avenue.mat (default: volLabel masks, not comparable with the literature). Videos: a flat "
                    ".npy over the sorted test videos or a folder of <video>.npy masks.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Videos converted in parallel.")
-@_friendly
 def data_import(form, src, dst, name, labels, jobs):
     """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read). FORM videos: your
     own footage, SRC/training/*.mp4 and SRC/testing/*.mp4 (.avi, .mov, ...), decoded with OpenCV.
@@ -416,10 +485,14 @@ def data_import(form, src, dst, name, labels, jobs):
 @click.option("--size", type=click.IntRange(min=8), default=256, show_default=True,
               help="Frame side of the frame cache whose disk space is checked (256 = paper).")
 @click.option("--grayscale", is_flag=True, help="Check the space of a one-channel cache (MemAE, ConvLSTM-AE).")
-@_friendly
-def data_check(root, name, labels, size, grayscale):
-    """Validate ROOT/NAME (layout, every frame, labels) and print a summary: counts, the fingerprint that
-    enters a run's identity, and the disk space a frame cache needs; exit code 2 with the reason if invalid.
+@click.option("--model", type=click.Choice(_methods()), default="mnad", show_default=True,
+              help="The method to train: its clip window must fit in the videos.")
+@click.option("--task", type=click.Choice(_tasks()), default=None,
+              help="MNAD's task (pred: windows of 5 frames, the default; recon: 1).")
+def data_check(root, name, labels, size, grayscale, model, task):
+    """Validate ROOT/NAME (layout, every frame, labels, clip windows of the model) and print a summary:
+    counts, the fingerprint that enters a run's identity, and the disk space a frame cache needs; exit code 2
+    with the reason if invalid.
 
     Example: repro data check data/ ped2 --labels published
     """
@@ -427,10 +500,15 @@ def data_check(root, name, labels, size, grayscale):
     import warnings
 
     from .data.check import check_dataset
+    from .data.clips import window_length
+    from .config import load_config
 
+    cfg = load_config(None, (f"model.name={model}", *([f"model.mnad.task={task}"] if task else ())))
+    layout = cfg.model.method.layout(cfg.model.settings)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = check_dataset(root, name, labels, size=size, grayscale=grayscale)
+        summary = check_dataset(root, name, labels, size=size, grayscale=grayscale,
+                                window=window_length(layout.in_frames, layout.predict))
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     click.echo(json.dumps(summary, indent=2))
@@ -449,7 +527,6 @@ def data_check(root, name, labels, size, grayscale):
                    "scenes: several scenes pooled (ShanghaiTech's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives identical files.")
 @click.option("--size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame height and width.")
-@_friendly
 def data_synth(dst, preset, seed, size):
     """Write the moving-shapes dataset DST/synthetic-PRESET with labels, anomaly types and contact sheets.
 
@@ -488,7 +565,6 @@ def data_bench(frames, size):
               help="As given to `repro sweep`.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="As given to `repro sweep`.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="As given to `repro sweep`.")
-@_friendly
 def report(source, out, runs_root, profile, data_root, seeds, settings):
     """Report SOURCE, a run store folder (every finished run) or a table declaration (a shipped name such as
     table6 or a path; its runs, found by config hash). Reads only the run store, never trains; a run with
@@ -508,7 +584,6 @@ def report(source, out, runs_root, profile, data_root, seeds, settings):
 @click.option("--out", type=click.Path(file_okay=False), default="reports/skip-probe", show_default=True,
               help="Folder for probe.md/csv/tex.")
 @click.option("--clips", type=click.IntRange(min=1), default=32, show_default=True, help="Test clips per run.")
-@_friendly
 def probe(runs, out, clips):
     """Probe RUNS (run folders, or run store folders: every finished run in them): the last checkpoint's
     bottleneck, then bottleneck and skips 2, 3, replaced by zeros, ones or noise. Example:

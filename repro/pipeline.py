@@ -6,6 +6,7 @@ per-type AUCs and bootstrap intervals are recomputed from the record, never by r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -21,7 +22,7 @@ from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
-from .runs import RunStore, list_runs, run_record
+from .runs import RunStore, UnreadableCheckpoint, list_runs, run_record
 from .scoring import frame_metrics, per_type_auc
 from .stats import memory_usage_summary
 from .train import build_model, train
@@ -81,7 +82,8 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
         try:
             _execute(cfg, run, store, progress)
         except BaseException as error:  # KeyboardInterrupt too: the status says what happened
-            store.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
+            with contextlib.suppress(OSError):  # a full disk may refuse the status too: keep the first error
+                store.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
             raise
         store.set_status(run, "done")
     return run
@@ -102,13 +104,18 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
 
 
 def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
-    """Link into a fresh `run` the checkpoints of a finished run with the same training; how many."""
-    if store.latest_checkpoint(run) is not None:
+    """Link into a fresh `run` the checkpoints of a finished run with the same training; how many.
+
+    Each is loaded first: the first unreadable one is moved aside in its run (which then is unfinished, and
+    its rerun retrains it) and is not adopted, nor are those after it.
+    """
+    present = {epoch for epoch, _ in store.checkpoints(run)}
+    if cfg.train.epochs in present:
         return 0
     identity = training_identity(cfg)
     for other, other_cfg, state in list_runs(store.root):
         if state == "done" and other != run.name and training_identity(other_cfg) == identity:
-            checkpoints = store.checkpoints(store.root / other)
+            checkpoints = [(e, path) for e, path in _readable_prefix(store, store.root / other) if e not in present]
             for epoch, path in checkpoints:
                 target = store.checkpoint_path(run, epoch)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +127,19 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
                 shutil.copy2(store.root / other / "train.jsonl", run / "train.jsonl")
             return len(checkpoints)
     return 0
+
+
+def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
+    """The checkpoints of `run` up to the first that does not load (which is discarded)."""
+    readable = []
+    for epoch, path in store.checkpoints(run):
+        try:
+            store.load_checkpoint(path)
+        except UnreadableCheckpoint as error:
+            store.set_status(run, "failed", error=store.discard_checkpoint(run, epoch, error.reason))
+            break
+        readable.append((epoch, path))
+    return readable
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:

@@ -103,6 +103,8 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     scheduler = lr_schedule(optimizer, cfg.train.schedule, cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
+    if ranks.main:
+        store.keep_epochs_up_to(run / "train.jsonl", start)  # epochs after the checkpoint are logged again
     network = _replicate(model, method.state_memory(model), device, ranks)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
@@ -152,12 +154,12 @@ def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device,
 
 
 def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler, scaler) -> int:
-    """Load the newest checkpoint into model, optimiser, schedule and loss scaler; the epoch it ends, or 0."""
-    latest = store.latest_checkpoint(run)
+    """Load the newest readable checkpoint into model, optimiser, schedule and loss scaler; the epoch it ends,
+    or 0 (unreadable newer ones are moved aside and retrained)."""
+    latest = store.latest_readable_checkpoint(run)
     if latest is None:
         return 0
-    epoch, path = latest
-    state = store.load_checkpoint(path)
+    epoch, state = latest
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

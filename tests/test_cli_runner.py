@@ -147,14 +147,16 @@ def test_bad_input_is_one_line_with_exit_code_2(world, args, message):
     assert "Traceback" not in result.output
 
 
-def test_a_corrupt_checkpoint_names_the_file_and_the_fix(world, tmp_path):
+def test_a_corrupt_checkpoint_is_named_moved_aside_and_retrained(world, tmp_path):
     settings = [*world["tiny"], "--set", "train.epochs=2"]
     run = RunStore(tmp_path).run_dir(load_config("synthetic", settings[1::2]))
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "epoch_001.pt").write_bytes(b"not a checkpoint")
-    result = invoke("train", *settings, "--runs", tmp_path)
-    assert result.exit_code == 2, result.output
-    assert "epoch_001.pt" in result.output and "delete it" in result.output
+    with pytest.warns(UserWarning, match=r"epoch_001\.pt is unreadable .*moved aside"):
+        result = invoke("train", *settings, "--runs", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (run / "checkpoints" / "epoch_001.pt.corrupt").read_bytes() == b"not a checkpoint"
+    assert [epoch for epoch, _ in RunStore(tmp_path).checkpoints(run)] == [1, 2]
 
 
 def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):

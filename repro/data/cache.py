@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import atomic_file
+from ..atomic import atomic_file, named
 from .layout import DataError, Video
 
 JPEG_END = b"\xff\xd9"
@@ -51,6 +51,18 @@ def decode_frame(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndarr
     return image.reshape(size[0], size[1], -1)
 
 
+def write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Encode `image` as the suffix of `path` says and write it; a failed write (a full disk) is an OSError naming
+    the file, where cv2.imwrite would only return False."""
+    ok, encoded = cv2.imencode(path.suffix, image, list(params))
+    if not ok:
+        raise DataError(f"OpenCV cannot encode {path.name} as {path.suffix}; use .jpg or .png")
+    try:
+        path.write_bytes(encoded.tobytes())
+    except OSError as error:
+        raise named(error, path) from None
+
+
 def decode_video(video: Video, size: tuple[int, int], grayscale: bool) -> np.ndarray:
     """All frames of a video -> (T, H, W, C) uint8."""
     return np.stack([decode_frame(path, size, grayscale) for path in video.frames])
@@ -65,9 +77,13 @@ def cache_key(video: Video, size: tuple[int, int], grayscale: bool) -> str:
 def load_video(video: Video, size: tuple[int, int], grayscale: bool, cache_dir: str | Path | None = None) -> np.ndarray:
     """A video's frames (T, H, W, C) uint8, memory-mapped from the cache (decoded and cached on a miss)."""
     path = cache_folder(cache_dir) / f"{cache_key(video, size, grayscale)}.npy"
-    if not path.exists():
-        save_atomic(path, decode_video(video, size, grayscale))
-    return np.asarray(np.load(path, mmap_mode="r"))  # a plain ndarray view of the map: cheap indexing
+    if path.exists():
+        try:
+            return np.asarray(np.load(path, mmap_mode="r"))  # a plain ndarray view of the map: cheap indexing
+        except (ValueError, EOFError) as error:  # truncated or overwritten behind our back: decode it again
+            warnings.warn(f"frame cache file {path} of video {video.folder} is unreadable ({error}); decoding again")
+    save_atomic(path, decode_video(video, size, grayscale))
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,19 @@ import cv2
 import numpy as np
 
 from .cache import GB, decode_frame, load_video, plan_cache
+from .clips import require_clips
 from .identity import dataset_fingerprint
-from .labels import label_source, load_test_labels
-from .layout import SPLITS, canonical_name, dataset_dir, find_videos, frame_counts
+from .labels import labels_source, load_test_labels
+from .layout import SPLITS, canonical_name, find_videos, frame_counts
 
 
 def check_dataset(root: str | Path, name: str, labels: str | Path | None = None, decode: bool = True,
-                  size: int = 256, grayscale: bool = False, cache_dir: str | Path | None = None) -> dict:  # fmt: skip
-    """Summary {split: {"videos", "frames"}, "anomalous": int | None, "labels": path | None, "fingerprint":
-    the data's identity in a run's hash, "frame_cache": what a size x size cache needs and whether it fits};
-    a DataError says what is wrong. `decode` reads every frame (finds unreadable or truncated files)."""
+                  size: int = 256, grayscale: bool = False, cache_dir: str | Path | None = None,
+                  window: int = 1) -> dict:  # fmt: skip
+    """Summary {split: {"videos", "frames"}, "anomalous": int, "labels": path, "fingerprint": the data's
+    identity in a run's hash, "frame_cache": what a size x size cache needs and whether it fits}; a DataError
+    says what is wrong: the layout, a frame (`decode` reads every one), the labels (present, one per test
+    frame), or a split whose videos are all shorter than the model's clip `window`."""
     summary: dict = {}
     videos = {split: find_videos(root, name, split) for split in SPLITS}
     for split, listed in videos.items():
@@ -29,13 +32,12 @@ def check_dataset(root: str | Path, name: str, labels: str | Path | None = None,
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
         summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
-    own = dataset_dir(root, name) / "testing" / "labels.npy"
-    source = label_source(labels, canonical_name(name)) if labels is not None else own
-    summary["labels"], summary["anomalous"] = None, None
-    if labels is not None or source.exists():
-        counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
-        per_video = load_test_labels(canonical_name(name), counts, names, source)
-        summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
+    source = labels_source(root, name, labels)
+    counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
+    per_video = load_test_labels(canonical_name(name), counts, names, source)
+    summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
+    for listed in videos.values():
+        require_clips(listed, window)
     fingerprint = dataset_fingerprint(root, name, labels)
     summary["fingerprint"] = {"path": fingerprint["path"], "digest": fingerprint["digest"],
                               "labels_sha256": fingerprint["labels_sha256"]}  # fmt: skip

@@ -26,12 +26,21 @@ from torch.utils.data import Dataset
 
 from ..anomaly_types import UNKNOWN
 from .cache import load_videos
-from .labels import load_test_labels
-from .layout import DataError, canonical_name, dataset_dir, find_videos, frame_counts
+from .labels import labels_source, load_npy, load_test_labels
+from .layout import DataError, Video, canonical_name, dataset_dir, find_videos, frame_counts
 
 
 def window_length(in_frames: int, predict: bool) -> int:
     return in_frames + 1 if predict else in_frames
+
+
+def require_clips(videos: Sequence[Video], length: int) -> None:
+    """A DataError unless some video of a split holds a whole window of `length` frames (else it has no clip)."""
+    longest = max(frame_counts(videos), default=0)
+    if longest < length:
+        raise DataError(f"no clip in {videos[0].folder.parent if videos else 'the split'}: the model's clip window "
+                        f"needs {length} frames and the longest video has {longest}. Fix: use longer videos, or a "
+                        "model with a shorter window (e.g. model.task=recon: 1 frame)")  # fmt: skip
 
 
 def item_positions(num_frames_per_video: Sequence[int], in_frames: int, predict: bool,
@@ -120,10 +129,11 @@ def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
     videos = find_videos(root, name, split)
-    frames, on_the_fly = load_videos(videos, size, grayscale, cache_dir)
+    require_clips(videos, window_length(in_frames, predict))
     per_video_labels = per_video_types = None
     if split == "testing":
         per_video_labels, per_video_types = _test_annotations(root, name, videos, labels)
+    frames, on_the_fly = load_videos(videos, size, grayscale, cache_dir)
     dataset = ClipDataset(frames, in_frames, predict, scored_offset, salt_pepper, per_video_labels, per_video_types,
                           seed, [video.name for video in videos])  # fmt: skip
     dataset.decodes_on_the_fly = on_the_fly
@@ -138,18 +148,14 @@ def loader_workers(dataset, requested: int) -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def _test_annotations(root, name: str, videos, labels) -> tuple[list | None, list | None]:
+def _test_annotations(root, name: str, videos, labels) -> tuple[list, list | None]:
     counts, names = frame_counts(videos), [v.name for v in videos]
     testing = dataset_dir(root, name) / "testing"
-    source = Path(labels) if labels is not None else testing / "labels.npy"
-    if labels is None and not source.exists():
-        raise DataError(f"{source} is missing: evaluation needs the test frames' labels (0/1 per frame, the sorted "
-                        "videos concatenated). Fix: save them there as .npy, or pass --set data.labels=FILE")
-    per_video_labels = load_test_labels(canonical_name(name), counts, names, source)
+    per_video_labels = load_test_labels(canonical_name(name), counts, names, labels_source(root, name, labels))
     types_file = testing / "anomaly_types.npy"
     per_video_types = None
     if types_file.exists():
-        types = np.load(types_file).reshape(-1)
+        types = load_npy(types_file, "one anomaly type (0-3) per test frame").reshape(-1)
         if len(types) != sum(counts):
             raise DataError(f"{types_file} holds {len(types)} anomaly types for {sum(counts)} test frames")
         per_video_types = np.split(types, np.cumsum(counts)[:-1])

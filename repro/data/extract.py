@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .cache import save_atomic
+from .cache import save_atomic, write_image
 from .labels import label_source, load_vollabel, read_labels
 from .layout import DataError, IMAGE_EXTENSIONS, natural_key
 
@@ -59,7 +59,7 @@ def extract_video(source: Path, target: Path) -> int:
     try:
         ok, frame = capture.read()
         while ok:
-            cv2.imwrite(str(temporary / f"{count}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            write_image(temporary / f"{count}.jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             count += 1
             ok, frame = capture.read()
     finally:
@@ -88,7 +88,7 @@ def convert_frames(source: Path, target: Path) -> int:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise DataError(f"unreadable image {path}. Fix: re-download this video's frames")
-        cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        write_image(out, image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     os.rename(temporary, target)
     return len(files)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import DataError, natural_key
+from .layout import DataError, dataset_dir, natural_key
 
 # (test frames, anomalous frames, per-video test frame counts or None) of the published label files.
 PUBLISHED = {
@@ -25,6 +25,7 @@ PUBLISHED = {
                              740, 426, 294, 248, 273, 76)),
     "shanghaitech": (40791, 17326, None),
 }  # fmt: skip
+NPY_MAGIC = b"\x93NUMPY"
 Ranges = list[tuple[int, int]]  # 1-based inclusive (start, end) anomalous ranges of one video
 PUBLISHED_SOURCE = "published"  # as a label source: the dataset's published file, shipped with repro
 PUBLISHED_FILES = {"ped2": "frame_labels_ped2.npy", "avenue": "frame_labels_avenue.npy",
@@ -44,12 +45,26 @@ def label_source(source: str | Path, name: str) -> Path:
     return published_label_file(name) if str(source) == PUBLISHED_SOURCE else Path(source)
 
 
+def load_npy(path: Path, expected: str) -> np.ndarray:
+    """The array in a .npy file; a DataError naming the file when it is empty, truncated, text or pickled."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(NPY_MAGIC))
+    problem = "it is empty" if not head else None if head == NPY_MAGIC else "no .npy header: text, pickled or other data"
+    if problem is None:
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as error:  # a header, then less data than it announces
+            problem = str(error)
+    raise DataError(f"{path} is not a readable .npy array ({problem}); expected {expected}. "
+                    "Fix: write it with numpy.save (no pickles), or copy it again")
+
+
 def load_flat_labels(path: str | Path) -> np.ndarray:
     """A concatenated label file as a flat int8 0/1 array (N,); accepts (N,) and (1, N)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"label file {path} does not exist. Fix: pass the published frame_labels_<name>.npy")
-    array = np.load(path)
+    array = load_npy(path, "0/1 per test frame, shape (N,) or (1, N)")
     if array.ndim == 2 and 1 in array.shape:
         array = array.reshape(-1)
     if array.ndim != 1:
@@ -70,7 +85,7 @@ def load_frame_masks(folder: str | Path) -> dict[str, np.ndarray]:
     files = sorted(folder.glob("*.npy"), key=lambda p: natural_key(p.name))
     if not files:
         raise DataError(f"{folder} holds no <video>.npy frame masks (ShanghaiTech's testing/test_frame_mask)")
-    return {path.stem: _binary(np.load(path).reshape(-1), path) for path in files}
+    return {path.stem: _binary(load_npy(path, "0/1 per frame of the video").reshape(-1), path) for path in files}
 
 
 def parse_ucsd_m(path: str | Path) -> list[Ranges]:
@@ -189,6 +204,17 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
         return split_flat(load_flat_labels(source), counts, names, source)
     raise DataError(f"unknown label file {source}; allowed: .npy (flat), .m (UCSD), .mat (Liu), "
                     "a test_frame_mask folder")
+
+
+def labels_source(root: str | Path, name: str, labels: str | Path | None = None) -> Path:
+    """The test split's labels: `labels` when given, else `<root>/<name>/testing/labels.npy`; a DataError if absent."""
+    own = dataset_dir(root, name) / "testing" / "labels.npy"
+    source = label_source(labels, canonical_name(name)) if labels is not None else own
+    if not source.exists():
+        raise DataError(f"missing label file {source}: the test split is scored against 0/1 per test frame (sorted "
+                        "videos concatenated). Fix: put the dataset's labels there (`repro data import` writes them), "
+                        "or name a label file with data.labels=FILE (--labels for `repro data check`)")  # fmt: skip
+    return source
 
 
 def load_test_labels(name: str, counts: Sequence[int], names: Sequence[str], source: str | Path,

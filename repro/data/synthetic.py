@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..anomaly_types import TYPE_NAMES, display
-from .cache import cache_root
+from .cache import cache_root, write_image
 from .layout import DataError
 
 RADIUS = 5 / 64  # of the frame size
@@ -187,7 +187,7 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
     folder.mkdir(parents=True)
     width = max(3, len(str(len(frames) - 1)))
     for i, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:0{width}d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        write_image(folder / f"{i:0{width}d}.jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
 
 
 def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom: int = 3) -> None:
@@ -201,7 +201,7 @@ def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom:
                 strip = np.pad(strip, ((0, 0), (0, 0), (0, 2), (0, 0)), constant_values=255)  # a white gap
                 sheet = np.concatenate(list(strip), axis=1)  # (h, t * (w + 2), 3)
                 sheet = cv2.resize(sheet, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-                cv2.imwrite(str(dataset / f"contact_{name}.png"), sheet)
+                write_image(dataset / f"contact_{name}.png", sheet)
                 break
 
 

@@ -32,12 +32,13 @@ def table_report(table: "Table", runs: list["GridRun"], store: RunStore, out: Pa
     rows = run_rows(runs, store)
     published = {(p["dataset"], p["model"]): p for p in table.published}
     synthetic = runs and runs[0].config.data.name == "synthetic"
+    presets = {run.labels["dataset"]: run.config.data.preset for run in runs}  # what ran, overrides included
     lines = []
     for (dataset, model), group in rows.groupby(["dataset", "model"], sort=False):
         paper = published.get((dataset, model), {})
         ours = group["auc"].astype(float).mean() * 100
         line = {
-            "dataset": f"{dataset} ({table.stand_ins[dataset]})" if synthetic else dataset,
+            "dataset": f"{dataset} ({presets[dataset]})" if synthetic else dataset,
             "model": model,
             "λ (study)": paper.get("lambda", "-"),
             "epoch (study)": paper.get("epoch", "-"),
