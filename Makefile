@@ -7,7 +7,7 @@ PROFILE ?= synthetic
 DATA    ?=
 RUNS    ?= runs
 
-.PHONY: setup test reproduce-table5 bench clean
+.PHONY: setup lint test reproduce-table5 bench clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
-test: setup
+# ruff: lint and format check (configured in pyproject.toml); `ruff format .` fixes the formatting.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
 	$(BIN)/python -m pytest -n 2 -q
 
 # Table 5 of the reproduction study. Default: the synthetic stand-ins on this machine's CPU.

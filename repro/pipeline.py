@@ -27,7 +27,6 @@ from .scoring import frame_metrics, per_type_auc
 from .stats import memory_usage_summary
 from .train import build_model, train
 
-
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
 
 
@@ -43,9 +42,13 @@ def datasets(cfg: RunConfig):
     """(training, testing) clip datasets of the configured data and model layout."""
     layout = cfg.model.method.layout(cfg.model.settings)
     common = dict(
-        in_frames=layout.in_frames, predict=layout.predict, scored_offset=layout.scored_offset,
-        size=cfg.data.size, grayscale=cfg.data.grayscale, seed=cfg.seed,
-    )  # fmt: skip
+        in_frames=layout.in_frames,
+        predict=layout.predict,
+        scored_offset=layout.scored_offset,
+        size=cfg.data.size,
+        grayscale=cfg.data.grayscale,
+        seed=cfg.seed,
+    )
     root, name = _data_location(cfg)
     training = make_clip_dataset(root, name, "training", salt_pepper=cfg.data.salt_pepper, **common)
     testing = make_clip_dataset(root, name, "testing", labels=cfg.data.labels, **common)
@@ -158,7 +161,9 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     evaluate_checkpoints(cfg, run, store, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
-    store.write_metrics(run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)})
+    store.write_metrics(
+        run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)}
+    )
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, device, progress: bool) -> None:
@@ -176,14 +181,22 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, de
             signals = store.load_signals(run, epoch)
         else:
             signals = evaluate_model(
-                model, method, testing, device, test_time_update=cfg.eval.test_time_update, gamma=cfg.eval.gamma,
-                reset_memory_per_video=cfg.eval.reset_memory_per_video, batch_size=cfg.eval.batch_size,
-                precision=cfg.exec.precision, progress=progress,
-            )  # fmt: skip
+                model,
+                method,
+                testing,
+                device,
+                test_time_update=cfg.eval.test_time_update,
+                gamma=cfg.eval.gamma,
+                reset_memory_per_video=cfg.eval.reset_memory_per_video,
+                batch_size=cfg.eval.batch_size,
+                precision=cfg.exec.precision,
+                progress=progress,
+            )
             store.save_signals(run, epoch, **signals)
         if needs_examples:
-            examples = collect_examples(model, method, method.layout(cfg.model.settings), testing, signals, device,
-                                        seed=cfg.seed)  # fmt: skip
+            examples = collect_examples(
+                model, method, method.layout(cfg.model.settings), testing, signals, device, seed=cfg.seed
+            )
             atomic_write(run / EXAMPLES, _npz_bytes(examples))
 
 
@@ -209,8 +222,12 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
         per_epoch[epoch] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, arrays, lam)}
     last = max(per_epoch)
     lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(cfg.eval.lambda_score)
-    default = {"epoch": last, "lambda": lam, **per_epoch[last]["lambdas"][f"{lam:g}"],
-               **{k: v for k, v in per_epoch[last].items() if k != "lambdas"}}  # fmt: skip
+    default = {
+        "epoch": last,
+        "lambda": lam,
+        **per_epoch[last]["lambdas"][f"{lam:g}"],
+        **{k: v for k, v in per_epoch[last].items() if k != "lambdas"},
+    }
     return {"default": default, "oracle": best, "epochs": {str(epoch): v for epoch, v in per_epoch.items()}}
 
 
@@ -223,7 +240,11 @@ def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: f
     if "item_counts" in arrays:
         counts = arrays["item_counts"]  # all zero when MemAE's shrinkage zeroed every row: no item used
         active, perplexity = memory_usage_summary(counts) if counts.sum() > 0 else (0.0, 0.0)
-        extras["memory"] = {"counts": counts.tolist(), "active_fraction": active, "perplexity": perplexity,
-                            "zero_row_share": float(arrays["zero_row_share"][0]),
-                            **cfg.model.method.diagnostics(signals, cfg.eval.gamma, cfg.eval.test_time_update)}  # fmt: skip
+        extras["memory"] = {
+            "counts": counts.tolist(),
+            "active_fraction": active,
+            "perplexity": perplexity,
+            "zero_row_share": float(arrays["zero_row_share"][0]),
+            **cfg.model.method.diagnostics(signals, cfg.eval.gamma, cfg.eval.test_time_update),
+        }
     return extras

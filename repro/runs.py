@@ -44,8 +44,9 @@ class UnreadableCheckpoint(RunError):
     """A checkpoint file that torch cannot load (truncated, foreign); `reason` says what torch said."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"checkpoint {path} is unreadable ({reason}); "
-                         "delete it and rerun to resume from the previous checkpoint")  # fmt: skip
+        super().__init__(
+            f"checkpoint {path} is unreadable ({reason}); delete it and rerun to resume from the previous checkpoint"
+        )
         self.reason = reason
 
 
@@ -105,13 +106,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            warnings.warn(f"{path}:{number}: skipped a torn line (a write was interrupted)", TornLineWarning)
+            warnings.warn(
+                f"{path}:{number}: skipped a torn line (a write was interrupted)", TornLineWarning, stacklevel=2
+            )
     return records
 
 
 # --------------------------------------------------------------------------------------------- status
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def status(run: Path) -> dict[str, Any]:
@@ -126,8 +129,14 @@ def set_status(run: Path, state: str, error: str | None = None) -> None:
         raise ValueError(f"run state must be one of {', '.join(STATES)}; got {state!r}")
     previous = status(run)
     now = _now()
-    record = {"state": state, "error": error, "pid": os.getpid(), "host": socket.gethostname(),
-              "created": previous.get("created", now), "updated": now}  # fmt: skip
+    record = {
+        "state": state,
+        "error": error,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "created": previous.get("created", now),
+        "updated": now,
+    }
     atomic_write_json(Path(run) / "status.json", record)
 
 
@@ -172,8 +181,10 @@ def run_lock(run: Path) -> Iterator[None]:
         if holder.get("host") == owner["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
             path.unlink(missing_ok=True)  # stale: its process is gone
             continue
-        raise RunError(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')} (see {path}); "
-                       f"wait for it, or delete {path} if that process is gone")  # fmt: skip
+        raise RunError(
+            f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')} (see {path}); "
+            f"wait for it, or delete {path} if that process is gone"
+        )
     _remove_leftovers(Path(run))
     try:
         yield
@@ -249,7 +260,9 @@ def latest_readable_checkpoint(run: Path) -> tuple[int, dict[str, Any]] | None:
         try:
             return epoch, load_checkpoint(path)
         except UnreadableCheckpoint as error:
-            warnings.warn(f"{discard_checkpoint(run, epoch, error.reason)}; resuming from the checkpoint before")
+            warnings.warn(
+                f"{discard_checkpoint(run, epoch, error.reason)}; resuming from the checkpoint before", stacklevel=2
+            )
     return None
 
 
@@ -261,8 +274,10 @@ def save_signals(run: Path, epoch: int, **arrays: np.ndarray) -> Path:
     """Per-frame raw signals of one evaluated epoch (PSNR, distance, labels, video ids, types) as .npz."""
     path = signals_path(run, epoch)
     if "label" in arrays and (np.asarray(arrays["label"]) < 0).any():
-        raise RunError(f"{path}: refused to save signals with the placeholder label -1 (frames evaluated without "
-                       "ground truth); give the test split its labels (testing/labels.npy or data.labels)")
+        raise RunError(
+            f"{path}: refused to save signals with the placeholder label -1 (frames evaluated without "
+            "ground truth); give the test split its labels (testing/labels.npy or data.labels)"
+        )
     with atomic_file(path) as handle:
         np.savez(handle, **arrays)
     return path
@@ -293,8 +308,10 @@ def read_metrics(run: Path) -> dict[str, Any]:
     path = Path(run) / "metrics.json"
     if not path.exists():
         state = status(run)["state"]
-        raise RunError(f"{path} not found: the run is {'unfinished' if state == 'done' else state}; finish it with "
-                       f"`{finish_command(run)}`")  # fmt: skip
+        raise RunError(
+            f"{path} not found: the run is {'unfinished' if state == 'done' else state}; finish it with "
+            f"`{finish_command(run)}`"
+        )
     return read_json(path)
 
 
@@ -336,11 +353,16 @@ def run_record(**extra: Any) -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain") if commit else None
     record = {
-        "git_commit": commit, "git_dirty": None if dirty is None else bool(dirty),
-        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-        "sklearn": _version("scikit-learn"), "platform": platform.platform(), "host": socket.gethostname(),
+        "git_commit": commit,
+        "git_dirty": None if dirty is None else bool(dirty),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": _version("scikit-learn"),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
         "time": _now(),
-    }  # fmt: skip
+    }
     return record | extra
 
 
@@ -393,5 +415,5 @@ def list_runs(root: Path = Path("runs")) -> list[tuple[str, RunConfig, str]]:
         try:
             runs.append((config.parent.name, load_config(config), status(config.parent)["state"]))
         except (ConfigError, RunError) as error:
-            warnings.warn(f"{config.parent}: skipped ({error})")
+            warnings.warn(f"{config.parent}: skipped ({error})", stacklevel=2)
     return runs

@@ -71,7 +71,9 @@ def minmax_per_video(values: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
     constant = span == 0
     if constant.any():
         names = ", ".join(str(v) for v in np.unique(np.asarray(video_ids)[constant]))
-        warnings.warn(f"constant signal in video(s) {names}: normalised to 0 instead of NaN", ConstantSignalWarning)
+        warnings.warn(
+            f"constant signal in video(s) {names}: normalised to 0 instead of NaN", ConstantSignalWarning, stacklevel=2
+        )
     return np.where(constant, 0.0, (values - lo[video]) / np.where(constant, 1.0, span))
 
 

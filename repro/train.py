@@ -26,8 +26,13 @@ ADAM_BETAS = (0.9, 0.999)
 
 
 def train_step(
-    method: Method, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor,
-    precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+    method: Method,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Tensor,
+    target: Tensor,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Tensor]:
     """One optimisation step on the method's training loss (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s).
 
@@ -71,18 +76,40 @@ def compile_networks(model: nn.Module, eager: list[nn.Module], backend: str = "i
             child.compile(backend=backend)
 
 
-def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuffle: bool, drop_last: bool,
-                  num_workers: int = 0, pin_memory: bool = False, ranks: Ranks = Ranks()) -> DataLoader:
+def seeded_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    drop_last: bool,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    ranks: Ranks = Ranks(),
+) -> DataLoader:
     """A loader whose order depends only on (seed, epoch), so a resumed run sees the same batches; under
     torchrun each rank reads its own equal share of the clips (padded by repetition to equal length)."""
     if not ranks.distributed:
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
-                          num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            generator=generator,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
     sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=shuffle, seed=seed)
     sampler.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=per_rank_batch(batch_size, ranks), sampler=sampler, drop_last=drop_last,
-                      num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_size=per_rank_batch(batch_size, ranks),
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )
 
 
 def _to_device(batch: dict, method: Method, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -90,8 +117,15 @@ def _to_device(batch: dict, method: Method, device: torch.device) -> tuple[Tenso
     return method.to_input(inputs), method.to_target(target)
 
 
-def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
-          progress: bool = True, ranks: Ranks = Ranks()) -> nn.Module:
+def train(
+    cfg: RunConfig,
+    run: Path,
+    store: RunStore,
+    dataset: Dataset,
+    device: torch.device,
+    progress: bool = True,
+    ranks: Ranks = Ranks(),
+) -> nn.Module:
     """Train from the last checkpoint of `run` (or from scratch) to cfg.train.epochs; returns the model.
 
     Under torchrun (`ranks.distributed`) every rank trains a DDP replica on its share of each batch and
@@ -109,13 +143,25 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
         workers = loader_workers(dataset, cfg.exec.num_workers)  # decoding on the fly: workers decode
-        loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle, cfg.train.drop_last,
-                               workers, device.type == "cuda", ranks)  # fmt: skip
+        loader = seeded_loader(
+            dataset,
+            cfg.train.batch_size,
+            cfg.seed,
+            epoch,
+            cfg.train.shuffle,
+            cfg.train.drop_last,
+            workers,
+            device.type == "cuda",
+            ranks,
+        )
         sums: dict[str, Tensor] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main
+        )
         for batch in bar:
-            terms = train_step(method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision,
-                               scaler)
+            terms = train_step(
+                method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision, scaler
+            )
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
         if not ranks.main:
@@ -124,8 +170,13 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()})
         if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch}  # fmt: skip
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+            }
             store.save_checkpoint(run, epoch, state)
     if network is not model and method.state_memory(model) is not None:
         method.state_memory(model).gather = None  # the returned module updates its items from its own queries
@@ -149,8 +200,9 @@ def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device,
         return model
     if memory is not None:
         memory.gather = gather_rows
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)  # fmt: skip
+    return DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+    )
 
 
 def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler, scaler) -> int:

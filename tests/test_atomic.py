@@ -49,8 +49,11 @@ def test_a_full_disk_is_an_enospc_naming_the_file_whatever_the_writer_made_of_it
     import numpy as np
     import torch
 
-    write = {"torch.save": lambda h: torch.save({"w": torch.ones(10)}, h), "np.save": lambda h: np.save(h, np.ones(10)),
-             "np.savez": lambda h: np.savez(h, a=np.ones(10))}[writer]  # fmt: skip
+    write = {
+        "torch.save": lambda h: torch.save({"w": torch.ones(10)}, h),
+        "np.save": lambda h: np.save(h, np.ones(10)),
+        "np.savez": lambda h: np.savez(h, a=np.ones(10)),
+    }[writer]
     real = os.fdopen
     monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: _FullFile(real(fd, *args, **kwargs)))
     with pytest.raises(OSError, match="No space left on device") as caught:

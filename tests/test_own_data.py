@@ -15,8 +15,18 @@ from repro.runs import list_runs, load_signals, read_metrics
 pytestmark = pytest.mark.slow
 
 TRAIN, TEST = (14, 12), (13, 15)  # frames per video
-SMALL = ["--set", "data.size=16", "--set", "model.mnad.width=4", "--set", "train.epochs=1", "--set",
-         "train.checkpoint_every=1", "--set", "exec.threads=1"]  # fmt: skip
+SMALL = [
+    "--set",
+    "data.size=16",
+    "--set",
+    "model.mnad.width=4",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.checkpoint_every=1",
+    "--set",
+    "exec.threads=1",
+]
 
 
 def invoke(*args):
@@ -72,10 +82,13 @@ def test_import_videos_writes_the_canonical_layout(campus, footage):
 
 def test_campus_trains_evaluates_and_appears_in_a_table_report(campus, tmp_path):
     declaration = tmp_path / "mine.toml"
-    declaration.write_text('name = "mine"\nquestion = "Does prediction work on my footage?"\n'
-                           'datasets = ["campus"]\n[stand_ins]\n[models]\n"Pred w/ Mem" = ["model.mnad.task=pred"]\n')
-    result = invoke("sweep", declaration, "--data", campus, "--runs", tmp_path / "runs", "--out", tmp_path / "report",
-                    *SMALL)  # fmt: skip
+    declaration.write_text(
+        'name = "mine"\nquestion = "Does prediction work on my footage?"\n'
+        'datasets = ["campus"]\n[stand_ins]\n[models]\n"Pred w/ Mem" = ["model.mnad.task=pred"]\n'
+    )
+    result = invoke(
+        "sweep", declaration, "--data", campus, "--runs", tmp_path / "runs", "--out", tmp_path / "report", *SMALL
+    )
     assert result.exit_code == 0, result.output
     ((name, cfg, state),) = list_runs(tmp_path / "runs")
     assert state == "done" and cfg.data.name == "campus" and cfg.data.root == str(campus.resolve())
@@ -89,8 +102,23 @@ def test_campus_trains_evaluates_and_appears_in_a_table_report(campus, tmp_path)
 
 
 def test_ablate_runs_on_campus(campus, tmp_path):
-    result = invoke("ablate", "--data", campus, "--dataset", "campus", "--no-memory", "--seeds", "1", "--runs",
-                    tmp_path / "runs", "--out", tmp_path / "report", "--jobs", "1", *SMALL)  # fmt: skip
+    result = invoke(
+        "ablate",
+        "--data",
+        campus,
+        "--dataset",
+        "campus",
+        "--no-memory",
+        "--seeds",
+        "1",
+        "--runs",
+        tmp_path / "runs",
+        "--out",
+        tmp_path / "report",
+        "--jobs",
+        "1",
+        *SMALL,
+    )
     assert result.exit_code == 0, result.output
     runs = list_runs(tmp_path / "runs")
     assert sorted(cfg.model.mnad.memory for _, cfg, _ in runs) == [False, True]

@@ -37,8 +37,14 @@ def ped2_root(tmp_path_factory):
 
 
 def test_paper_profile_trains_and_evaluates_ped2_with_the_published_labels(ped2_root, tmp_path):
-    small = ["data.size=16", "model.mnad.width=2", "train.epochs=1", "train.checkpoint_every=1", "data.labels=published",
-             "exec.threads=1"]  # one thread: tiny per-frame steps crawl when threads wait on busy cores
+    small = [
+        "data.size=16",
+        "model.mnad.width=2",
+        "train.epochs=1",
+        "train.checkpoint_every=1",
+        "data.labels=published",
+        "exec.threads=1",
+    ]  # one thread: tiny per-frame steps crawl when threads wait on busy cores
     args = ["train", "--profile", "paper", "--data", str(ped2_root), "--dataset", "ped2", "--runs", str(tmp_path)]
     result = CliRunner().invoke(main, [*args, *(x for s in small for x in ("--set", s))], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -66,8 +72,21 @@ def test_a_ped2_video_of_the_wrong_length_is_named(ped2_root, tmp_path):
     root = tmp_path / "short"
     shutil.copytree(ped2_root, root)
     (root / "ped2" / "testing" / "frames" / "03" / "149.jpg").unlink()
-    args = ["train", "--profile", "paper", "--data", str(root), "--dataset", "ped2", "--runs", str(tmp_path / "runs"),
-            "--set", "data.size=16", "--set", "data.labels=published"]  # fmt: skip
+    args = [
+        "train",
+        "--profile",
+        "paper",
+        "--data",
+        str(root),
+        "--dataset",
+        "ped2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--set",
+        "data.size=16",
+        "--set",
+        "data.labels=published",
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 2
     assert "ped2 test video 03 has 149 frames; the published labels expect 150" in result.output

@@ -34,8 +34,15 @@ def invoke(*args, **kwargs):
 
 def settings(root: Path) -> list[str]:
     """Seconds-long runs of two epochs, a checkpoint each, on the tiny preset generated under `root`."""
-    pairs = [f"data.root={root}", "data.preset=tiny", "data.size=16", "model.mnad.width=4", "train.epochs=2",
-             "train.checkpoint_every=1", "exec.device=cpu"]  # fmt: skip
+    pairs = [
+        f"data.root={root}",
+        "data.preset=tiny",
+        "data.size=16",
+        "model.mnad.width=4",
+        "train.epochs=2",
+        "train.checkpoint_every=1",
+        "exec.device=cpu",
+    ]
     return [part for pair in pairs for part in ("--set", pair)]
 
 
@@ -84,8 +91,13 @@ def world(tmp_path_factory):
         assert rescored.exit_code == 0, rescored.output
         target = Path(rescored.output.split("run: ")[1].split()[0])
     (dataset,) = (root / "data" / "synthetic").glob("tiny-seed0-*")
-    return {"data": root / "data", "dataset": dataset, "run": run, "trained": compared(run),
-            "rescored": compared(target)}
+    return {
+        "data": root / "data",
+        "dataset": dataset,
+        "run": run,
+        "trained": compared(run),
+        "rescored": compared(target),
+    }
 
 
 def copy_of_the_run(world, tmp_path) -> tuple[Path, list]:
@@ -221,8 +233,9 @@ def test_training_videos_shorter_than_the_clip_window_are_refused_before_trainin
 
 @pytest.mark.parametrize("size", [7, 12])
 def test_a_frame_size_the_network_cannot_take_is_refused_when_the_config_is_built(world, tmp_path, size):
-    line = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(world["data"]),
-                                 "--set", f"data.size={size}"))  # fmt: skip
+    line = one_line_error(
+        invoke("train", "--runs", tmp_path / "runs", *settings(world["data"]), "--set", f"data.size={size}")
+    )
     assert f"data.size={size}: MNAD pools three times" in line and not (tmp_path / "runs").exists()
 
 
@@ -284,16 +297,22 @@ ped2 = "single"
 """
 HEAD = 'name = "tiny"\nquestion = "Do malformed declarations say where?"\ndatasets = ["ped2"]\n'
 BAD_TABLES = {
-    "a string where a list of overrides is expected": (TABLE.replace('["model.mnad.task=pred", "model.mnad.memory=true"]',
-                                                                     '"model.mnad.memory=true"'), "models"),
-    "a list where the table of models is expected": (HEAD + 'models = ["model.mnad.memory=false"]\n[stand_ins]\nped2 = "t"\n',
-                                                     "models"),
-    "a list where the table of stand-ins is expected": (HEAD + 'stand_ins = ["tiny"]\n[models]\nm = ["seed=1"]\n',
-                                                        "stand_ins"),
+    "a string where a list of overrides is expected": (
+        TABLE.replace('["model.mnad.task=pred", "model.mnad.memory=true"]', '"model.mnad.memory=true"'),
+        "models",
+    ),
+    "a list where the table of models is expected": (
+        HEAD + 'models = ["model.mnad.memory=false"]\n[stand_ins]\nped2 = "t"\n',
+        "models",
+    ),
+    "a list where the table of stand-ins is expected": (
+        HEAD + 'stand_ins = ["tiny"]\n[models]\nm = ["seed=1"]\n',
+        "stand_ins",
+    ),
     "a non-number in lambda_grid": (TABLE + '[selection]\nlambda_grid = [0.5, "high"]\n', "lambda_grid"),
     "a misspelt top-level key": (TABLE.replace("question =", "qestion = 'x'\nquestion ="), "qestion"),
     "a string where a list of datasets is expected": (TABLE.replace('["ped2"]', '"ped2"'), "datasets"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", BAD_TABLES)

@@ -24,8 +24,11 @@ def test_sweep_with_an_unknown_declaration_name_is_one_line():
 
 
 def test_published_labels_ship_with_the_package():
-    totals = {name: (len(x), int(x.sum())) for name in ("ped2", "avenue", "shanghaitech")
-              for x in [load_flat_labels(published_label_file(name))]}  # fmt: skip
+    totals = {
+        name: (len(x), int(x.sum()))
+        for name in ("ped2", "avenue", "shanghaitech")
+        for x in [load_flat_labels(published_label_file(name))]
+    }
     assert totals == {"ped2": (2010, 1648), "avenue": (15324, 3867), "shanghaitech": (40791, 17326)}
     with pytest.raises(DataError, match="no published labels for dataset 'campus'"):
         published_label_file("campus")
@@ -34,7 +37,10 @@ def test_published_labels_ship_with_the_package():
 def test_data_check_reads_the_published_labels_by_name(tmp_path):
     import cv2
 
-    for split, counts in (("training", (6,)), ("testing", (180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180))):
+    for split, counts in (
+        ("training", (6,)),
+        ("testing", (180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180)),
+    ):
         for v, count in enumerate(counts):
             folder = tmp_path / "ped2" / split / "frames" / f"{v + 1:02d}"
             folder.mkdir(parents=True)

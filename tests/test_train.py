@@ -19,9 +19,19 @@ pytestmark = pytest.mark.slow
     [("constant", [1e-4, 1e-4]), ("cosine", [1e-4 * (1 + math.cos(math.pi / 2)) / 2, 0.0])],
 )
 def test_the_logged_lr_of_two_epochs_follows_the_schedule(tmp_path, schedule, expected):
-    cfg = load_config("synthetic", ["data.preset=tiny", f"data.root={tmp_path / 'synthetic'}", "data.size=32",
-                                    "model.name=ae3d", "model.ae3d.width=3", "train.epochs=2", "train.lr=1e-4",
-                                    f"train.schedule={schedule}"])  # fmt: skip
+    cfg = load_config(
+        "synthetic",
+        [
+            "data.preset=tiny",
+            f"data.root={tmp_path / 'synthetic'}",
+            "data.size=32",
+            "model.name=ae3d",
+            "model.ae3d.width=3",
+            "train.epochs=2",
+            "train.lr=1e-4",
+            f"train.schedule={schedule}",
+        ],
+    )
     store = RunStore(tmp_path / "runs")
     run = store.prepare(cfg)
     train(cfg, run, store, datasets(cfg)[0], torch.device("cpu"), progress=False)

@@ -14,8 +14,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "runs", "reports", "build", "dist", "*.egg-info", "__pycache__",
-                                    ".pytest_cache")  # fmt: skip
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "runs", "reports", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"
+)
 
 
 def run(command, cwd, env=None):
@@ -47,13 +48,21 @@ def test_the_wheel_trains_from_an_empty_folder(installed):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"REPRO_CACHE": str(installed / "cache")}
     where = run([python, "-c", "import repro; print(repro.__file__)"], cwd=empty, env=env)
     assert where.startswith(str(installed / "venv")), where  # the wheel, not the repository
-    shipped = ("from repro.ablation import load_table; from repro.config import load_config; "
-               "from repro.data.labels import load_flat_labels, published_label_file as f; "
-               "print(load_table('table5').name, load_config('paper').data.size, "
-               "sum(len(load_flat_labels(f(n))) for n in ('ped2', 'avenue', 'shanghaitech')))")  # fmt: skip
+    shipped = (
+        "from repro.ablation import load_table; from repro.config import load_config; "
+        "from repro.data.labels import load_flat_labels, published_label_file as f; "
+        "print(load_table('table5').name, load_config('paper').data.size, "
+        "sum(len(load_flat_labels(f(n))) for n in ('ped2', 'avenue', 'shanghaitech')))"
+    )
     assert run([python, "-c", shipped], cwd=empty, env=env).split() == ["table5", "256", str(2010 + 15324 + 40791)]
-    tiny = ["data.preset=tiny", "data.size=32", "model.mnad.width=4", "train.epochs=1", "train.checkpoint_every=1",
-            "exec.threads=1"]
+    tiny = [
+        "data.preset=tiny",
+        "data.size=32",
+        "model.mnad.width=4",
+        "train.epochs=1",
+        "train.checkpoint_every=1",
+        "exec.threads=1",
+    ]
     out = run([repro, "train", *(x for s in tiny for x in ("--set", s))], cwd=empty, env=env)
     (run_dir,) = (empty / "runs").iterdir()
     assert f"run: runs/{run_dir.name}" in out and (run_dir / "metrics.json").is_file()

@@ -81,7 +81,9 @@ def load_video(video: Video, size: tuple[int, int], grayscale: bool, cache_dir: 
         try:
             return np.asarray(np.load(path, mmap_mode="r"))  # a plain ndarray view of the map: cheap indexing
         except (ValueError, EOFError) as error:  # truncated or overwritten behind our back: decode it again
-            warnings.warn(f"frame cache file {path} of video {video.folder} is unreadable ({error}); decoding again")
+            warnings.warn(
+                f"frame cache file {path} of video {video.folder} is unreadable ({error}); decoding again", stacklevel=2
+            )
     save_atomic(path, decode_video(video, size, grayscale))
     return np.asarray(np.load(path, mmap_mode="r"))
 
@@ -99,16 +101,18 @@ class CachePlan:
         return self.needed == 0 or self.needed + DISK_RESERVE <= self.free
 
     def describe(self) -> str:
-        return (f"the frame cache needs {self.needed / GB:.2f} GB more in {self.folder}, "
-                f"{self.free / GB:.2f} GB are free")  # fmt: skip
+        return (
+            f"the frame cache needs {self.needed / GB:.2f} GB more in {self.folder}, {self.free / GB:.2f} GB are free"
+        )
 
 
 def cache_folder(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir) if cache_dir is not None else cache_root() / "frames"
 
 
-def plan_cache(videos: Sequence[Video], size: tuple[int, int], grayscale: bool,
-               cache_dir: str | Path | None = None) -> CachePlan:  # fmt: skip
+def plan_cache(
+    videos: Sequence[Video], size: tuple[int, int], grayscale: bool, cache_dir: str | Path | None = None
+) -> CachePlan:
     """Bytes the uncached videos need as uint8 arrays (T x H x W x C) and the free space of the cache's disk."""
     folder = cache_folder(cache_dir)
     channels = 1 if grayscale else 3
@@ -132,15 +136,20 @@ class VideoDecoder:
         return np.stack([decode_frame(path, self.size, self.grayscale) for path in paths])  # (t, h, w, c)
 
 
-def load_videos(videos: Sequence[Video], size: tuple[int, int], grayscale: bool,
-                cache_dir: str | Path | None = None) -> tuple[list, bool]:  # fmt: skip
+def load_videos(
+    videos: Sequence[Video], size: tuple[int, int], grayscale: bool, cache_dir: str | Path | None = None
+) -> tuple[list, bool]:
     """Every video's frames, from the cache when it fits on its disk (built on a miss), else decoded when
     read (a DecodingOnTheFly warning says so and how much space the cache needs); (frames, on_the_fly)."""
     plan = plan_cache(videos, size, grayscale, cache_dir)
     if plan.fits:
         return [load_video(video, size, grayscale, cache_dir) for video in videos], False
-    warnings.warn(f"{plan.describe()}: decoding the frames on the fly with DataLoader workers instead. Fix: free "
-                  "space there, or set $REPRO_CACHE to a larger disk", DecodingOnTheFly, stacklevel=2)  # fmt: skip
+    warnings.warn(
+        f"{plan.describe()}: decoding the frames on the fly with DataLoader workers instead. Fix: free "
+        "space there, or set $REPRO_CACHE to a larger disk",
+        DecodingOnTheFly,
+        stacklevel=2,
+    )
     return [VideoDecoder(video, size, grayscale) for video in videos], True
 
 

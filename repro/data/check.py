@@ -17,9 +17,16 @@ from .labels import labels_source, load_test_labels
 from .layout import SPLITS, canonical_name, find_videos, frame_counts
 
 
-def check_dataset(root: str | Path, name: str, labels: str | Path | None = None, decode: bool = True,
-                  size: int = 256, grayscale: bool = False, cache_dir: str | Path | None = None,
-                  window: int = 1) -> dict:  # fmt: skip
+def check_dataset(
+    root: str | Path,
+    name: str,
+    labels: str | Path | None = None,
+    decode: bool = True,
+    size: int = 256,
+    grayscale: bool = False,
+    cache_dir: str | Path | None = None,
+    window: int = 1,
+) -> dict:
     """Summary {split: {"videos", "frames"}, "anomalous": int, "labels": path, "fingerprint": the data's
     identity in a run's hash, "frame_cache": what a size x size cache needs and whether it fits}; a DataError
     says what is wrong: the layout, a frame (`decode` reads every one), the labels (present, one per test
@@ -39,12 +46,20 @@ def check_dataset(root: str | Path, name: str, labels: str | Path | None = None,
     for listed in videos.values():
         require_clips(listed, window)
     fingerprint = dataset_fingerprint(root, name, labels)
-    summary["fingerprint"] = {"path": fingerprint["path"], "digest": fingerprint["digest"],
-                              "labels_sha256": fingerprint["labels_sha256"]}  # fmt: skip
+    summary["fingerprint"] = {
+        "path": fingerprint["path"],
+        "digest": fingerprint["digest"],
+        "labels_sha256": fingerprint["labels_sha256"],
+    }
     plan = plan_cache([v for listed in videos.values() for v in listed], (size, size), grayscale, cache_dir)
-    summary["frame_cache"] = {"size": size, "grayscale": grayscale, "folder": str(plan.folder),
-                              "needs_gb": round(plan.needed / GB, 3), "free_gb": round(plan.free / GB, 3),
-                              "fits": plan.fits}  # fmt: skip
+    summary["frame_cache"] = {
+        "size": size,
+        "grayscale": grayscale,
+        "folder": str(plan.folder),
+        "needs_gb": round(plan.needed / GB, 3),
+        "free_gb": round(plan.free / GB, 3),
+        "fits": plan.fits,
+    }
     return summary
 
 
@@ -71,9 +86,16 @@ def benchmark_cache(frames: int = 2000, size: int = 64, videos: int = 10) -> dic
             timings[name] = time.perf_counter() - tick
         decode_seconds = _decode_seconds(listed, size)
     first, second = timings.values()
-    return {"frames": frames, "size": size, **timings, "first_pass_fps": frames / first,
-            "second_pass_fps": frames / second, "speedup": first / second,
-            "decode_fps_per_core": frames / decode_seconds, "cores": os.cpu_count()}  # fmt: skip
+    return {
+        "frames": frames,
+        "size": size,
+        **timings,
+        "first_pass_fps": frames / first,
+        "second_pass_fps": frames / second,
+        "speedup": first / second,
+        "decode_fps_per_core": frames / decode_seconds,
+        "cores": os.cpu_count(),
+    }
 
 
 def _decode_seconds(videos, size: int) -> float:

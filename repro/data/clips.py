@@ -38,13 +38,16 @@ def require_clips(videos: Sequence[Video], length: int) -> None:
     """A DataError unless some video of a split holds a whole window of `length` frames (else it has no clip)."""
     longest = max(frame_counts(videos), default=0)
     if longest < length:
-        raise DataError(f"no clip in {videos[0].folder.parent if videos else 'the split'}: the model's clip window "
-                        f"needs {length} frames and the longest video has {longest}. Fix: use longer videos, or a "
-                        "model with a shorter window (e.g. model.task=recon: 1 frame)")  # fmt: skip
+        raise DataError(
+            f"no clip in {videos[0].folder.parent if videos else 'the split'}: the model's clip window "
+            f"needs {length} frames and the longest video has {longest}. Fix: use longer videos, or a "
+            "model with a shorter window (e.g. model.task=recon: 1 frame)"
+        )
 
 
-def item_positions(num_frames_per_video: Sequence[int], in_frames: int, predict: bool,
-                   scored_offset: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def item_positions(
+    num_frames_per_video: Sequence[int], in_frames: int, predict: bool, scored_offset: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(video, frame) of every item, each (n,) int64, without loading any image: `frame` is the scored frame."""
     length = window_length(in_frames, predict)
     if not 0 <= scored_offset < length:
@@ -74,10 +77,18 @@ class ClipDataset(Dataset):
     (then the item's value is -1).
     """
 
-    def __init__(self, video_frames: Sequence[np.ndarray], in_frames: int, predict: bool, scored_offset: int,
-                 salt_pepper: float = 0.0, labels: Sequence[np.ndarray] | None = None,
-                 anomaly_types: Sequence[np.ndarray] | None = None, seed: int = 0,
-                 video_names: Sequence[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        video_frames: Sequence[np.ndarray],
+        in_frames: int,
+        predict: bool,
+        scored_offset: int,
+        salt_pepper: float = 0.0,
+        labels: Sequence[np.ndarray] | None = None,
+        anomaly_types: Sequence[np.ndarray] | None = None,
+        seed: int = 0,
+        video_names: Sequence[str] | None = None,
+    ) -> None:
         if not 0.0 <= salt_pepper < 1.0:
             raise ValueError(f"salt_pepper must lie in [0, 1), got {salt_pepper}")
         self.video_frames = list(video_frames)
@@ -86,8 +97,10 @@ class ClipDataset(Dataset):
         self.video_names = list(video_names) if video_names is not None else default_names
         for per_video, what in ((labels, "labels"), (anomaly_types, "anomaly_types")):
             if per_video is not None and [len(x) for x in per_video] != self.num_frames_per_video:
-                raise DataError(f"{what} per video have lengths {[len(x) for x in per_video]}, "
-                                f"the videos {self.num_frames_per_video}")  # fmt: skip
+                raise DataError(
+                    f"{what} per video have lengths {[len(x) for x in per_video]}, "
+                    f"the videos {self.num_frames_per_video}"
+                )
         self.labels, self.anomaly_types = labels, anomaly_types
         self.in_frames, self.predict, self.scored_offset = in_frames, predict, scored_offset
         self.salt_pepper, self.seed = salt_pepper, seed
@@ -117,10 +130,21 @@ class ClipDataset(Dataset):
         }
 
 
-def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int, predict: bool, scored_offset: int,
-                      size: int | tuple[int, int], grayscale: bool = False, salt_pepper: float = 0.0,
-                      labels: str | Path | None = None, seed: int = 0,
-                      cache_dir: str | Path | None = None) -> ClipDataset:  # fmt: skip
+def make_clip_dataset(
+    root: str | Path,
+    name: str,
+    split: str,
+    *,
+    in_frames: int,
+    predict: bool,
+    scored_offset: int,
+    size: int | tuple[int, int],
+    grayscale: bool = False,
+    salt_pepper: float = 0.0,
+    labels: str | Path | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> ClipDataset:
     """A ClipDataset over `<root>/<name>/<split>/frames`, decoded through the frame cache.
 
     Testing split: labels from `labels` (any form of repro.data.labels) or else `testing/labels.npy` (required),
@@ -134,8 +158,17 @@ def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int
     if split == "testing":
         per_video_labels, per_video_types = _test_annotations(root, name, videos, labels)
     frames, on_the_fly = load_videos(videos, size, grayscale, cache_dir)
-    dataset = ClipDataset(frames, in_frames, predict, scored_offset, salt_pepper, per_video_labels, per_video_types,
-                          seed, [video.name for video in videos])  # fmt: skip
+    dataset = ClipDataset(
+        frames,
+        in_frames,
+        predict,
+        scored_offset,
+        salt_pepper,
+        per_video_labels,
+        per_video_types,
+        seed,
+        [video.name for video in videos],
+    )
     dataset.decodes_on_the_fly = on_the_fly
     return dataset
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .cache import save_atomic, write_image
 from .labels import label_source, load_vollabel, read_labels
-from .layout import DataError, IMAGE_EXTENSIONS, natural_key
+from .layout import IMAGE_EXTENSIONS, DataError, natural_key
 
 JPEG_QUALITY = 95
 PARTIAL = ".partial-"
@@ -136,15 +136,19 @@ def _test_counts(dataset: Path) -> tuple[list[int], list[str]]:
     return [sum(1 for _ in f.iterdir()) for f in folders], [f.name for f in folders]
 
 
-def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: int | None = None,
-                progress: bool = True) -> Path:  # fmt: skip
+def import_ucsd(
+    src: str | Path, dst: str | Path, name: str = "ped2", workers: int | None = None, progress: bool = True
+) -> Path:
     """UCSDped1/2 -> `<dst>/<name>`; videos TrainNNN / TestNNN become NN; labels from the `.m` file."""
     src, dataset = Path(src), Path(dst) / name
     jobs = []
     for split, folder, prefix in (("training", "Train", "Train"), ("testing", "Test", "Test")):
-        videos = _sorted(p for p in _require(src / folder, f"UCSD {folder} folders").iterdir()
-                         if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith("_gt"))  # fmt: skip
-        jobs += [Job(v, dataset / split / "frames" / f"{int(v.name[len(prefix):]):02d}") for v in videos]
+        videos = _sorted(
+            p
+            for p in _require(src / folder, f"UCSD {folder} folders").iterdir()
+            if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith("_gt")
+        )
+        jobs += [Job(v, dataset / split / "frames" / f"{int(v.name[len(prefix) :]):02d}") for v in videos]
     run_jobs(jobs, workers, progress)
     ground_truth = _sorted(src.glob("*.m"))
     if ground_truth:
@@ -153,8 +157,13 @@ def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: i
     return dataset
 
 
-def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = None, workers: int | None = None,
-                  progress: bool = True) -> Path:  # fmt: skip
+def import_avenue(
+    src: str | Path,
+    dst: str | Path,
+    labels: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
     """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy, "published" for the copy shipped
     with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with
     the literature)."""
@@ -173,8 +182,9 @@ def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = 
         per_video = [load_vollabel(_require(masks / f"{int(n)}_label.mat", "Avenue volLabel")) for n in names]
         for name, count, label in zip(names, counts, per_video):
             if len(label) != count:
-                raise DataError(f"{masks}/{int(name)}_label.mat has {len(label)} masks, "
-                                f"video {name} has {count} frames")  # fmt: skip
+                raise DataError(
+                    f"{masks}/{int(name)}_label.mat has {len(label)} masks, video {name} has {count} frames"
+                )
         _write_labels(dataset, per_video)
     return dataset
 
@@ -194,8 +204,14 @@ def import_shanghaitech(src: str | Path, dst: str | Path, workers: int | None = 
     return dataset
 
 
-def import_videos(src: str | Path, dst: str | Path, name: str, labels: str | Path | None = None,
-                  workers: int | None = None, progress: bool = True) -> Path:  # fmt: skip
+def import_videos(
+    src: str | Path,
+    dst: str | Path,
+    name: str,
+    labels: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Your own footage -> `<dst>/<name>`: `<src>/training/<video>.mp4` and `<src>/testing/<video>.mp4` (any
     extension OpenCV reads, see VIDEO_EXTENSIONS) become frame folders named by the file's stem; `labels`
     (a flat .npy over the sorted test videos, or a folder of <video>.npy masks) becomes testing/labels.npy."""
@@ -205,8 +221,9 @@ def import_videos(src: str | Path, dst: str | Path, name: str, labels: str | Pat
         folder = _require(src / split, f"the {split} videos, <video>.mp4 or .avi")
         videos = _sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         if not videos:
-            raise DataError(f"{folder} holds no video files ({', '.join(VIDEO_EXTENSIONS)}). "
-                            f"Fix: put the {split} videos there")  # fmt: skip
+            raise DataError(
+                f"{folder} holds no video files ({', '.join(VIDEO_EXTENSIONS)}). Fix: put the {split} videos there"
+            )
         jobs += [Job(v, dataset / split / "frames" / v.stem) for v in videos]
     run_jobs(jobs, workers, progress)
     if labels is not None:

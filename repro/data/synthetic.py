@@ -66,11 +66,24 @@ PRESETS = {
     # Avenue's stand-in: a busier, textured scene.
     "busy": Preset(4, 2, (Scene((70, 90, 110), 30.0, (40, 215, 245)),), 5, 100, 6, 120, 2, (20, 30)),
     # ShanghaiTech's stand-in: several scenes with their own backgrounds and colours, pooled.
-    "scenes": Preset(3, 2, (Scene((40, 40, 40), 0.0, (220, 220, 220)), Scene((120, 150, 110), 25.0, (30, 30, 200)),
-                            Scene((150, 110, 90), 40.0, (240, 200, 60))), 6, 90, 6, 120, 2, (20, 30)),
+    "scenes": Preset(
+        3,
+        2,
+        (
+            Scene((40, 40, 40), 0.0, (220, 220, 220)),
+            Scene((120, 150, 110), 25.0, (30, 30, 200)),
+            Scene((150, 110, 90), 40.0, (240, 200, 60)),
+        ),
+        6,
+        90,
+        6,
+        120,
+        2,
+        (20, 30),
+    ),
     # Seconds, not minutes: for tests and smoke runs (every anomaly type still occurs).
     "tiny": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 2, 40, 2, 60, 2, (8, 10)),
-}  # fmt: skip
+}
 
 
 def preset(name: str) -> Preset:
@@ -148,8 +161,10 @@ def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[
     events = [1 + i % 3 for i in range(spec.test_videos * spec.events_per_video)]  # every type, equally often
     rng.shuffle(events)
     result: dict[str, list] = {"training": [], "testing": []}
-    for split, count, length in (("training", spec.train_videos, spec.train_length),
-                                 ("testing", spec.test_videos, spec.test_length)):  # fmt: skip
+    for split, count, length in (
+        ("training", spec.train_videos, spec.train_length),
+        ("testing", spec.test_videos, spec.test_length),
+    ):
         for v in range(count):
             video_rng = np.random.default_rng([*stream, 0 if split == "training" else 1, v])
             kinds = events[v * spec.events_per_video : (v + 1) * spec.events_per_video]

@@ -42,8 +42,7 @@ TIME_FACTOR, SPACE_FACTOR = 8, 16  # t' = t/8, h' = h/16
 def _check_pair(z: Tensor, items: Tensor) -> None:
     if z.dim() != 2 or items.dim() != 2 or z.shape[1] != items.shape[1]:
         raise ValueError(
-            f"z must be (n, d) and items (m, d) with the same d, got z {tuple(z.shape)} "
-            f"and items {tuple(items.shape)}"
+            f"z must be (n, d) and items (m, d) with the same d, got z {tuple(z.shape)} and items {tuple(items.shape)}"
         )
 
 
@@ -140,9 +139,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def down(c_in: int, c_out: int, stride: tuple[int, int, int]) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm3d(c_out), nn.LeakyReLU(0.2)
-    )
+    return nn.Sequential(nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm3d(c_out), nn.LeakyReLU(0.2))
 
 
 def up(c_in: int, c_out: int, stride: tuple[int, int, int]) -> nn.ConvTranspose3d:
@@ -160,8 +157,10 @@ def decoder(channels: int, widths: list[int]) -> nn.Sequential:
     """(b, d, t/8, h/16, w/16) -> (b, c, t, h, w), linear output."""
     c_in, c_out = widths[::-1], widths[::-1][1:] + [channels]
     strides = _STRIDES[::-1]
-    layers = [nn.Sequential(up(a, b, s), nn.BatchNorm3d(b), nn.LeakyReLU(0.2))
-              for a, b, s in zip(c_in[:-1], c_out[:-1], strides[:-1])]  # fmt: skip
+    layers = [
+        nn.Sequential(up(a, b, s), nn.BatchNorm3d(b), nn.LeakyReLU(0.2))
+        for a, b, s in zip(c_in[:-1], c_out[:-1], strides[:-1])
+    ]
     return nn.Sequential(*layers, up(c_in[-1], c_out[-1], strides[-1]))
 
 
@@ -229,8 +228,7 @@ class AESettings(Validated):
     """The memory-less 3-D autoencoder's settings, the config section [model.ae3d]."""
 
     prefix: ClassVar[str] = "model.ae3d."
-    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).",
-                         AT_LEAST_ONE)
+    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).", AT_LEAST_ONE)
 
 
 @dataclass(frozen=True)
@@ -238,13 +236,14 @@ class MemAESettings(Validated):
     """MemAE's settings, the config section [model.memae] (SPEC sec. 8; official code's values)."""
 
     prefix: ClassVar[str] = "model.memae."
-    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).",
-                         AT_LEAST_ONE)
+    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).", AT_LEAST_ONE)
     num_items: int = setting(2000, "N, the number of memory items.", AT_LEAST_ONE)
-    shrink_threshold: float = setting(0.0025, "λ of the hard shrinkage (eq. 7; 0.0025 = 5/N; 0 = no shrinkage).",
-                                      Interval(0, 1, high_open=True))
+    shrink_threshold: float = setting(
+        0.0025, "λ of the hard shrinkage (eq. 7; 0.0025 = 5/N; 0 = no shrinkage).", Interval(0, 1, high_open=True)
+    )
     addressing: Literal[ADDRESSINGS] = setting(
-        "dot", "Addressing logits: dot product (official code) or cosine (paper).")
+        "dot", "Addressing logits: dot product (official code) or cosine (paper)."
+    )
     entropy: float = setting(0.0002, "α, weight of the addressing entropy loss (eq. 10).", NON_NEGATIVE)
 
 
@@ -261,8 +260,10 @@ class AEMethod(Method):
 
     def validate(self, settings, size: int) -> None:
         if size % SPACE_FACTOR:
-            raise ValueError(f"data.size={size}: {self.name} downsamples space by {SPACE_FACTOR}, so the frame size "
-                             f"must be a multiple of {SPACE_FACTOR}")
+            raise ValueError(
+                f"data.size={size}: {self.name} downsamples space by {SPACE_FACTOR}, so the frame size "
+                f"must be a multiple of {SPACE_FACTOR}"
+            )
 
     def layout(self, settings) -> ClipLayout:
         return CLIP
@@ -288,8 +289,15 @@ class MemAEMethod(AEMethod):
 
     def build(self, settings: MemAESettings, channels: int, size: int) -> MemAE:
         s = settings
-        return MemAE(channels=channels, memory=True, num_items=s.num_items, shrink_threshold=s.shrink_threshold,
-                     addressing=s.addressing, entropy_weight=s.entropy, width=s.width)  # fmt: skip
+        return MemAE(
+            channels=channels,
+            memory=True,
+            num_items=s.num_items,
+            shrink_threshold=s.shrink_threshold,
+            addressing=s.addressing,
+            entropy_weight=s.entropy,
+            width=s.width,
+        )
 
     def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
         """The official MemAE test path: mean over t, h, w of the per-pixel L2 norm over channels."""

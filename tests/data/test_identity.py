@@ -4,12 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
+from data_helpers import write_images
 
 from repro.config import config_hash, load_config
 from repro.data.identity import data_identity, dataset_fingerprint
 from repro.data.synthetic import world_fingerprint
-
-from data_helpers import write_images
 
 
 def make_dataset(root, name="campus", train=(6, 5), test=(7, 8), seed=0):

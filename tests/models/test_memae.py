@@ -100,10 +100,12 @@ def test_frame_score_is_mean_of_per_pixel_channel_norms():
 # Clip 0: pixel differences (over c) [3, 4], [0, 0], [1, 0], [0, 2]: norms 5, 0, 1, 2; squares sum 30.
 # Clip 1: every difference 0.2: norms sqrt(0.08); squares (0.2 / 2)^2 = 0.01 on the [0, 1] scale.
 SCORED_TARGET = torch.zeros(2, 2, 2, 1, 2)
-SCORED_OUTPUT = torch.stack([
-    rearrange(torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), "(t w) c -> c t 1 w", t=2),
-    torch.full((2, 2, 1, 2), 0.2),
-])  # fmt: skip
+SCORED_OUTPUT = torch.stack(
+    [
+        rearrange(torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), "(t w) c -> c t 1 w", t=2),
+        torch.full((2, 2, 1, 2), 0.2),
+    ]
+)
 
 
 def test_memae_score_is_the_mean_over_t_h_w_of_channel_norms_on_the_minus_one_one_scale():
