@@ -7,19 +7,24 @@ PROFILE ?= synthetic
 DATA    ?=
 RUNS    ?= runs
 
-.PHONY: setup test reproduce-table5 bench clean
+.PHONY: setup lint test reproduce-table5 bench clean
 
 setup: $(STAMP)
 
 # torch==2.13.0 is first so pip takes the CPU build from local disk instead of a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.2"
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
-test: setup
+# ruff: lint and format check (configured in pyproject.toml); `ruff format .` fixes the formatting.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
 	$(BIN)/python -m pytest -n 2 -q
 
 # Table 5 of the reproduction study. Default: the synthetic stand-ins on this machine's CPU.
@@ -37,7 +42,7 @@ clean:
 # MNAD (pred, recon), MemAE, its memory-less AE and the ConvLSTM autoencoder on the same data (docs/baselines.md).
 .PHONY: reproduce-baselines
 reproduce-baselines: setup
-	$(BIN)/repro sweep ablations/baselines.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/baselines
+	$(BIN)/repro sweep ablations/baselines.toml --seeds 3 --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/baselines
 
 # RUNS: the run store (finished runs are reused; RUNS=/tmp/fresh times a target from scratch).
 # Reports (docs/reports.md): each target trains what is missing via the run store, then `repro report` adds the

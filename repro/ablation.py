@@ -7,6 +7,8 @@ selection rule. Runs are cached by config hash, so a sweep that is killed and re
 
 from __future__ import annotations
 
+import difflib
+import importlib.resources
 import multiprocessing
 import os
 import tomllib
@@ -45,11 +47,29 @@ class Table:
     datasets: tuple[str, ...] = DATASETS
 
 
-def load_table(path: Path | str) -> Table:
-    """Read a table declaration; errors name the file and the missing key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"table declaration {path} not found; the shipped ones are in ablations/*.toml")
+def shipped_tables() -> dict[str, Path]:
+    """The table declarations shipped with repro (ablations/*.toml, installed as repro.ablations): name -> path."""
+    folder = Path(importlib.resources.files("repro.ablations"))
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def resolve_table(table: Path | str) -> Path:
+    """A shipped declaration by name ("table5") or a path to a TOML file."""
+    shipped, path = shipped_tables(), Path(table)
+    if path.is_file():
+        return path
+    if str(table) in shipped:
+        return shipped[str(table)]
+    close = difflib.get_close_matches(str(table), list(shipped), n=1)
+    hint = f" did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"table declaration {table} not found;{hint} give a path to a TOML file or a shipped name: {', '.join(shipped)}"
+    )
+
+
+def load_table(table: Path | str) -> Table:
+    """Read a table declaration (a path, or a shipped one by name); errors name the file and the missing key."""
+    path = resolve_table(table)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -57,13 +77,75 @@ def load_table(path: Path | str) -> Table:
     missing = [key for key in ("name", "question", "stand_ins", "models") if key not in raw]
     if missing:
         raise ConfigError(f"{path} lacks {', '.join(missing)}; see ablations/table5.toml for the format")
+    _check_declaration(raw, path)
     grid = raw.get("selection", {}).get("lambda_grid", [])
     return Table(
-        name=raw["name"], question=raw["question"], stand_ins=dict(raw["stand_ins"]),
+        name=raw["name"],
+        question=raw["question"],
+        stand_ins=dict(raw["stand_ins"]),
         models={label: tuple(overrides) for label, overrides in raw["models"].items()},
-        published=list(raw.get("published", [])), lambda_grid=tuple(float(x) for x in grid),
+        published=list(raw.get("published", [])),
+        lambda_grid=tuple(float(x) for x in grid),
         datasets=tuple(raw.get("datasets", DATASETS)),
-    )  # fmt: skip
+    )
+
+
+def _text(value) -> bool:
+    return isinstance(value, str)
+
+
+def _texts(value) -> bool:
+    return isinstance(value, list) and all(map(_text, value))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# key -> (test of its value, what it must be); each key of a table declaration, declared once
+DECLARATION = {
+    "name": (_text, 'a string, e.g. name = "table5"'),
+    "question": (_text, "a string: the question the table answers"),
+    "hypothesis": (_text, "a string"),
+    "datasets": (_texts, 'a list of dataset names, e.g. datasets = ["ped2", "avenue"]'),
+    "stand_ins": (
+        lambda v: isinstance(v, dict) and all(map(_text, v.values())),
+        'a table of dataset -> synthetic preset: [stand_ins] then ped2 = "single"',
+    ),
+    "models": (
+        lambda v: isinstance(v, dict),
+        'a table of row label -> overrides: [models] then "Pred w/ Mem" = ["model.task=pred"]',
+    ),
+    "published": (
+        lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
+        "a list of tables, each starting with [[published]]",
+    ),
+    "selection": (
+        lambda v: isinstance(v, dict) and set(v) <= {"lambda_grid"},
+        "a table [selection] holding only lambda_grid",
+    ),
+}
+
+
+def _check_declaration(raw: dict, path: Path) -> None:
+    """A ConfigError naming the file and the key whose value has the wrong shape, or a key that is not one."""
+    for key, value in raw.items():
+        if key not in DECLARATION:
+            close = difflib.get_close_matches(key, DECLARATION, n=1)
+            hint = f" did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{path}: unknown key {key!r};{hint} allowed: {', '.join(DECLARATION)}")
+        valid, expected = DECLARATION[key]
+        if not valid(value):
+            raise ConfigError(f"{path}: {key} must be {expected}; got {value!r}")
+    for label, overrides in raw["models"].items():
+        if not _texts(overrides):
+            raise ConfigError(
+                f"{path}: models.{label!r} must be a list of overrides, e.g. "
+                f'["model.task=pred", "model.memory=false"]; got {overrides!r}'
+            )
+    grid = raw.get("selection", {}).get("lambda_grid", [])
+    if not (isinstance(grid, list) and all(_number(x) and 0 <= x <= 1 for x in grid)):
+        raise ConfigError(f"{path}: selection.lambda_grid must be a list of numbers in [0, 1]; got {grid!r}")
 
 
 def dataset_overrides(profile_cfg: RunConfig, dataset: str, table: Table, data_root: str | None) -> list[str]:
@@ -75,8 +157,9 @@ def dataset_overrides(profile_cfg: RunConfig, dataset: str, table: Table, data_r
     return [f"data.name={dataset}", f"data.root={data_root}"]
 
 
-def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: str | None = None,
-               overrides: tuple[str, ...] = ()) -> list[GridRun]:
+def table_grid(
+    table: Table, profile: str | Path | None, seeds: int, data_root: str | None = None, overrides: tuple[str, ...] = ()
+) -> list[GridRun]:
     """Every (dataset, model, seed) run of a table. Each row's own overrides must be read by its method; the
     table's λ grid and the sweep-wide `overrides` apply to every row that reads them."""
     grid_overrides = (f"eval.lambda_grid={list(table.lambda_grid)}",) if table.lambda_grid else ()
@@ -85,8 +168,13 @@ def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: 
     for dataset in table.datasets:
         for label, model_overrides in table.models.items():
             for seed in range(seeds):
-                chosen = [*dataset_overrides(base, dataset, table, data_root), *grid_overrides, *model_overrides,
-                          *overrides, f"seed={base.seed + seed}"]  # fmt: skip
+                chosen = [
+                    *dataset_overrides(base, dataset, table, data_root),
+                    *grid_overrides,
+                    *model_overrides,
+                    *overrides,
+                    f"seed={base.seed + seed}",
+                ]
                 try:
                     cfg = load_config(profile, chosen, unchecked=(*grid_overrides, *overrides))
                 except ConfigError as error:
@@ -95,16 +183,20 @@ def table_grid(table: Table, profile: str | Path | None, seeds: int, data_root: 
     return runs
 
 
-def variant_grid(profile: str | Path | None, base_overrides: tuple[str, ...], variants: dict[str, tuple[str, ...]],
-                 seeds: int) -> list[GridRun]:
+def variant_grid(
+    profile: str | Path | None, base_overrides: tuple[str, ...], variants: dict[str, tuple[str, ...]], seeds: int
+) -> list[GridRun]:
     """The baseline and each variant (its overrides on top of the baseline's), with the same seeds. The base
     overrides must be read by the baseline's method, a variant's own by the variant's."""
     base = load_config(profile, base_overrides)
     runs = []
     for name, overrides in {"baseline": (), **variants}.items():
         for seed in range(seeds):
-            cfg = load_config(profile, (*base_overrides, *overrides, f"seed={base.seed + seed}"),
-                              unchecked=base_overrides if overrides else ())  # fmt: skip
+            cfg = load_config(
+                profile,
+                (*base_overrides, *overrides, f"seed={base.seed + seed}"),
+                unchecked=base_overrides if overrides else (),
+            )
             runs.append(GridRun({"variant": name}, base.seed + seed, cfg))
     return runs
 
@@ -129,8 +221,14 @@ def plan_parallelism(pending: int, device: str, cores: int | None = None) -> tup
 EXECUTORS = ("local", "ray")
 
 
-def run_grid(runs: list[GridRun], store: RunStore, jobs: int | None = None, progress: bool = True,
-             executor: str = "local", address: str | None = None) -> dict[str, str]:
+def run_grid(
+    runs: list[GridRun],
+    store: RunStore,
+    jobs: int | None = None,
+    progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
+) -> dict[str, str]:
     """Run what is not done yet; returns {run folder name: error} of the runs that failed (the rest go on).
 
     executor "local" uses this machine's cores; "ray" sends one task per run to a Ray cluster (`address`,
@@ -173,8 +271,15 @@ def training_waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
     return [wave for wave in (list(leaders.values()), followers) if wave]
 
 
-def _execute(pending: list[RunConfig], store: RunStore, executor: str, jobs: int, threads: int,
-             address: str | None, progress: bool):
+def _execute(
+    pending: list[RunConfig],
+    store: RunStore,
+    executor: str,
+    jobs: int,
+    threads: int,
+    address: str | None,
+    progress: bool,
+):
     """Yield (config, error or None) as the runs of `pending` finish on the chosen executor."""
     from .pipeline import execute_run
 
@@ -182,7 +287,7 @@ def _execute(pending: list[RunConfig], store: RunStore, executor: str, jobs: int
         yield from _ray_execute(pending, store, threads, address)
     elif jobs == 1:
         for cfg in pending:
-            yield cfg, _capture(lambda: execute_run(cfg, store, progress=progress))
+            yield cfg, _capture(lambda cfg=cfg: execute_run(cfg, store, progress=progress))
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
@@ -206,7 +311,7 @@ def _ray_execute(pending: list[RunConfig], store: RunStore, threads: int, addres
     while refs:
         (ref,), _ = ray.wait(list(refs), num_returns=1)
         cfg = refs.pop(ref)
-        yield cfg, _capture(lambda: ray.get(ref))
+        yield cfg, _capture(lambda ref=ref: ray.get(ref))
 
 
 def _capture(call) -> str | None:

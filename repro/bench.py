@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -20,8 +20,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def throughput(step: Callable[[], object], frames_per_step: int, device: torch.device, min_seconds: float,
-               warmup: int = 2, min_steps: int = 3) -> float:
+def throughput(
+    step: Callable[[], object],
+    frames_per_step: int,
+    device: torch.device,
+    min_seconds: float,
+    warmup: int = 2,
+    min_steps: int = 3,
+) -> float:
     """Frames per second of `step` after `warmup` calls, timed over at least min_steps and min_seconds."""
     for _ in range(warmup):
         step()
@@ -34,8 +40,16 @@ def throughput(step: Callable[[], object], frames_per_step: int, device: torch.d
     return steps * frames_per_step / (time.perf_counter() - start)
 
 
-def benchmark(overrides: tuple[str, ...] = (), size: int = 64, batch: int = 4, precision: str = "fp32",
-              device: str = "cpu", min_seconds: float = 5.0, seed: int = 0, compiled: bool = False) -> dict:
+def benchmark(
+    overrides: tuple[str, ...] = (),
+    size: int = 64,
+    batch: int = 4,
+    precision: str = "fp32",
+    device: str = "cpu",
+    min_seconds: float = 5.0,
+    seed: int = 0,
+    compiled: bool = False,
+) -> dict:
     """train_fps, eval_fps (sequential test-time update, batch 1, for methods with state memory; else None),
     eval_fps_no_update (batched) and the seconds of a Ped2-size training epoch at train_fps, for the paper
     profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first."""
@@ -50,25 +64,39 @@ def benchmark(overrides: tuple[str, ...] = (), size: int = 64, batch: int = 4, p
     inputs, target = method.to_input(clips), method.to_target(targets)
     optimizer = torch.optim.Adam(network.parameters(), lr=2e-4)
 
-    train_fps = throughput(lambda: train_step(method, network, optimizer, inputs, target, precision), batch, dev,
-                           min_seconds)  # fmt: skip
+    train_fps = throughput(
+        lambda: train_step(method, network, optimizer, inputs, target, precision), batch, dev, min_seconds
+    )
     inputs = inputs.contiguous(memory_format=inference_layout(method, network, dev))
-    eval_no_update = throughput(lambda: signals_step(method, network, inputs, target, precision), batch, dev,
-                                min_seconds)  # fmt: skip
+    eval_no_update = throughput(
+        lambda: signals_step(method, network, inputs, target, precision), batch, dev, min_seconds
+    )
     memory = method.state_memory(network)
     eval_update = None
     if memory is not None:
         with memory.scratch():
             one_in, one_target = inputs[:1], target[:1]
-            eval_update = round(throughput(lambda: signals_step(method, network, one_in, one_target, precision,
-                                                                cfg.eval.gamma), 1, dev, min_seconds), 3)  # fmt: skip
+            eval_update = round(
+                throughput(
+                    lambda: signals_step(method, network, one_in, one_target, precision, cfg.eval.gamma),
+                    1,
+                    dev,
+                    min_seconds,
+                ),
+                3,
+            )
     return {
-        "model": method.describe(cfg.model.settings), "size": size, "batch": batch, "precision": precision,
+        "model": method.describe(cfg.model.settings),
+        "size": size,
+        "batch": batch,
+        "precision": precision,
         "compiled": compiled,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "parameters": sum(p.numel() for p in network.parameters()),
-        "train_fps": round(train_fps, 3), "eval_fps": eval_update,
+        "train_fps": round(train_fps, 3),
+        "eval_fps": eval_update,
         "eval_fps_no_update": round(eval_no_update, 3),
         "ped2_epoch_seconds": round(PED2_TRAINING_FRAMES / train_fps, 1),
-    }  # fmt: skip
+    }

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.resources
 import json
+import re
 import tomllib
 import types
 from collections.abc import Mapping, Sequence
@@ -28,33 +30,63 @@ import tomli_w
 
 from .models.mnad import TASKS, MNADSettings
 from .models.registry import METHODS
-from .settings import (AT_LEAST_ONE, NON_NEGATIVE, NONE, POSITIVE, UNIT, ConfigError, Interval, Validated, hints,
-                       kind, section, setting)
+from .settings import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    NONE,
+    POSITIVE,
+    UNIT,
+    ConfigError,
+    Interval,
+    Validated,
+    hints,
+    kind,
+    section,
+    setting,
+)
 
 DEFAULT_PROFILE = "synthetic"
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "ablations" / "profiles"
+PROFILES_DIR = Path(importlib.resources.files("repro.ablations") / "profiles")  # package data, see setup.py
 # How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
 HASH_EXCLUDED = ("exec",)
 HASH_KEPT_FROM_EXEC = ("precision",)
+DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # data.name: one folder under data.root
 
 
 # ------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class DataConfig(Validated):
     prefix: ClassVar[str] = "data."
-    name: Literal["synthetic", "ped2", "avenue", "shanghaitech"] = setting(
-        "ped2", "Dataset: synthetic moving shapes (built in) or a published one (needs data.root).")
+    name: str = setting(
+        "ped2",
+        "Dataset: synthetic moving shapes (built in), or the folder <data.root>/<name> in the canonical "
+        "layout: ped2, avenue, shanghaitech (cross-checked against the published counts) or any other name.",
+    )
     preset: Literal["single", "busy", "scenes", "tiny"] = setting(
-        "single", "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes); tiny for tests.")
+        "single",
+        "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes); tiny for tests.",
+    )
     root: str | None = setting(
-        None, "Folder holding <name>/training/frames and <name>/testing/frames; none = built-in synthetic cache.")
-    labels: str | None = setting(None, "Explicit frame-label file (.npy); none = the dataset's own labels.")
+        None, "Folder holding <name>/training/frames and <name>/testing/frames; none = built-in synthetic cache."
+    )
+    labels: str | None = setting(
+        None,
+        "Frame-label file in any published form, or 'published' (the published "
+        "file, shipped with repro); none = <name>/testing/labels.npy.",
+    )
     size: int = setting(256, "Frame side in pixels after resizing (paper 256, synthetic 64).", AT_LEAST_ONE)
     grayscale: bool = setting(False, "Read frames as one gray channel instead of colour.")
     salt_pepper: float = setting(
-        0.0, "Fraction of input elements set to 0 or 1 (denoising study, SPEC sec. 7); targets stay clean.",
-        Interval(0, 1, high_open=True))
+        0.0,
+        "Fraction of input elements set to 0 or 1 (denoising study, SPEC sec. 7); targets stay clean.",
+        Interval(0, 1, high_open=True),
+    )
     synth_seed: int = setting(0, "Seed of the synthetic world's generator (not of training).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not DATASET_NAME.fullmatch(self.name):
+            raise ConfigError(f"data.name must be a folder name (letters, digits, '.', '_', '-'); got {self.name!r}")
 
 
 def _model_config() -> type:
@@ -67,10 +99,14 @@ def _model_config() -> type:
     sections = [(name, method.Settings, section(method.Settings, method.help)) for name, method in METHODS.items()]
     cls = make_dataclass(
         "ModelConfig",
-        [("prefix", ClassVar[str], "model."),
-         ("name", Literal[names], setting("mnad", "Method: " + ", ".join(names) + ".")), *sections],
-        bases=(Validated,), frozen=True,
-    )  # fmt: skip
+        [
+            ("prefix", ClassVar[str], "model."),
+            ("name", Literal[names], setting("mnad", "Method: " + ", ".join(names) + ".")),
+            *sections,
+        ],
+        bases=(Validated,),
+        frozen=True,
+    )
     cls.__module__ = __name__
     cls.__doc__ = "The method and its settings: [model] name = ..., [model.<name>] its section."
     cls.settings = property(lambda self: getattr(self, self.name), doc="The chosen method's settings section.")
@@ -84,11 +120,15 @@ ModelConfig = _model_config()
 @dataclass(frozen=True)
 class TrainConfig(Validated):
     prefix: ClassVar[str] = "train."
-    epochs: int = setting(60, "Epochs; the cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
+    epochs: int = setting(60, "Epochs; a cosine schedule spans them (T_max = epochs).", AT_LEAST_ONE)
     batch_size: int = setting(4, "Clips per training step.", AT_LEAST_ONE)
     lr: float = setting(2e-4, "Adam learning rate (paper: 2e-4 pred, 2e-5 recon).", POSITIVE)
-    checkpoint_every: int = setting(5, "Save (and evaluate) a checkpoint every k epochs; the last is always saved.",
-                                    AT_LEAST_ONE)
+    schedule: Literal["cosine", "constant"] = setting(
+        "cosine", "Learning-rate schedule per epoch: cosine annealing to 0 (MNAD) or constant (MemAE's official code)."
+    )
+    checkpoint_every: int = setting(
+        5, "Save (and evaluate) a checkpoint every k epochs; the last is always saved.", AT_LEAST_ONE
+    )
     shuffle: bool = setting(True, "Shuffle training clips each epoch (reference: true).")
     drop_last: bool = setting(True, "Drop the last incomplete batch (reference: true).")
 
@@ -101,12 +141,12 @@ def _grid(step: float = 0.05) -> tuple[float, ...]:
 class EvalConfig(Validated):
     prefix: ClassVar[str] = "eval."
     lambda_score: float = setting(0.6, "λ, weight of PSNR vs feature distance in the score (eq. 16).", UNIT)
-    gamma: float = setting(0.01, "γ, test-time update threshold on the weighted regular score (eq. 6-7).",
-                           NON_NEGATIVE)
+    gamma: float = setting(0.01, "γ, test-time update threshold on the weighted regular score (eq. 6-7).", NON_NEGATIVE)
     test_time_update: bool = setting(True, "Update the memory items during testing (frames scoring below γ).")
     reset_memory_per_video: bool = setting(False, "Restart each test video from the trained items (reference: false).")
-    lambda_grid: tuple[float, ...] = setting(_grid(), "λ values swept on saved signals for the study's selection.",
-                                             UNIT)
+    lambda_grid: tuple[float, ...] = setting(
+        _grid(), "λ values swept on saved signals for the study's selection.", UNIT
+    )
     batch_size: int = setting(8, "Clips per evaluation batch when no test-time update forces batch 1.", AT_LEAST_ONE)
 
 
@@ -198,15 +238,24 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
     data = to_dict(cfg)
     method, settings = cfg.model.method, cfg.model.settings
     content = {k: v for k, v in data.items() if k not in HASH_EXCLUDED}
-    content["model"] = {"name": cfg.model.name, cfg.model.name: {k: data["model"][cfg.model.name][k]
-                                                                 for k in method.reads(settings)}}  # fmt: skip
+    content["model"] = {
+        "name": cfg.model.name,
+        cfg.model.name: {k: data["model"][cfg.model.name][k] for k in method.reads(settings)},
+    }
     content["eval"] = {k: data["eval"][k] for k in method.reads_eval(settings)}
     return content | {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC}
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """12 hex digits of sha256 over canonical JSON of the run's `identity`; names the run folder."""
-    text = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """12 hex digits of sha256 over canonical JSON of the run's `identity` and its data's identity (resolved
+    folder and fingerprint, repro.data.identity); names the run folder."""
+    from .data.identity import data_identity
+
+    data = cfg.data
+    content = identity(cfg) | {
+        "data_identity": data_identity(data.name, data.root, data.labels, data.preset, data.synth_seed)
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -224,13 +273,17 @@ def check_applies(cfg: RunConfig, keys: Sequence[str]) -> None:
         if section == "model" and "." in rest:
             owner, _, name = rest.partition(".")
             if owner != cfg.model.name:
-                raise ConfigError(f"{key} is a setting of {owner}, but this run's model is {cfg.model.name}: "
-                                  f"set model.name={owner} or drop it")
+                raise ConfigError(
+                    f"{key} is a setting of {owner}, but this run's model is {cfg.model.name}: "
+                    f"set model.name={owner} or drop it"
+                )
             if name not in method.reads(settings):
                 raise ConfigError(f"{key} changes nothing for {method.describe(settings)}: its network never reads it")
         elif section == "eval" and rest not in method.reads_eval(settings):
-            raise ConfigError(f"{key} changes nothing for {method.describe(settings)}: its scores never read it "
-                              f"(it reads eval.{', eval.'.join(method.reads_eval(settings))})")
+            raise ConfigError(
+                f"{key} changes nothing for {method.describe(settings)}: its scores never read it "
+                f"(it reads eval.{', eval.'.join(method.reads_eval(settings))})"
+            )
 
 
 def settings_help() -> dict[str, str]:
@@ -260,15 +313,13 @@ def resolve_profile(profile: Path | str) -> Path:
         if not path.is_file():
             raise ConfigError(f"profile file {path} not found; give a path to a TOML file or a profile name")
         return path
-    if not PROFILES_DIR.is_dir():
-        raise ConfigError(f"profile {text!r}: the profiles folder {PROFILES_DIR} is missing; install repro from "
-                          f"its repository (pip install -e .) or pass a path to a profile TOML")  # fmt: skip
     available = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
     if text not in available:
         close = difflib.get_close_matches(text, available, n=1)
         hint = f" did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown profile {text!r};{hint} available: {', '.join(available)} "
-                          "(or a path to a TOML file)")
+        raise ConfigError(
+            f"unknown profile {text!r};{hint} available: {', '.join(available)} (or a path to a TOML file)"
+        )
     return PROFILES_DIR / f"{text}.toml"
 
 
@@ -352,14 +403,15 @@ def _lookup(data: Mapping[str, Any], key: str) -> Any:
     return data
 
 
-def load_config(profile: Path | str | None = None, overrides: Sequence[str] = (),
-                unchecked: Sequence[str] = ()) -> RunConfig:
+def load_config(
+    profile: Path | str | None = None, overrides: Sequence[str] = (), unchecked: Sequence[str] = ()
+) -> RunConfig:
     """Defaults <- profile base <- its [task.<task>] table <- its [method.<name>] table <- overrides, validated.
 
     MNAD's task and the method are resolved first (overrides win over the profile), so `model.mnad.task=recon`
-    selects the recon table and `model.name=memae` MemAE's, whose values win over the task's. Every override must be read by the
-    run's method (`check_applies`), except those listed in `unchecked` (settings shared by every row of a
-    table, which some of its methods ignore).
+    selects the recon table and `model.name=memae` MemAE's, whose values win over the task's. Every override
+    must be read by the run's method (`check_applies`), except those listed in `unchecked` (settings shared by
+    every row of a table, which some of its methods ignore).
     """
     path = resolve_profile(DEFAULT_PROFILE if profile is None else profile)
     base = _read_toml(path)
@@ -375,6 +427,7 @@ def load_config(profile: Path | str | None = None, overrides: Sequence[str] = ()
     task = resolved("model.mnad.task", base, MNADSettings.__dataclass_fields__["task"].default)
     name = resolved("model.name", base, ModelConfig.__dataclass_fields__["name"].default)
     merged = _merge(_merge(base, tasks.get(task, {})), methods.get(name, {}))
+    merged = _merge(merged, {"model": {"name": name, "mnad": {"task": task}}})  # as resolved, for the check below
     _validated(merged, f"{path} [method.{name}] [task.{task}]")
     for key, value in pairs:
         _set(merged, key, value)

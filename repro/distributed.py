@@ -5,7 +5,8 @@ all ranks (gathered in rank order), so the items stay identical everywhere witho
 the run folder: lock, status, checkpoints, train.jsonl, and the evaluation, whose test-time update is
 sequential and runs on one device.
 
-    torchrun --standalone --nproc_per_node 4 --no-python repro train --profile paper --data /datasets --dataset shanghaitech
+    torchrun --standalone --nproc_per_node 4 --no-python \
+        repro train --profile paper --data /datasets --dataset shanghaitech
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def gather_rows(rows: Tensor) -> Tensor:
 def per_rank_batch(batch_size: int, ranks: Ranks) -> int:
     """The configured batch split over the ranks, so the optimisation (and the run's hash) stay the same."""
     if batch_size % ranks.world:
-        raise ValueError(f"train.batch_size={batch_size} does not split over {ranks.world} processes; "
-                         f"use a multiple of {ranks.world} or fewer processes")  # fmt: skip
+        raise ValueError(
+            f"train.batch_size={batch_size} does not split over {ranks.world} processes; "
+            f"use a multiple of {ranks.world} or fewer processes"
+        )
     return batch_size // ranks.world

@@ -17,14 +17,21 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm import tqdm
 
+from .data.clips import loader_workers
 from .models.method import ClipLayout, Method, signals_from_arrays, signals_to_arrays
 from .models.output import ModelOutput
 from .precision import autocast
 
 
 @torch.no_grad()
-def signals_step(method: Method, model: nn.Module, inputs: Tensor, target: Tensor, precision: str = "fp32",
-                 gamma: float | None = None) -> tuple[Any, ModelOutput]:
+def signals_step(
+    method: Method,
+    model: nn.Module,
+    inputs: Tensor,
+    target: Tensor,
+    precision: str = "fp32",
+    gamma: float | None = None,
+) -> tuple[Any, ModelOutput]:
     """The method's typed signals (each (b,)) of one batch with the current memory, and the forward's result.
 
     With `gamma` this is one frame (b = 1) of the sequential test-time update: after its signals, the
@@ -52,8 +59,9 @@ def inference_layout(method: Method, model: nn.Module, device: torch.device) -> 
     return torch.channels_last if method.channels_last_inputs else torch.contiguous_format
 
 
-def _batch_tensors(batch: dict, method: Method, device: torch.device,
-                   layout: torch.memory_format) -> tuple[Tensor, Tensor]:
+def _batch_tensors(
+    batch: dict, method: Method, device: torch.device, layout: torch.memory_format
+) -> tuple[Tensor, Tensor]:
     inputs = method.to_input(batch["input"].to(device))
     return inputs.contiguous(memory_format=layout), method.to_target(batch["target"].to(device))
 
@@ -84,7 +92,9 @@ def evaluate_model(
     layout = inference_layout(method, model, device)
     memory = method.state_memory(model)
     sequential = test_time_update and memory is not None
-    loader = DataLoader(dataset, batch_size=1 if sequential else batch_size, shuffle=False)
+    loader = DataLoader(
+        dataset, batch_size=1 if sequential else batch_size, shuffle=False, num_workers=loader_workers(dataset, 0)
+    )
     collected: dict[str, list[Tensor]] = {}
     counts = None
     rows = torch.zeros(2, dtype=torch.long, device=device)  # (all-zero weight rows, all rows)
@@ -114,9 +124,16 @@ def evaluate_model(
 
 
 @torch.no_grad()
-def collect_examples(model: nn.Module, method: Method, clip: ClipLayout, dataset: Dataset,
-                     signals: dict[str, np.ndarray], device: torch.device, max_frames_for_queries: int = 48,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+def collect_examples(
+    model: nn.Module,
+    method: Method,
+    clip: ClipLayout,
+    dataset: Dataset,
+    signals: dict[str, np.ndarray],
+    device: torch.device,
+    max_frames_for_queries: int = 48,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """What the report's figures need from a model, with the trained items (no test-time update):
 
     - "example_input" / "example_output" / "example_target" (k, h, w, c) in [0, 1] and "example_type" (k,):
@@ -145,11 +162,13 @@ def collect_examples(model: nn.Module, method: Method, clip: ClipLayout, dataset
     if memory is not None:
         chosen = np.random.default_rng(seed).choice(len(dataset), min(max_frames_for_queries, len(dataset)), False)
         loader = DataLoader(Subset(dataset, np.sort(chosen).tolist()), batch_size=16)
-        queries = torch.cat([model(_batch_tensors(b, method, device, layout)[0]).queries.float().cpu()
-                             for b in loader])  # fmt: skip
+        queries = torch.cat([model(_batch_tensors(b, method, device, layout)[0]).queries.float().cpu() for b in loader])
         items = memory.items.float().cpu()
-        arrays |= {"queries": queries.numpy(), "items": items.numpy(),
-                   "assignments": (queries @ items.t()).argmax(dim=1).numpy()}  # fmt: skip
+        arrays |= {
+            "queries": queries.numpy(),
+            "items": items.numpy(),
+            "assignments": (queries @ items.t()).argmax(dim=1).numpy(),
+        }
     return arrays
 
 

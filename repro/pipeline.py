@@ -6,6 +6,7 @@ per-type AUCs and bootstrap intervals are recomputed from the record, never by r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -21,11 +22,10 @@ from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
-from .runs import RunStore, list_runs, run_record
+from .runs import RunStore, UnreadableCheckpoint, list_runs, run_record
 from .scoring import frame_metrics, per_type_auc
 from .stats import memory_usage_summary
 from .train import build_model, train
-
 
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
 
@@ -42,9 +42,13 @@ def datasets(cfg: RunConfig):
     """(training, testing) clip datasets of the configured data and model layout."""
     layout = cfg.model.method.layout(cfg.model.settings)
     common = dict(
-        in_frames=layout.in_frames, predict=layout.predict, scored_offset=layout.scored_offset,
-        size=cfg.data.size, grayscale=cfg.data.grayscale, seed=cfg.seed,
-    )  # fmt: skip
+        in_frames=layout.in_frames,
+        predict=layout.predict,
+        scored_offset=layout.scored_offset,
+        size=cfg.data.size,
+        grayscale=cfg.data.grayscale,
+        seed=cfg.seed,
+    )
     root, name = _data_location(cfg)
     training = make_clip_dataset(root, name, "training", salt_pepper=cfg.data.salt_pepper, **common)
     testing = make_clip_dataset(root, name, "testing", labels=cfg.data.labels, **common)
@@ -81,7 +85,8 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
         try:
             _execute(cfg, run, store, progress)
         except BaseException as error:  # KeyboardInterrupt too: the status says what happened
-            store.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
+            with contextlib.suppress(OSError):  # a full disk may refuse the status too: keep the first error
+                store.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
             raise
         store.set_status(run, "done")
     return run
@@ -102,13 +107,18 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
 
 
 def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
-    """Link into a fresh `run` the checkpoints of a finished run with the same training; how many."""
-    if store.latest_checkpoint(run) is not None:
+    """Link into a fresh `run` the checkpoints of a finished run with the same training; how many.
+
+    Each is loaded first: the first unreadable one is moved aside in its run (which then is unfinished, and
+    its rerun retrains it) and is not adopted, nor are those after it.
+    """
+    present = {epoch for epoch, _ in store.checkpoints(run)}
+    if cfg.train.epochs in present:
         return 0
     identity = training_identity(cfg)
     for other, other_cfg, state in list_runs(store.root):
         if state == "done" and other != run.name and training_identity(other_cfg) == identity:
-            checkpoints = store.checkpoints(store.root / other)
+            checkpoints = [(e, path) for e, path in _readable_prefix(store, store.root / other) if e not in present]
             for epoch, path in checkpoints:
                 target = store.checkpoint_path(run, epoch)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +130,19 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
                 shutil.copy2(store.root / other / "train.jsonl", run / "train.jsonl")
             return len(checkpoints)
     return 0
+
+
+def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
+    """The checkpoints of `run` up to the first that does not load (which is discarded)."""
+    readable = []
+    for epoch, path in store.checkpoints(run):
+        try:
+            store.load_checkpoint(path)
+        except UnreadableCheckpoint as error:
+            store.set_status(run, "failed", error=store.discard_checkpoint(run, epoch, error.reason))
+            break
+        readable.append((epoch, path))
+    return readable
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
@@ -138,7 +161,9 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     evaluate_checkpoints(cfg, run, store, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
-    store.write_metrics(run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)})
+    store.write_metrics(
+        run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)}
+    )
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, device, progress: bool) -> None:
@@ -156,14 +181,22 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, de
             signals = store.load_signals(run, epoch)
         else:
             signals = evaluate_model(
-                model, method, testing, device, test_time_update=cfg.eval.test_time_update, gamma=cfg.eval.gamma,
-                reset_memory_per_video=cfg.eval.reset_memory_per_video, batch_size=cfg.eval.batch_size,
-                precision=cfg.exec.precision, progress=progress,
-            )  # fmt: skip
+                model,
+                method,
+                testing,
+                device,
+                test_time_update=cfg.eval.test_time_update,
+                gamma=cfg.eval.gamma,
+                reset_memory_per_video=cfg.eval.reset_memory_per_video,
+                batch_size=cfg.eval.batch_size,
+                precision=cfg.exec.precision,
+                progress=progress,
+            )
             store.save_signals(run, epoch, **signals)
         if needs_examples:
-            examples = collect_examples(model, method, method.layout(cfg.model.settings), testing, signals, device,
-                                        seed=cfg.seed)  # fmt: skip
+            examples = collect_examples(
+                model, method, method.layout(cfg.model.settings), testing, signals, device, seed=cfg.seed
+            )
             atomic_write(run / EXAMPLES, _npz_bytes(examples))
 
 
@@ -189,8 +222,12 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
         per_epoch[epoch] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, arrays, lam)}
     last = max(per_epoch)
     lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(cfg.eval.lambda_score)
-    default = {"epoch": last, "lambda": lam, **per_epoch[last]["lambdas"][f"{lam:g}"],
-               **{k: v for k, v in per_epoch[last].items() if k != "lambdas"}}  # fmt: skip
+    default = {
+        "epoch": last,
+        "lambda": lam,
+        **per_epoch[last]["lambdas"][f"{lam:g}"],
+        **{k: v for k, v in per_epoch[last].items() if k != "lambdas"},
+    }
     return {"default": default, "oracle": best, "epochs": {str(epoch): v for epoch, v in per_epoch.items()}}
 
 
@@ -203,7 +240,11 @@ def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: f
     if "item_counts" in arrays:
         counts = arrays["item_counts"]  # all zero when MemAE's shrinkage zeroed every row: no item used
         active, perplexity = memory_usage_summary(counts) if counts.sum() > 0 else (0.0, 0.0)
-        extras["memory"] = {"counts": counts.tolist(), "active_fraction": active, "perplexity": perplexity,
-                            "zero_row_share": float(arrays["zero_row_share"][0]),
-                            **cfg.model.method.diagnostics(signals, cfg.eval.gamma, cfg.eval.test_time_update)}  # fmt: skip
+        extras["memory"] = {
+            "counts": counts.tolist(),
+            "active_fraction": active,
+            "perplexity": perplexity,
+            "zero_row_share": float(arrays["zero_row_share"][0]),
+            **cfg.model.method.diagnostics(signals, cfg.eval.gamma, cfg.eval.test_time_update),
+        }
     return extras

@@ -7,6 +7,7 @@ import warnings
 
 import torch
 
+
 class SlowPrecisionWarning(UserWarning):
     """The asked-for precision has no hardware support here and runs slower than fp32."""
 
@@ -27,7 +28,8 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
         warnings.warn(
             f"bf16 on a CPU with {torch.backends.cpu.get_cpu_capability()} only (no AVX-512 BF16/AMX) is emulated "
             "and many times slower than fp32 (repro bench measures it); use --precision fp32",
-            SlowPrecisionWarning, stacklevel=2,
+            SlowPrecisionWarning,
+            stacklevel=2,
         )
     return torch.autocast(device_type, dtype=PRECISIONS[precision])
 

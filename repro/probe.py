@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
-
 import torch
 from torch import Tensor, nn
 
@@ -54,8 +53,15 @@ def _replacing_hook(parts: tuple, fill: Fill, seed: int):
 
 
 @torch.no_grad()
-def probe(model: nn.Module, encoder: nn.Module, x: Tensor, target: Tensor, part: str = "bottleneck",
-          fill: Fill = "noise", seed: int = 0) -> ProbeResult:
+def probe(
+    model: nn.Module,
+    encoder: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    part: str = "bottleneck",
+    fill: Fill = "noise",
+    seed: int = 0,
+) -> ProbeResult:
     """Run `model` (in eval mode: items are not updated) on x as is and with `part` of its `encoder`'s
     (features, skips) output replaced by `fill` (the method's `probe_point`); compare both outputs with each
     other and with target (b, c, h, w)."""
@@ -100,11 +106,17 @@ def probe_run(run: Path, clips: int = 32, seed: int = 0) -> list[dict]:
     for part in PARTS:
         for fill in FILLS:
             result = probe(model, encoder, x, target, part, fill, seed)
-            rows.append({"run": run.name, **_columns(cfg.model.settings),
-                         "replaced": part, "fill": fill, **result._asdict(),
-                         "psnr_change": result.psnr_replaced - result.psnr_original})  # fmt: skip
+            rows.append(
+                {
+                    "run": run.name,
+                    **_columns(cfg.model.settings),
+                    "replaced": part,
+                    "fill": fill,
+                    **result._asdict(),
+                    "psnr_change": result.psnr_replaced - result.psnr_original,
+                }
+            )
     return rows
-
 
 
 def _columns(settings) -> dict:

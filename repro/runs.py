@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import socket
 import subprocess
 import tempfile
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import atomic_file, atomic_write
+from .atomic import atomic_file, atomic_write, named
 from .config import ConfigError, RunConfig, config_hash, load_config, to_toml
 
 STATES = ("pending", "running", "done", "failed")
@@ -37,6 +38,16 @@ EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(pt|npz)$")
 
 class RunError(RuntimeError):
     """A run folder's file is missing, corrupt or locked; the message names the file and the fix."""
+
+
+class UnreadableCheckpoint(RunError):
+    """A checkpoint file that torch cannot load (truncated, foreign); `reason` says what torch said."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"checkpoint {path} is unreadable ({reason}); delete it and rerun to resume from the previous checkpoint"
+        )
+        self.reason = reason
 
 
 class TornLineWarning(UserWarning):
@@ -62,14 +73,25 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line, flushed and fsynced; a torn last line left by a crash is closed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab+") as handle:
-        torn = False
-        if handle.seek(0, os.SEEK_END) > 0:
-            handle.seek(-1, os.SEEK_END)
-            torn = handle.read(1) != b"\n"
-        handle.write((b"\n" if torn else b"") + json.dumps(record).encode() + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "ab+") as handle:
+            torn = False
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                torn = handle.read(1) != b"\n"
+            handle.write((b"\n" if torn else b"") + json.dumps(record).encode() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:  # a failed write names no file
+        raise named(error, path) from None
+
+
+def keep_epochs_up_to(path: Path, epoch: int) -> None:
+    """Drop the records of `path` after `epoch`: a run resumed from that epoch's checkpoint logs them again."""
+    records = read_jsonl(path)
+    kept = [record for record in records if record.get("epoch", 0) <= epoch]
+    if len(kept) < len(records):
+        atomic_write(path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -84,13 +106,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            warnings.warn(f"{path}:{number}: skipped a torn line (a write was interrupted)", TornLineWarning)
+            warnings.warn(
+                f"{path}:{number}: skipped a torn line (a write was interrupted)", TornLineWarning, stacklevel=2
+            )
     return records
 
 
 # --------------------------------------------------------------------------------------------- status
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def status(run: Path) -> dict[str, Any]:
@@ -105,8 +129,14 @@ def set_status(run: Path, state: str, error: str | None = None) -> None:
         raise ValueError(f"run state must be one of {', '.join(STATES)}; got {state!r}")
     previous = status(run)
     now = _now()
-    record = {"state": state, "error": error, "pid": os.getpid(), "host": socket.gethostname(),
-              "created": previous.get("created", now), "updated": now}  # fmt: skip
+    record = {
+        "state": state,
+        "error": error,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "created": previous.get("created", now),
+        "updated": now,
+    }
     atomic_write_json(Path(run) / "status.json", record)
 
 
@@ -151,8 +181,10 @@ def run_lock(run: Path) -> Iterator[None]:
         if holder.get("host") == owner["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
             path.unlink(missing_ok=True)  # stale: its process is gone
             continue
-        raise RunError(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')} (see {path}); "
-                       f"wait for it, or delete {path} if that process is gone")  # fmt: skip
+        raise RunError(
+            f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')} (see {path}); "
+            f"wait for it, or delete {path} if that process is gone"
+        )
     _remove_leftovers(Path(run))
     try:
         yield
@@ -206,8 +238,32 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise RunError(f"checkpoint {path} not found") from None
     except Exception as error:  # torch raises several types for a truncated or foreign file
-        raise RunError(f"checkpoint {path} is unreadable ({type(error).__name__}: {str(error)[:200]}); "
-                       "delete it and rerun to resume from the previous checkpoint") from None  # fmt: skip
+        raise UnreadableCheckpoint(path, f"{type(error).__name__}: {str(error)[:200]}") from None
+
+
+def discard_checkpoint(run: Path, epoch: int, reason: str) -> str:
+    """Move an unreadable checkpoint aside (`epoch_XXX.pt.corrupt`) with what was derived from it (that epoch's
+    signals, the metrics), so the run is unfinished and a rerun retrains from the last good checkpoint.
+    Returns what happened, in words."""
+    path = checkpoint_path(run, epoch)
+    aside = path.with_name(path.name + ".corrupt")
+    with contextlib.suppress(FileNotFoundError):  # another process (a torchrun rank) moved it first
+        os.replace(path, aside)
+    signals_path(run, epoch).unlink(missing_ok=True)
+    (Path(run) / "metrics.json").unlink(missing_ok=True)
+    return f"{path} is unreadable ({reason}); moved aside to {aside.name}"
+
+
+def latest_readable_checkpoint(run: Path) -> tuple[int, dict[str, Any]] | None:
+    """(epoch, state) of the newest checkpoint that loads; newer unreadable ones are discarded with a warning."""
+    for epoch, path in reversed(checkpoints(run)):
+        try:
+            return epoch, load_checkpoint(path)
+        except UnreadableCheckpoint as error:
+            warnings.warn(
+                f"{discard_checkpoint(run, epoch, error.reason)}; resuming from the checkpoint before", stacklevel=2
+            )
+    return None
 
 
 def signals_path(run: Path, epoch: int) -> Path:
@@ -217,6 +273,11 @@ def signals_path(run: Path, epoch: int) -> Path:
 def save_signals(run: Path, epoch: int, **arrays: np.ndarray) -> Path:
     """Per-frame raw signals of one evaluated epoch (PSNR, distance, labels, video ids, types) as .npz."""
     path = signals_path(run, epoch)
+    if "label" in arrays and (np.asarray(arrays["label"]) < 0).any():
+        raise RunError(
+            f"{path}: refused to save signals with the placeholder label -1 (frames evaluated without "
+            "ground truth); give the test split its labels (testing/labels.npy or data.labels)"
+        )
     with atomic_file(path) as handle:
         np.savez(handle, **arrays)
     return path
@@ -246,8 +307,30 @@ def read_metrics(run: Path) -> dict[str, Any]:
     """metrics.json; RunError naming the file and the run's state if it is missing."""
     path = Path(run) / "metrics.json"
     if not path.exists():
-        raise RunError(f"{path} not found: the run is {status(run)['state']}; run it (repro train or the sweep)")
+        state = status(run)["state"]
+        raise RunError(
+            f"{path} not found: the run is {'unfinished' if state == 'done' else state}; finish it with "
+            f"`{finish_command(run)}`"
+        )
     return read_json(path)
+
+
+def finish_command(run: Path) -> str:
+    """The command that trains, evaluates and scores `run` from where it stopped (its config.toml as profile)."""
+    run = Path(run)
+    return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(run.parent))}"
+
+
+def is_finished(run: Path) -> bool:
+    """Done by its status and by its files: a readable metrics.json (without one the run is evaluated again
+    from its checkpoints and signals)."""
+    if status(run)["state"] != "done":
+        return False
+    try:
+        read_json(Path(run) / "metrics.json")
+    except RunError:
+        return False
+    return True
 
 
 def _git(*args: str) -> str | None:
@@ -270,11 +353,16 @@ def run_record(**extra: Any) -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD")
     dirty = _git("status", "--porcelain") if commit else None
     record = {
-        "git_commit": commit, "git_dirty": None if dirty is None else bool(dirty),
-        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-        "sklearn": _version("scikit-learn"), "platform": platform.platform(), "host": socket.gethostname(),
+        "git_commit": commit,
+        "git_dirty": None if dirty is None else bool(dirty),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": _version("scikit-learn"),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
         "time": _now(),
-    }  # fmt: skip
+    }
     return record | extra
 
 
@@ -298,17 +386,20 @@ class RunStore:
         return run
 
     def is_done(self, cfg: RunConfig) -> bool:
-        return status(self.run_dir(cfg))["state"] == "done"
+        return is_finished(self.run_dir(cfg))
 
     status = staticmethod(status)
     set_status = staticmethod(set_status)
     lock = staticmethod(run_lock)
     append_jsonl = staticmethod(append_jsonl)
     read_jsonl = staticmethod(read_jsonl)
+    keep_epochs_up_to = staticmethod(keep_epochs_up_to)
     checkpoint_path = staticmethod(checkpoint_path)
     save_checkpoint = staticmethod(save_checkpoint)
     checkpoints = staticmethod(checkpoints)
     latest_checkpoint = staticmethod(latest_checkpoint)
+    latest_readable_checkpoint = staticmethod(latest_readable_checkpoint)
+    discard_checkpoint = staticmethod(discard_checkpoint)
     load_checkpoint = staticmethod(load_checkpoint)
     save_signals = staticmethod(save_signals)
     load_signals = staticmethod(load_signals)
@@ -324,5 +415,5 @@ def list_runs(root: Path = Path("runs")) -> list[tuple[str, RunConfig, str]]:
         try:
             runs.append((config.parent.name, load_config(config), status(config.parent)["state"]))
         except (ConfigError, RunError) as error:
-            warnings.warn(f"{config.parent}: skipped ({error})")
+            warnings.warn(f"{config.parent}: skipped ({error})", stacklevel=2)
     return runs

@@ -71,7 +71,9 @@ def minmax_per_video(values: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
     constant = span == 0
     if constant.any():
         names = ", ".join(str(v) for v in np.unique(np.asarray(video_ids)[constant]))
-        warnings.warn(f"constant signal in video(s) {names}: normalised to 0 instead of NaN", ConstantSignalWarning)
+        warnings.warn(
+            f"constant signal in video(s) {names}: normalised to 0 instead of NaN", ConstantSignalWarning, stacklevel=2
+        )
     return np.where(constant, 0.0, (values - lo[video]) / np.where(constant, 1.0, span))
 
 
@@ -150,10 +152,11 @@ def frame_metrics(signals: Scorable, labels: np.ndarray, video_ids: np.ndarray, 
 
 
 def per_type_auc(scores: np.ndarray, anomaly_types: np.ndarray) -> dict[str, float]:
-    """AUC of each anomaly type against the normal frames alone (types absent from the set are skipped)."""
+    """AUC of each anomaly type present against the normal frames alone; codes other than the synthetic ones
+    (a user's anomaly_types.npy) are named type_<code>."""
     normal, aucs = anomaly_types == 0, {}
-    for code, name in ANOMALY_TYPES.items():
+    for code in np.unique(anomaly_types[anomaly_types > 0]).tolist():
         chosen = normal | (anomaly_types == code)
-        if normal.any() and (anomaly_types == code).any():
-            aucs[name] = frame_auc(scores[chosen], anomaly_types[chosen] > 0)
+        if normal.any():
+            aucs[ANOMALY_TYPES.get(code, f"type_{code}")] = frame_auc(scores[chosen], anomaly_types[chosen] > 0)
     return aucs

@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from .data.clips import loader_workers
 from .distributed import Ranks, gather_rows, per_rank_batch
 from .models.method import Method
 from .precision import autocast
@@ -25,8 +26,13 @@ ADAM_BETAS = (0.9, 0.999)
 
 
 def train_step(
-    method: Method, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, target: Tensor,
-    precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+    method: Method,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Tensor,
+    target: Tensor,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Tensor]:
     """One optimisation step on the method's training loss (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s).
 
@@ -70,18 +76,40 @@ def compile_networks(model: nn.Module, eager: list[nn.Module], backend: str = "i
             child.compile(backend=backend)
 
 
-def seeded_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, shuffle: bool, drop_last: bool,
-                  num_workers: int = 0, pin_memory: bool = False, ranks: Ranks = Ranks()) -> DataLoader:
+def seeded_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    drop_last: bool,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    ranks: Ranks = Ranks(),
+) -> DataLoader:
     """A loader whose order depends only on (seed, epoch), so a resumed run sees the same batches; under
     torchrun each rank reads its own equal share of the clips (padded by repetition to equal length)."""
     if not ranks.distributed:
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
-                          num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            generator=generator,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
     sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=shuffle, seed=seed)
     sampler.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=per_rank_batch(batch_size, ranks), sampler=sampler, drop_last=drop_last,
-                      num_workers=num_workers, pin_memory=pin_memory)  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_size=per_rank_batch(batch_size, ranks),
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )
 
 
 def _to_device(batch: dict, method: Method, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -89,8 +117,15 @@ def _to_device(batch: dict, method: Method, device: torch.device) -> tuple[Tenso
     return method.to_input(inputs), method.to_target(target)
 
 
-def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: torch.device,
-          progress: bool = True, ranks: Ranks = Ranks()) -> nn.Module:
+def train(
+    cfg: RunConfig,
+    run: Path,
+    store: RunStore,
+    dataset: Dataset,
+    device: torch.device,
+    progress: bool = True,
+    ranks: Ranks = Ranks(),
+) -> nn.Module:
     """Train from the last checkpoint of `run` (or from scratch) to cfg.train.epochs; returns the model.
 
     Under torchrun (`ranks.distributed`) every rank trains a DDP replica on its share of each batch and
@@ -99,19 +134,34 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
     method = cfg.model.method
     model = build_model(cfg, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    scheduler = lr_schedule(optimizer, cfg.train.schedule, cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
+    if ranks.main:
+        store.keep_epochs_up_to(run / "train.jsonl", start)  # epochs after the checkpoint are logged again
     network = _replicate(model, method.state_memory(model), device, ranks)
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
-        loader = seeded_loader(dataset, cfg.train.batch_size, cfg.seed, epoch, cfg.train.shuffle, cfg.train.drop_last,
-                               cfg.exec.num_workers, device.type == "cuda", ranks)  # fmt: skip
+        workers = loader_workers(dataset, cfg.exec.num_workers)  # decoding on the fly: workers decode
+        loader = seeded_loader(
+            dataset,
+            cfg.train.batch_size,
+            cfg.seed,
+            epoch,
+            cfg.train.shuffle,
+            cfg.train.drop_last,
+            workers,
+            device.type == "cuda",
+            ranks,
+        )
         sums: dict[str, Tensor] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main
+        )
         for batch in bar:
-            terms = train_step(method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision,
-                               scaler)
+            terms = train_step(
+                method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision, scaler
+            )
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
         if not ranks.main:
@@ -120,12 +170,27 @@ def train(cfg: RunConfig, run: Path, store: RunStore, dataset: Dataset, device: 
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()})
         if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch}  # fmt: skip
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+            }
             store.save_checkpoint(run, epoch, state)
     if network is not model and method.state_memory(model) is not None:
         method.state_memory(model).gather = None  # the returned module updates its items from its own queries
     return model
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: "cosine" anneals to 0 over `epochs` (SPEC sec. 4), "constant" keeps the lr
+    (MemAE's official code, SPEC sec. 8)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    raise ValueError(f"unknown train.schedule {schedule!r}; allowed: cosine, constant")
 
 
 def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device, ranks: Ranks) -> nn.Module:
@@ -135,17 +200,18 @@ def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device,
         return model
     if memory is not None:
         memory.gather = gather_rows
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)  # fmt: skip
+    return DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+    )
 
 
 def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler, scaler) -> int:
-    """Load the newest checkpoint into model, optimiser, schedule and loss scaler; the epoch it ends, or 0."""
-    latest = store.latest_checkpoint(run)
+    """Load the newest readable checkpoint into model, optimiser, schedule and loss scaler; the epoch it ends,
+    or 0 (unreadable newer ones are moved aside and retrained)."""
+    latest = store.latest_readable_checkpoint(run)
     if latest is None:
         return 0
-    epoch, path = latest
-    state = store.load_checkpoint(path)
+    epoch, state = latest
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

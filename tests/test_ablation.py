@@ -63,11 +63,14 @@ def test_load_table_defaults_to_every_dataset_and_no_grid(tmp_path):
     assert table.datasets == DATASETS and table.lambda_grid == () and table.published == []
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "not found; the shipped ones are in ablations/*.toml"),
-    ('name = "x"\nquestion = ', "is not valid TOML"),
-    ('name = "x"\n[models]\nrow = []\n', "lacks question, stand_ins; see ablations/table5.toml"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "not found; give a path to a TOML file or a shipped name"),
+        ('name = "x"\nquestion = ', "is not valid TOML"),
+        ('name = "x"\n[models]\nrow = []\n', "lacks question, stand_ins; see ablations/table5.toml"),
+    ],
+)
 def test_load_table_errors_name_the_file_and_the_fix(tmp_path, text, message):
     path = tmp_path / "broken.toml"
     if text is not None:
@@ -101,8 +104,10 @@ def test_table_grid_seeds_count_from_the_configured_seed_and_sweep_overrides_rea
 
 def test_table_grid_on_real_data_reads_the_dataset_from_the_root(table):
     runs = table_grid(table, None, seeds=1, data_root="/datasets")
-    assert {(run.config.data.name, run.config.data.root) for run in runs} == {("ped2", "/datasets"),
-                                                                              ("avenue", "/datasets")}
+    assert {(run.config.data.name, run.config.data.root) for run in runs} == {
+        ("ped2", "/datasets"),
+        ("avenue", "/datasets"),
+    }
 
 
 def test_table_grid_refuses_a_dataset_without_a_stand_in(table):
@@ -112,8 +117,10 @@ def test_table_grid_refuses_a_dataset_without_a_stand_in(table):
 
 def test_the_lambda_grid_changes_only_the_runs_whose_scores_read_it(table):
     runs = {(run.labels["dataset"], run.labels["model"]): run.config for run in table_grid(table, None, seeds=1)}
-    without_grid = {(run.labels["dataset"], run.labels["model"]): run.config
-                    for run in table_grid(replace(table, lambda_grid=()), None, seeds=1)}  # fmt: skip
+    without_grid = {
+        (run.labels["dataset"], run.labels["model"]): run.config
+        for run in table_grid(replace(table, lambda_grid=()), None, seeds=1)
+    }
     assert runs["ped2", "Pred w/ Mem"].eval.lambda_grid == GRID
     assert config_hash(runs["ped2", "Pred w/ Mem"]) != config_hash(without_grid["ped2", "Pred w/ Mem"])
     for row in ("Pred w/o Mem", "MemAE"):  # PSNR or error alone: λ is 1, the grid is not part of the run
@@ -139,7 +146,11 @@ def test_a_row_naming_another_methods_setting_is_refused(table):
 def test_variant_grid_shares_seeds_and_changes_only_the_variants_keys():
     runs = variant_grid(None, ("model.mnad.task=recon",), {"no-separateness": ("model.mnad.separateness=0",)}, 2)
     assert [(run.labels["variant"], run.seed) for run in runs] == [
-        ("baseline", 0), ("baseline", 1), ("no-separateness", 0), ("no-separateness", 1)]
+        ("baseline", 0),
+        ("baseline", 1),
+        ("no-separateness", 0),
+        ("no-separateness", 1),
+    ]
     baseline, variant = runs[:2], runs[2:]
     assert all(run.config.model.mnad.task == "recon" for run in runs)  # the base overrides reach both arms
     for base, changed in zip(baseline, variant):
@@ -165,12 +176,15 @@ def test_variant_grid_refuses_overrides_their_method_ignores():
 
 
 # ----------------------------------------------------------------------------------- plan_parallelism
-@pytest.mark.parametrize("pending, cores, planned", [
-    (8, 4, (4, 1)),  # more runs than cores: one single-threaded run per core
-    (3, 8, (3, 2)),  # fewer runs than cores: the cores are shared out between them
-    (2, 2, (2, 1)),
-    (1, 8, (1, 8)),  # one run takes every core
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pending, cores, planned",
+    [
+        (8, 4, (4, 1)),  # more runs than cores: one single-threaded run per core
+        (3, 8, (3, 2)),  # fewer runs than cores: the cores are shared out between them
+        (2, 2, (2, 1)),
+        (1, 8, (1, 8)),  # one run takes every core
+    ],
+)
 def test_plan_parallelism_on_the_cpu_runs_side_by_side(pending, cores, planned):
     assert plan_parallelism(pending, "cpu", cores) == planned
 
@@ -192,6 +206,8 @@ def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
     other_loss = load_config(None, ["model.mnad.task=recon", "model.mnad.separateness=0"])
     other_seed = load_config(None, ["model.mnad.task=recon", "seed=1"])
     assert training_waves([no_update, other_loss, base, other_seed, other_gamma]) == [
-        [no_update, other_loss, other_seed], [base, other_gamma]]
+        [no_update, other_loss, other_seed],
+        [base, other_gamma],
+    ]
     assert training_waves([base, other_loss]) == [[base, other_loss]]  # no second wave when nothing waits
     assert training_waves([]) == []

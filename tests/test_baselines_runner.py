@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from repro.ablation import load_table, table_grid
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
@@ -27,8 +28,14 @@ TINY_BASELINE = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("baselines")
-    common = ["data.preset=tiny", f"data.root={root / 'synthetic'}", "data.size=32", "model.mnad.width=4",
-              "train.epochs=1", "train.checkpoint_every=1"]  # fmt: skip
+    common = [
+        "data.preset=tiny",
+        f"data.root={root / 'synthetic'}",
+        "data.size=32",
+        "model.mnad.width=4",
+        "train.epochs=1",
+        "train.checkpoint_every=1",
+    ]
     return {"store": RunStore(root / "runs"), "common": common}
 
 
@@ -69,8 +76,15 @@ def test_memae_clip_j_scores_frame_j_plus_8_and_the_video_ends_are_not_scored(wo
 def memae_signals(world: dict, threshold: float) -> dict[str, np.ndarray]:
     cfg = tiny_config(world, *TINY_BASELINE["memae"], f"model.memae.shrink_threshold={threshold}")
     _, testing = datasets(cfg)
-    return evaluate_model(build_model(cfg), METHODS["memae"], testing, torch.device("cpu"),
-                          test_time_update=False, gamma=0.0, progress=False)  # fmt: skip
+    return evaluate_model(
+        build_model(cfg),
+        METHODS["memae"],
+        testing,
+        torch.device("cpu"),
+        test_time_update=False,
+        gamma=0.0,
+        progress=False,
+    )
 
 
 def test_memae_all_zero_rows_count_for_no_item_and_their_share_is_recorded(world):
@@ -84,11 +98,16 @@ def test_memae_all_zero_rows_count_for_no_item_and_their_share_is_recorded(world
 
 
 MEMAE_FLAGS = [
-    (["--shrink-threshold", "1", "--memory-size", "40"],
-     lambda c: c.model.memae.num_items == 40 and c.model.memae.shrink_threshold == pytest.approx(1 / 40)),
+    (
+        ["--shrink-threshold", "1", "--memory-size", "40"],
+        lambda c: c.model.memae.num_items == 40 and c.model.memae.shrink_threshold == pytest.approx(1 / 40),
+    ),
     (["--shrink-threshold", "3"], lambda c: c.model.memae.shrink_threshold == pytest.approx(3 / 50)),
-    (["--addressing", "cosine", "--entropy", "0"], lambda c: c.model.memae.addressing == "cosine" and c.model.memae.entropy == 0),
-]  # fmt: skip
+    (
+        ["--addressing", "cosine", "--entropy", "0"],
+        lambda c: c.model.memae.addressing == "cosine" and c.model.memae.entropy == 0,
+    ),
+]
 
 
 @pytest.mark.parametrize("flags, changed", MEMAE_FLAGS, ids=[" ".join(f) for f, _ in MEMAE_FLAGS])
@@ -96,9 +115,25 @@ def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flag
     common = [setting for setting in world["common"] if not setting.startswith("model.mnad.")]
     settings = [arg for setting in (*common, *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
     runs = tmp_path / "runs"
-    result = CliRunner().invoke(main, ["ablate", "--model", "memae", *flags, "--seeds", "1", "--jobs", "1",
-                                       "--runs", str(runs), "--out", str(tmp_path / "report"), *settings],
-                                catch_exceptions=False)  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "ablate",
+            "--model",
+            "memae",
+            *flags,
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--runs",
+            str(runs),
+            "--out",
+            str(tmp_path / "report"),
+            *settings,
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     done = {name: cfg for name, cfg, state in list_runs(runs) if state == "done"}
     assert len(done) == 2 and all(cfg.model.name == "memae" for cfg in done.values())
@@ -112,8 +147,24 @@ def test_memae_without_memory_is_its_ae_at_the_same_width(world, tmp_path):
     common = [setting for setting in world["common"] if not setting.startswith("model.mnad.")]
     settings = [arg for setting in (*common, *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
     runs = tmp_path / "runs"
-    result = CliRunner().invoke(main, ["ablate", "--model", "memae", "--no-memory", "--seeds", "1", "--jobs", "1",
-                                       "--runs", str(runs), "--out", str(tmp_path / "report"), *settings])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "ablate",
+            "--model",
+            "memae",
+            "--no-memory",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--runs",
+            str(runs),
+            "--out",
+            str(tmp_path / "report"),
+            *settings,
+        ],
+    )
     assert result.exit_code == 0, result.output
     done = sorted((cfg.model.name, cfg.model.settings.width) for _, cfg, state in list_runs(runs) if state == "done")
     assert done == [("ae3d", 6), ("memae", 6)]  # two different networks, not the same one twice
@@ -125,3 +176,48 @@ def test_a_flag_that_memae_ignores_is_refused_naming_the_flag_and_the_model(flag
     assert result.exit_code == 2
     assert "memae" in result.output and ("model.mnad." in result.output or "eval." in result.output)
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())  # refused before any work
+
+
+def test_the_synthetic_table_trains_memae_and_its_ae_alike_with_the_memory_a_minority_of_memae():
+    table = load_table(Path(__file__).parents[1] / "ablations" / "baselines.toml")
+    grid = table_grid(table, "synthetic", 1)
+    rows = {run.labels["model"]: run.config for run in grid if run.labels["dataset"] == "ped2"}
+    memae, ae = rows["MemAE"], rows["AE"]
+    assert memae.train == ae.train and memae.data == ae.data  # only the memory differs
+    assert memae.model.memae.width == ae.model.ae3d.width == 24
+    assert (memae.train.lr, memae.train.schedule, memae.train.drop_last) == (1e-4, "constant", False)  # official
+    model = build_model(memae)
+    share = model.memory.items.numel() / sum(p.numel() for p in model.parameters())
+    assert 0.2 < share < 0.3  # N = 2000 items of d = 64 at width 24: a quarter of the parameters
+
+
+@pytest.mark.parametrize("name", ["memae", "ae3d"])
+def test_the_paper_profile_gives_memae_and_its_ae_the_official_settings(name):
+    cfg = load_config("paper", [f"model.name={name}"])
+    train, data = cfg.train, cfg.data
+    assert (train.lr, train.schedule, train.batch_size, train.drop_last, train.epochs) == (
+        1e-4,
+        "constant",
+        14,
+        False,
+        100,
+    )
+    assert (data.grayscale, data.size, cfg.seed) == (True, 256, 1)
+    assert cfg.model.settings.width == 96
+    mnad = load_config("paper")
+    assert (mnad.train.lr, mnad.train.schedule, mnad.train.batch_size, mnad.data.grayscale) == (
+        2e-4,
+        "cosine",
+        4,
+        False,
+    )
+
+
+def test_the_paper_profile_gives_the_convlstm_its_published_settings():
+    cfg = load_config("paper", ["model.name=convlstm"])
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.data.grayscale, cfg.data.size) == (
+        64,
+        50,
+        True,
+        227,
+    )  # the paper: 227x227 grayscale cuboids

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from click.testing import CliRunner
 
 from repro.cli import main
@@ -25,8 +24,9 @@ def test_bench_rejects_a_size_not_divisible_by_8():
 
 
 def test_bench_times_a_baseline_without_a_test_time_update():
-    result = CliRunner().invoke(main, ["bench", "--model", "convlstm", "--size", "16", "--batch", "1",
-                                       "--seconds", "0"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["bench", "--model", "convlstm", "--size", "16", "--batch", "1", "--seconds", "0"]
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["model"] == "convlstm" and record["eval_fps"] is None and record["train_fps"] > 0

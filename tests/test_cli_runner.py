@@ -22,8 +22,20 @@ pytestmark = pytest.mark.slow
 def world(tmp_path_factory):
     """Settings for seconds-long runs, and a run store shared by the tests of this module."""
     root = tmp_path_factory.mktemp("world")
-    tiny = ["--set", "data.preset=tiny", "--set", f"data.root={root / 'synthetic'}", "--set", "data.size=32",
-            "--set", "model.mnad.width=4", "--set", "train.epochs=1", "--set", "train.checkpoint_every=1"]  # fmt: skip
+    tiny = [
+        "--set",
+        "data.preset=tiny",
+        "--set",
+        f"data.root={root / 'synthetic'}",
+        "--set",
+        "data.size=32",
+        "--set",
+        "model.mnad.width=4",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.checkpoint_every=1",
+    ]
     return {"root": root, "runs": root / "runs", "tiny": tiny}
 
 
@@ -64,8 +76,9 @@ FLAGS = [
 
 @pytest.mark.parametrize("flags, changed", FLAGS, ids=[" ".join(f) for f, _ in FLAGS])
 def test_every_ablate_flag_changes_the_variant_and_writes_metrics(world, flags, changed, tmp_path):
-    result = invoke("ablate", *flags, "--seeds", 1, "--jobs", 1, "--runs", world["runs"], "--out", tmp_path,
-                    *world["tiny"])  # fmt: skip
+    result = invoke(
+        "ablate", *flags, "--seeds", 1, "--jobs", 1, "--runs", world["runs"], "--out", tmp_path, *world["tiny"]
+    )
     assert result.exit_code == 0, result.output
     table = (tmp_path / "comparison.md").read_text()
     assert "| auc" in table and "baseline" in table
@@ -77,8 +90,19 @@ def test_every_ablate_flag_changes_the_variant_and_writes_metrics(world, flags, 
 
 
 def test_ablate_with_two_seeds_gives_an_interval(world, tmp_path):
-    result = invoke("ablate", "--no-separateness", "--seeds", 2, "--jobs", 1, "--runs", world["runs"],
-                    "--out", tmp_path, *world["tiny"])  # fmt: skip
+    result = invoke(
+        "ablate",
+        "--no-separateness",
+        "--seeds",
+        2,
+        "--jobs",
+        1,
+        "--runs",
+        world["runs"],
+        "--out",
+        tmp_path,
+        *world["tiny"],
+    )
     assert result.exit_code == 0, result.output
     auc_row = next(line for line in (tmp_path / "comparison.csv").read_text().splitlines() if ",auc," in line)
     assert "[" in auc_row  # a t-interval over two paired seeds
@@ -117,8 +141,9 @@ def test_a_killed_sweep_resumes_without_recomputing(world, tmp_path):
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = {name: (runs / name / "metrics.json").stat().st_mtime_ns
-                for name, _, state in list_runs(runs) if state == "done"}  # fmt: skip
+    finished = {
+        name: (runs / name / "metrics.json").stat().st_mtime_ns for name, _, state in list_runs(runs) if state == "done"
+    }
     assert finished and len(finished) < 3, "the kill came too late to interrupt the sweep"
 
     result = invoke(*args)
@@ -131,15 +156,18 @@ def test_a_killed_sweep_resumes_without_recomputing(world, tmp_path):
     assert "97.06" in table_md and "Recon w/o Mem" in table_md
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--dataset", "kitti"], "Invalid value for '--dataset'"),
-    (["train", "--dataset", "ped2"], "needs its location"),
-    (["train", "--set", "trian.epochs=1"], "trian"),
-    (["train", "--set", "train.epocs=1"], "epochs"),
-    (["train", "--lambda", "1.5"], "1.5 is not in the range"),
-    (["train", "--set", "eval.lambda_score=2"], "lambda_score"),
-    (["ablate"], "name at least one change"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "kitti"], "dataset 'kitti' needs its location: pass --data"),
+        (["train", "--dataset", "ped2"], "needs its location"),
+        (["train", "--set", "trian.epochs=1"], "trian"),
+        (["train", "--set", "train.epocs=1"], "epochs"),
+        (["train", "--lambda", "1.5"], "1.5 is not in the range"),
+        (["train", "--set", "eval.lambda_score=2"], "lambda_score"),
+        (["ablate"], "name at least one change"),
+    ],
+)
 def test_bad_input_is_one_line_with_exit_code_2(world, args, message):
     result = invoke(*args, "--runs", world["runs"])
     assert result.exit_code == 2, result.output
@@ -147,14 +175,16 @@ def test_bad_input_is_one_line_with_exit_code_2(world, args, message):
     assert "Traceback" not in result.output
 
 
-def test_a_corrupt_checkpoint_names_the_file_and_the_fix(world, tmp_path):
+def test_a_corrupt_checkpoint_is_named_moved_aside_and_retrained(world, tmp_path):
     settings = [*world["tiny"], "--set", "train.epochs=2"]
     run = RunStore(tmp_path).run_dir(load_config("synthetic", settings[1::2]))
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "epoch_001.pt").write_bytes(b"not a checkpoint")
-    result = invoke("train", *settings, "--runs", tmp_path)
-    assert result.exit_code == 2, result.output
-    assert "epoch_001.pt" in result.output and "delete it" in result.output
+    with pytest.warns(UserWarning, match=r"epoch_001\.pt is unreadable .*moved aside"):
+        result = invoke("train", *settings, "--runs", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (run / "checkpoints" / "epoch_001.pt.corrupt").read_bytes() == b"not a checkpoint"
+    assert [epoch for epoch, _ in RunStore(tmp_path).checkpoints(run)] == [1, 2]
 
 
 def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):
@@ -185,4 +215,3 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(world, tmp_p
     resumed = torch.load(run / "checkpoints" / "epoch_002.pt", weights_only=True)["model"]
     assert all(torch.equal(final[key], resumed[key]) for key in final)
     assert read_metrics(run)["default"]["auc"] == uninterrupted
-

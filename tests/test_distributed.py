@@ -37,7 +37,8 @@ def test_the_batch_is_split_over_the_ranks_or_refused():
 
 def test_replicas_fed_different_clips_keep_the_same_items_and_weights(tmp_path):
     script = tmp_path / "replica.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import torch
         from repro.distributed import join, ranks_from_environment
         from repro.models.mnad import MNAD, MNADMethod
@@ -55,7 +56,8 @@ def test_replicas_fed_different_clips_keep_the_same_items_and_weights(tmp_path):
             train_step(MNADMethod(), network, optimizer, x, x)
         conv = model.encoder.block1[0].weight.detach()
         torch.save({{"items": model.memory.items, "conv": conv}}, r"{tmp_path}/rank%d.pt" % ranks.rank)
-    """))
+    """)
+    )
     done = subprocess.run([*TORCHRUN, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
@@ -67,11 +69,22 @@ def test_replicas_fed_different_clips_keep_the_same_items_and_weights(tmp_path):
 
 def test_torchrun_train_writes_one_run_from_rank_0(tmp_path):
     runs, repro = tmp_path / "runs", Path(sys.executable).parent / "repro"  # the console script of this env
-    settings = {"data.preset": "tiny", "data.root": tmp_path / "synthetic", "data.size": 32, "model.mnad.width": 4,
-                "train.epochs": 2, "train.checkpoint_every": 1, "exec.threads": 1}  # fmt: skip
+    settings = {
+        "data.preset": "tiny",
+        "data.root": tmp_path / "synthetic",
+        "data.size": 32,
+        "model.mnad.width": 4,
+        "train.epochs": 2,
+        "train.checkpoint_every": 1,
+        "exec.threads": 1,
+    }
     sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    done = subprocess.run([*TORCHRUN, "--no-python", str(repro), "train", *sets, "--runs", str(runs)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [*TORCHRUN, "--no-python", str(repro), "train", *sets, "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = runs.iterdir()
     assert json.loads((run / "status.json").read_text())["state"] == "done"

@@ -15,11 +15,17 @@ class TinyClips(torch.utils.data.Dataset):
     def __init__(self, per_video=5, size=16):
         g = torch.Generator().manual_seed(0)
         self.items = [
-            {"input": torch.rand(4, 3, size, size, generator=g) * 2 - 1,
-             "target": torch.rand(1, 3, size, size, generator=g) * 2 - 1,
-             "video": video, "frame": 4 + i, "label": int(i >= 3), "anomaly_type": 2 * int(i >= 3)}
-            for video in range(2) for i in range(per_video)
-        ]  # fmt: skip
+            {
+                "input": torch.rand(4, 3, size, size, generator=g) * 2 - 1,
+                "target": torch.rand(1, 3, size, size, generator=g) * 2 - 1,
+                "video": video,
+                "frame": 4 + i,
+                "label": int(i >= 3),
+                "anomaly_type": 2 * int(i >= 3),
+            }
+            for video in range(2)
+            for i in range(per_video)
+        ]
 
     def __len__(self):
         return len(self.items)
@@ -78,8 +84,9 @@ def test_reset_per_video_starts_each_video_from_the_trained_items(setup):
 def test_collect_examples_one_frame_per_type_and_queries(setup):
     model, entry, data, device = setup
     signals = evaluate(setup)
-    examples = collect_examples(model, entry, entry.layout(MNADSettings(task="pred")), data, signals, device,
-                                max_frames_for_queries=4)
+    examples = collect_examples(
+        model, entry, entry.layout(MNADSettings(task="pred")), data, signals, device, max_frames_for_queries=4
+    )
     assert examples["example_type"].tolist() == [0, 2]
     assert examples["example_output"].shape == (2, 16, 16, 3)
     assert 0 <= examples["example_target"].min() and examples["example_target"].max() <= 1
@@ -90,4 +97,3 @@ def test_collect_examples_one_frame_per_type_and_queries(setup):
     assert examples["queries"].shape == (4 * 2 * 2, 32)
     assert examples["items"].shape == (10, 32)
     assert examples["assignments"].max() < 10
-

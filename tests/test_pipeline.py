@@ -45,11 +45,14 @@ def test_a_run_differing_only_in_eval_links_the_finished_runs_checkpoints(store)
     assert adopt_checkpoints(cfg, run, store) == 0  # now it has its own
 
 
-@pytest.mark.parametrize("other", [
-    ["model.mnad.separateness=0"],  # another network
-    ["seed=1"],  # other weights
-    ["train.lr=1e-3"],  # another optimisation
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "other",
+    [
+        ["model.mnad.separateness=0"],  # another network
+        ["seed=1"],  # other weights
+        ["train.lr=1e-3"],  # another optimisation
+    ],
+)
 def test_a_run_with_another_training_adopts_nothing(store, other):
     finished_run(store, load_config(None, TWO_EPOCHS))
     cfg = load_config(None, [*TWO_EPOCHS, *other])
@@ -104,10 +107,16 @@ def mnad_signals(seed):
     """Hand-made MNAD signals over 12 frames of two videos with memory usage."""
     rng = np.random.default_rng(seed)
     return {
-        "psnr": rng.uniform(20, 30, 12), "regular": rng.uniform(0, 0.02, 12), "distance": rng.uniform(0, 1, 12),
-        "video": VIDEO, "frame": np.tile(np.arange(6), 2), "label": LABEL, "anomaly_type": TYPE,
-        "item_counts": np.array([3, 1, 0, 0]), "zero_row_share": np.array([0.0]),
-    }  # fmt: skip
+        "psnr": rng.uniform(20, 30, 12),
+        "regular": rng.uniform(0, 0.02, 12),
+        "distance": rng.uniform(0, 1, 12),
+        "video": VIDEO,
+        "frame": np.tile(np.arange(6), 2),
+        "label": LABEL,
+        "anomaly_type": TYPE,
+        "item_counts": np.array([3, 1, 0, 0]),
+        "zero_row_share": np.array([0.0]),
+    }
 
 
 @pytest.fixture
@@ -121,8 +130,9 @@ def mnad_epochs():
 
 
 def mnad_config(*overrides):
-    return load_config(None, [*TWO_EPOCHS, f"eval.lambda_grid={GRID}", f"eval.lambda_score={LAMBDA}",
-                              "eval.gamma=0.01", *overrides])  # fmt: skip
+    return load_config(
+        None, [*TWO_EPOCHS, f"eval.lambda_grid={GRID}", f"eval.lambda_score={LAMBDA}", "eval.gamma=0.01", *overrides]
+    )
 
 
 def test_the_honest_default_is_the_last_epoch_at_the_configured_lambda(mnad_epochs):
@@ -133,8 +143,10 @@ def test_the_honest_default_is_the_last_epoch_at_the_configured_lambda(mnad_epoc
     assert default["epoch"] == 2 and default["lambda"] == LAMBDA
     assert default["auc"] == pytest.approx(roc_auc_score(LABEL, scores))
     assert default["aupr"] == pytest.approx(average_precision_score(LABEL, scores))
-    raw = 1 - (LAMBDA * (last["psnr"] - last["psnr"].min()) / np.ptp(last["psnr"])
-               + (1 - LAMBDA) * (1 - (last["distance"] - last["distance"].min()) / np.ptp(last["distance"])))
+    raw = 1 - (
+        LAMBDA * (last["psnr"] - last["psnr"].min()) / np.ptp(last["psnr"])
+        + (1 - LAMBDA) * (1 - (last["distance"] - last["distance"].min()) / np.ptp(last["distance"]))
+    )
     assert default["raw_auc"] == pytest.approx(roc_auc_score(LABEL, raw))  # one min-max over the whole set
     per_video = [roc_auc_score(LABEL[VIDEO == v], scores[VIDEO == v]) for v in (0, 1)]
     assert default["macro_auc"] == pytest.approx(np.mean(per_video))
@@ -142,12 +154,15 @@ def test_the_honest_default_is_the_last_epoch_at_the_configured_lambda(mnad_epoc
 
 def test_the_oracle_is_the_best_epoch_and_lambda_over_the_grid(mnad_epochs):
     metrics = run_metrics(mnad_config(), mnad_epochs)
-    aucs = {(epoch, lam): roc_auc_score(LABEL, mnad_score(arrays, lam))
-            for epoch, arrays in mnad_epochs.items() for lam in [*GRID, LAMBDA]}  # fmt: skip
+    aucs = {
+        (epoch, lam): roc_auc_score(LABEL, mnad_score(arrays, lam))
+        for epoch, arrays in mnad_epochs.items()
+        for lam in [*GRID, LAMBDA]
+    }
     assert aucs[1, 0.0] == 1.0 and aucs[1, 1.0] == 0.0 and aucs[2, LAMBDA] < 1.0
     oracle = metrics["oracle"]
     assert (oracle["epoch"], oracle["lambda"], oracle["auc"]) == (1, 0.0, 1.0)
-    for epoch, arrays in mnad_epochs.items():
+    for epoch in mnad_epochs:
         by_lambda = metrics["epochs"][str(epoch)]["lambdas"]
         assert set(by_lambda) == {"0", "0.5", "1", "0.6"}
         for lam in [*GRID, LAMBDA]:
@@ -201,8 +216,16 @@ def test_without_memory_lambda_is_one_whatever_the_profile_says(mnad_epochs):
 
 def test_a_reconstruction_baseline_scores_its_error_and_reports_its_memory_usage():
     rng = np.random.default_rng(0)
-    epochs = {1: {"error": rng.uniform(0, 1, 12) + LABEL, "video": VIDEO, "label": LABEL, "anomaly_type": TYPE,
-                  "item_counts": np.array([5, 0, 2]), "zero_row_share": np.array([0.25])}}  # fmt: skip
+    epochs = {
+        1: {
+            "error": rng.uniform(0, 1, 12) + LABEL,
+            "video": VIDEO,
+            "label": LABEL,
+            "anomaly_type": TYPE,
+            "item_counts": np.array([5, 0, 2]),
+            "zero_row_share": np.array([0.25]),
+        }
+    }
     metrics = run_metrics(load_config(None, ["model.name=memae", "train.epochs=1"]), epochs)
     default = metrics["default"]
     assert (default["epoch"], default["lambda"]) == (1, 1.0) and metrics["oracle"]["lambda"] == 1.0

@@ -30,8 +30,14 @@ ped2 = "tiny"
 @pytest.fixture
 def grid(tmp_path):
     (tmp_path / "tiny.toml").write_text(TABLE)
-    overrides = (f"data.root={tmp_path / 'synthetic'}", "data.size=32", "model.mnad.width=4", "train.epochs=1",
-                 "train.checkpoint_every=1", "exec.threads=1")  # fmt: skip
+    overrides = (
+        f"data.root={tmp_path / 'synthetic'}",
+        "data.size=32",
+        "model.mnad.width=4",
+        "train.epochs=1",
+        "train.checkpoint_every=1",
+        "exec.threads=1",
+    )
     return tmp_path, table_grid(load_table(tmp_path / "tiny.toml"), "synthetic", 1, None, overrides), overrides
 
 
@@ -53,8 +59,20 @@ def test_ray_gives_the_local_metrics(grid):
 def test_a_killed_ray_sweep_completes_on_rerun(grid):
     root, runs, overrides = grid
     sets = [arg for override in overrides for arg in ("--set", override)]
-    command = [sys.executable, "-c", "from repro.cli import main; main()", "sweep", str(root / "tiny.toml"),
-               "--runs", str(root / "runs"), "--out", str(root / "report"), "--executor", "ray", *sets]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from repro.cli import main; main()",
+        "sweep",
+        str(root / "tiny.toml"),
+        "--runs",
+        str(root / "runs"),
+        "--out",
+        str(root / "report"),
+        "--executor",
+        "ray",
+        *sets,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline and not any(state == "done" for _, _, state in list_runs(root / "runs")):

@@ -46,7 +46,11 @@ def test_status_cycle_keeps_created_and_records_error(store):
     store.set_status(run, "failed", error="KeyboardInterrupt: ")
     assert store.status(run)["error"] == "KeyboardInterrupt: " and store.status(run)["created"] == created
     store.set_status(run, "done")
+    assert not store.is_done(cfg)  # done by its status, but without metrics.json: evaluated again
+    store.write_metrics(run, {"default": {"auc": 0.9}})
     assert store.is_done(cfg) and store.status(run)["error"] is None
+    (run / "metrics.json").write_text('{"default": ')  # cut short
+    assert not store.is_done(cfg)
     with pytest.raises(ValueError, match="one of pending, running, done, failed"):
         store.set_status(run, "finished")
 
@@ -54,6 +58,7 @@ def test_status_cycle_keeps_created_and_records_error(store):
 def test_done_run_keeps_its_files_when_prepared_again(store):
     cfg = load_config()
     run = store.prepare(cfg)
+    store.write_metrics(run, {"default": {"auc": 0.9}})
     store.set_status(run, "done")
     store.prepare(load_config(None, ["exec.threads=1"]))  # same hash: exec is not part of it
     assert store.is_done(cfg) and load_config(run / "config.toml").exec.threads is None
@@ -100,6 +105,18 @@ def test_corrupt_checkpoint_names_the_file_and_the_fix(store):
     path.write_bytes(path.read_bytes()[:40])  # truncated
     with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*delete it and rerun to resume"):
         store.load_checkpoint(path)
+
+
+def test_keep_epochs_up_to_drops_the_records_a_resumed_run_logs_again(tmp_path):
+    from repro.runs import keep_epochs_up_to
+
+    path = tmp_path / "train.jsonl"
+    for epoch in (1, 2, 3):
+        append_jsonl(path, {"epoch": epoch, "loss": 1 / epoch})
+    keep_epochs_up_to(path, 1)
+    assert read_jsonl(path) == [{"epoch": 1, "loss": 1.0}]
+    keep_epochs_up_to(tmp_path / "absent.jsonl", 0)  # nothing logged yet: nothing to do
+    assert not (tmp_path / "absent.jsonl").exists()
 
 
 def test_signals_round_trip_and_epochs(store):

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from .cache import decode_frame, load_video
-from .labels import load_test_labels
-from .layout import SPLITS, canonical_name, dataset_dir, find_videos, frame_counts
+from .cache import GB, decode_frame, load_video, plan_cache
+from .clips import require_clips
+from .identity import dataset_fingerprint
+from .labels import labels_source, load_test_labels
+from .layout import SPLITS, canonical_name, find_videos, frame_counts
 
 
-def check_dataset(root: str | Path, name: str, labels: str | Path | None = None, decode: bool = True) -> dict:
-    """Summary {split: {"videos", "frames"}, "anomalous": int | None, "labels": path | None}; a DataError says
-    what is wrong. `decode` reads every frame (finds unreadable or truncated files)."""
+def check_dataset(
+    root: str | Path,
+    name: str,
+    labels: str | Path | None = None,
+    decode: bool = True,
+    size: int = 256,
+    grayscale: bool = False,
+    cache_dir: str | Path | None = None,
+    window: int = 1,
+) -> dict:
+    """Summary {split: {"videos", "frames"}, "anomalous": int, "labels": path, "fingerprint": the data's
+    identity in a run's hash, "frame_cache": what a size x size cache needs and whether it fits}; a DataError
+    says what is wrong: the layout, a frame (`decode` reads every one), the labels (present, one per test
+    frame), or a split whose videos are all shorter than the model's clip `window`."""
     summary: dict = {}
     videos = {split: find_videos(root, name, split) for split in SPLITS}
     for split, listed in videos.items():
@@ -24,18 +39,34 @@ def check_dataset(root: str | Path, name: str, labels: str | Path | None = None,
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
         summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
-    source = Path(labels) if labels is not None else dataset_dir(root, name) / "testing" / "labels.npy"
-    summary["labels"], summary["anomalous"] = None, None
-    if labels is not None or source.exists():
-        counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
-        per_video = load_test_labels(canonical_name(name), counts, names, source)
-        summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
+    source = labels_source(root, name, labels)
+    counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
+    per_video = load_test_labels(canonical_name(name), counts, names, source)
+    summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
+    for listed in videos.values():
+        require_clips(listed, window)
+    fingerprint = dataset_fingerprint(root, name, labels)
+    summary["fingerprint"] = {
+        "path": fingerprint["path"],
+        "digest": fingerprint["digest"],
+        "labels_sha256": fingerprint["labels_sha256"],
+    }
+    plan = plan_cache([v for listed in videos.values() for v in listed], (size, size), grayscale, cache_dir)
+    summary["frame_cache"] = {
+        "size": size,
+        "grayscale": grayscale,
+        "folder": str(plan.folder),
+        "needs_gb": round(plan.needed / GB, 3),
+        "free_gb": round(plan.free / GB, 3),
+        "fits": plan.fits,
+    }
     return summary
 
 
 def benchmark_cache(frames: int = 2000, size: int = 64, videos: int = 10) -> dict:
     """Seconds for a first pass (JPEG decode + resize + cache write) and a second pass (memory-mapped cache)
-    over every frame of a `frames`-frame synthetic dataset of `size`x`size` JPEGs; frame-by-frame access."""
+    over every frame of a `frames`-frame synthetic dataset of `size`x`size` JPEGs, frame-by-frame access; and
+    the decode throughput of one core (frames/s), to size the DataLoader workers when decoding on the fly."""
     from .synthetic import PRESETS, render_video, write_frames
 
     with tempfile.TemporaryDirectory() as folder:
@@ -53,6 +84,29 @@ def benchmark_cache(frames: int = 2000, size: int = 64, videos: int = 10) -> dic
                 for i in range(len(array)):
                     np.array(array[i])  # one frame as a clip dataset reads it
             timings[name] = time.perf_counter() - tick
+        decode_seconds = _decode_seconds(listed, size)
     first, second = timings.values()
-    return {"frames": frames, "size": size, **timings, "first_pass_fps": frames / first,
-            "second_pass_fps": frames / second, "speedup": first / second}  # fmt: skip
+    return {
+        "frames": frames,
+        "size": size,
+        **timings,
+        "first_pass_fps": frames / first,
+        "second_pass_fps": frames / second,
+        "speedup": first / second,
+        "decode_fps_per_core": frames / decode_seconds,
+        "cores": os.cpu_count(),
+    }
+
+
+def _decode_seconds(videos, size: int) -> float:
+    """Seconds to decode and resize every frame in one thread (what one DataLoader worker does on the fly)."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        tick = time.perf_counter()
+        for video in videos:
+            for path in video.frames:
+                decode_frame(path, (size, size), grayscale=False)
+        return time.perf_counter() - tick
+    finally:
+        cv2.setNumThreads(threads)

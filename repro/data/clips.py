@@ -16,6 +16,7 @@ Glossary: t frames, c channels, h w size, n items.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,17 +25,29 @@ import torch
 from torch.utils.data import Dataset
 
 from ..anomaly_types import UNKNOWN
-from .cache import load_video
-from .labels import load_test_labels
-from .layout import DataError, canonical_name, dataset_dir, find_videos, frame_counts
+from .cache import load_videos
+from .labels import labels_source, load_npy, load_test_labels
+from .layout import DataError, Video, canonical_name, dataset_dir, find_videos, frame_counts
 
 
 def window_length(in_frames: int, predict: bool) -> int:
     return in_frames + 1 if predict else in_frames
 
 
-def item_positions(num_frames_per_video: Sequence[int], in_frames: int, predict: bool,
-                   scored_offset: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def require_clips(videos: Sequence[Video], length: int) -> None:
+    """A DataError unless some video of a split holds a whole window of `length` frames (else it has no clip)."""
+    longest = max(frame_counts(videos), default=0)
+    if longest < length:
+        raise DataError(
+            f"no clip in {videos[0].folder.parent if videos else 'the split'}: the model's clip window "
+            f"needs {length} frames and the longest video has {longest}. Fix: use longer videos, or a "
+            "model with a shorter window (e.g. model.task=recon: 1 frame)"
+        )
+
+
+def item_positions(
+    num_frames_per_video: Sequence[int], in_frames: int, predict: bool, scored_offset: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(video, frame) of every item, each (n,) int64, without loading any image: `frame` is the scored frame."""
     length = window_length(in_frames, predict)
     if not 0 <= scored_offset < length:
@@ -64,10 +77,18 @@ class ClipDataset(Dataset):
     (then the item's value is -1).
     """
 
-    def __init__(self, video_frames: Sequence[np.ndarray], in_frames: int, predict: bool, scored_offset: int,
-                 salt_pepper: float = 0.0, labels: Sequence[np.ndarray] | None = None,
-                 anomaly_types: Sequence[np.ndarray] | None = None, seed: int = 0,
-                 video_names: Sequence[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        video_frames: Sequence[np.ndarray],
+        in_frames: int,
+        predict: bool,
+        scored_offset: int,
+        salt_pepper: float = 0.0,
+        labels: Sequence[np.ndarray] | None = None,
+        anomaly_types: Sequence[np.ndarray] | None = None,
+        seed: int = 0,
+        video_names: Sequence[str] | None = None,
+    ) -> None:
         if not 0.0 <= salt_pepper < 1.0:
             raise ValueError(f"salt_pepper must lie in [0, 1), got {salt_pepper}")
         self.video_frames = list(video_frames)
@@ -76,12 +97,15 @@ class ClipDataset(Dataset):
         self.video_names = list(video_names) if video_names is not None else default_names
         for per_video, what in ((labels, "labels"), (anomaly_types, "anomaly_types")):
             if per_video is not None and [len(x) for x in per_video] != self.num_frames_per_video:
-                raise DataError(f"{what} per video have lengths {[len(x) for x in per_video]}, "
-                                f"the videos {self.num_frames_per_video}")  # fmt: skip
+                raise DataError(
+                    f"{what} per video have lengths {[len(x) for x in per_video]}, "
+                    f"the videos {self.num_frames_per_video}"
+                )
         self.labels, self.anomaly_types = labels, anomaly_types
         self.in_frames, self.predict, self.scored_offset = in_frames, predict, scored_offset
         self.salt_pepper, self.seed = salt_pepper, seed
         self.item_video, self.item_frame = item_positions(self.num_frames_per_video, in_frames, predict, scored_offset)
+        self.decodes_on_the_fly = False  # frames decoded when read (no frame cache): see loader_workers
 
     def __len__(self) -> int:
         return len(self.item_video)
@@ -106,36 +130,65 @@ class ClipDataset(Dataset):
         }
 
 
-def make_clip_dataset(root: str | Path, name: str, split: str, *, in_frames: int, predict: bool, scored_offset: int,
-                      size: int | tuple[int, int], grayscale: bool = False, salt_pepper: float = 0.0,
-                      labels: str | Path | None = None, seed: int = 0,
-                      cache_dir: str | Path | None = None) -> ClipDataset:  # fmt: skip
+def make_clip_dataset(
+    root: str | Path,
+    name: str,
+    split: str,
+    *,
+    in_frames: int,
+    predict: bool,
+    scored_offset: int,
+    size: int | tuple[int, int],
+    grayscale: bool = False,
+    salt_pepper: float = 0.0,
+    labels: str | Path | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> ClipDataset:
     """A ClipDataset over `<root>/<name>/<split>/frames`, decoded through the frame cache.
 
-    Testing split: labels from `labels` (any form of repro.data.labels) or else `testing/labels.npy` when it
-    exists, cross-checked against the published counts; `testing/anomaly_types.npy` when present (synthetic).
+    Testing split: labels from `labels` (any form of repro.data.labels) or else `testing/labels.npy` (required),
+    cross-checked against the published counts for the published names; `testing/anomaly_types.npy` when
+    present (per-frame type codes, 0 = normal: per-type AUCs).
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
     videos = find_videos(root, name, split)
-    frames = [load_video(video, size, grayscale, cache_dir) for video in videos]
+    require_clips(videos, window_length(in_frames, predict))
     per_video_labels = per_video_types = None
     if split == "testing":
         per_video_labels, per_video_types = _test_annotations(root, name, videos, labels)
-    return ClipDataset(frames, in_frames, predict, scored_offset, salt_pepper, per_video_labels, per_video_types,
-                       seed, [video.name for video in videos])  # fmt: skip
+    frames, on_the_fly = load_videos(videos, size, grayscale, cache_dir)
+    dataset = ClipDataset(
+        frames,
+        in_frames,
+        predict,
+        scored_offset,
+        salt_pepper,
+        per_video_labels,
+        per_video_types,
+        seed,
+        [video.name for video in videos],
+    )
+    dataset.decodes_on_the_fly = on_the_fly
+    return dataset
 
 
-def _test_annotations(root, name: str, videos, labels) -> tuple[list | None, list | None]:
+def loader_workers(dataset, requested: int) -> int:
+    """DataLoader workers for `dataset`: the requested number (exec.num_workers), or, when the frames are
+    decoded on the fly and none were requested, one per core but one (the main process trains)."""
+    if requested or not (isinstance(dataset, ClipDataset) and dataset.decodes_on_the_fly):
+        return requested
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _test_annotations(root, name: str, videos, labels) -> tuple[list, list | None]:
     counts, names = frame_counts(videos), [v.name for v in videos]
     testing = dataset_dir(root, name) / "testing"
-    source = Path(labels) if labels is not None else testing / "labels.npy"
-    per_video_labels = None
-    if labels is not None or source.exists():
-        per_video_labels = load_test_labels(canonical_name(name), counts, names, source)
+    per_video_labels = load_test_labels(canonical_name(name), counts, names, labels_source(root, name, labels))
     types_file = testing / "anomaly_types.npy"
     per_video_types = None
     if types_file.exists():
-        types = np.load(types_file).reshape(-1)
+        types = load_npy(types_file, "one anomaly type (0-3) per test frame").reshape(-1)
         if len(types) != sum(counts):
             raise DataError(f"{types_file} holds {len(types)} anomaly types for {sum(counts)} test frames")
         per_video_types = np.split(types, np.cumsum(counts)[:-1])

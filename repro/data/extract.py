@@ -5,6 +5,7 @@
           <src>/ground_truth_demo/testing_label_mask/1_label.mat (volLabel; not the literature's labels)
 - ShanghaiTech: <src>/training/videos/01_001.avi, <src>/testing/frames/01_0014/000.jpg,
           <src>/testing/test_frame_mask/01_0014.npy
+- Your own videos: <src>/training/<video>.mp4, <src>/testing/<video>.mp4 (.avi, .mov, ...), labels given apart
 
 Every video becomes `<dst>/<name>/<split>/frames/<video>/000.jpg ...` (0-based, zero-padded to
 max(3, digits) places). Each video is written into a temporary folder and renamed when complete, so an
@@ -26,12 +27,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .cache import save_atomic
-from .labels import load_vollabel, read_labels
-from .layout import DataError, IMAGE_EXTENSIONS, natural_key
+from .cache import save_atomic, write_image
+from .labels import label_source, load_vollabel, read_labels
+from .layout import IMAGE_EXTENSIONS, DataError, natural_key
 
 JPEG_QUALITY = 95
 PARTIAL = ".partial-"
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def extract_video(source: Path, target: Path) -> int:
     try:
         ok, frame = capture.read()
         while ok:
-            cv2.imwrite(str(temporary / f"{count}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            write_image(temporary / f"{count}.jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             count += 1
             ok, frame = capture.read()
     finally:
@@ -86,7 +88,7 @@ def convert_frames(source: Path, target: Path) -> int:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise DataError(f"unreadable image {path}. Fix: re-download this video's frames")
-        cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        write_image(out, image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     os.rename(temporary, target)
     return len(files)
 
@@ -134,15 +136,19 @@ def _test_counts(dataset: Path) -> tuple[list[int], list[str]]:
     return [sum(1 for _ in f.iterdir()) for f in folders], [f.name for f in folders]
 
 
-def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: int | None = None,
-                progress: bool = True) -> Path:  # fmt: skip
+def import_ucsd(
+    src: str | Path, dst: str | Path, name: str = "ped2", workers: int | None = None, progress: bool = True
+) -> Path:
     """UCSDped1/2 -> `<dst>/<name>`; videos TrainNNN / TestNNN become NN; labels from the `.m` file."""
     src, dataset = Path(src), Path(dst) / name
     jobs = []
     for split, folder, prefix in (("training", "Train", "Train"), ("testing", "Test", "Test")):
-        videos = _sorted(p for p in _require(src / folder, f"UCSD {folder} folders").iterdir()
-                         if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith("_gt"))  # fmt: skip
-        jobs += [Job(v, dataset / split / "frames" / f"{int(v.name[len(prefix):]):02d}") for v in videos]
+        videos = _sorted(
+            p
+            for p in _require(src / folder, f"UCSD {folder} folders").iterdir()
+            if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith("_gt")
+        )
+        jobs += [Job(v, dataset / split / "frames" / f"{int(v.name[len(prefix) :]):02d}") for v in videos]
     run_jobs(jobs, workers, progress)
     ground_truth = _sorted(src.glob("*.m"))
     if ground_truth:
@@ -151,10 +157,16 @@ def import_ucsd(src: str | Path, dst: str | Path, name: str = "ped2", workers: i
     return dataset
 
 
-def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = None, workers: int | None = None,
-                  progress: bool = True) -> Path:  # fmt: skip
-    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy or Liu's avenue.mat) when given,
-    else from the volLabel masks (any pixel set; NOT comparable with the literature)."""
+def import_avenue(
+    src: str | Path,
+    dst: str | Path,
+    labels: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy, "published" for the copy shipped
+    with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with
+    the literature)."""
     src, dataset = Path(src), Path(dst) / "avenue"
     jobs = []
     for split, folder in (("training", "training_videos"), ("testing", "testing_videos")):
@@ -163,15 +175,16 @@ def import_avenue(src: str | Path, dst: str | Path, labels: str | Path | None = 
     run_jobs(jobs, workers, progress)
     counts, names = _test_counts(dataset)
     if labels is not None:
-        _write_labels(dataset, read_labels(labels, counts, names))
+        _write_labels(dataset, read_labels(label_source(labels, "avenue"), counts, names))
         return dataset
     masks = src / "ground_truth_demo" / "testing_label_mask"
     if masks.is_dir():
         per_video = [load_vollabel(_require(masks / f"{int(n)}_label.mat", "Avenue volLabel")) for n in names]
         for name, count, label in zip(names, counts, per_video):
             if len(label) != count:
-                raise DataError(f"{masks}/{int(name)}_label.mat has {len(label)} masks, "
-                                f"video {name} has {count} frames")  # fmt: skip
+                raise DataError(
+                    f"{masks}/{int(name)}_label.mat has {len(label)} masks, video {name} has {count} frames"
+                )
         _write_labels(dataset, per_video)
     return dataset
 
@@ -191,4 +204,32 @@ def import_shanghaitech(src: str | Path, dst: str | Path, workers: int | None = 
     return dataset
 
 
-IMPORTERS = {"ucsd": import_ucsd, "avenue": import_avenue, "shanghaitech": import_shanghaitech}
+def import_videos(
+    src: str | Path,
+    dst: str | Path,
+    name: str,
+    labels: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Your own footage -> `<dst>/<name>`: `<src>/training/<video>.mp4` and `<src>/testing/<video>.mp4` (any
+    extension OpenCV reads, see VIDEO_EXTENSIONS) become frame folders named by the file's stem; `labels`
+    (a flat .npy over the sorted test videos, or a folder of <video>.npy masks) becomes testing/labels.npy."""
+    src, dataset = Path(src), Path(dst) / name
+    jobs = []
+    for split in ("training", "testing"):
+        folder = _require(src / split, f"the {split} videos, <video>.mp4 or .avi")
+        videos = _sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not videos:
+            raise DataError(
+                f"{folder} holds no video files ({', '.join(VIDEO_EXTENSIONS)}). Fix: put the {split} videos there"
+            )
+        jobs += [Job(v, dataset / split / "frames" / v.stem) for v in videos]
+    run_jobs(jobs, workers, progress)
+    if labels is not None:
+        counts, names = _test_counts(dataset)
+        _write_labels(dataset, read_labels(label_source(labels, name), counts, names))
+    return dataset
+
+
+IMPORTERS = {"ucsd": import_ucsd, "avenue": import_avenue, "shanghaitech": import_shanghaitech, "videos": import_videos}

@@ -8,6 +8,7 @@ literature's Avenue labels (they differ on video 18): use the .npy or `avenue.ma
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import warnings
 from collections.abc import Sequence
@@ -15,16 +16,59 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import DataError, natural_key
+from .layout import DataError, canonical_name, dataset_dir, natural_key
 
 # (test frames, anomalous frames, per-video test frame counts or None) of the published label files.
 PUBLISHED = {
     "ped2": (2010, 1648, (180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180)),
-    "avenue": (15324, 3867, (1439, 1211, 923, 947, 1007, 1283, 605, 36, 1175, 841, 472, 1271, 549, 507, 1001,
-                             740, 426, 294, 248, 273, 76)),
+    "avenue": (
+        15324,
+        3867,
+        (1439, 1211, 923, 947, 1007, 1283, 605, 36, 1175, 841, 472, 1271, 549, 507, 1001, 740, 426, 294, 248, 273, 76),
+    ),
     "shanghaitech": (40791, 17326, None),
-}  # fmt: skip
+}
+NPY_MAGIC = b"\x93NUMPY"
 Ranges = list[tuple[int, int]]  # 1-based inclusive (start, end) anomalous ranges of one video
+PUBLISHED_SOURCE = "published"  # as a label source: the dataset's published file, shipped with repro
+PUBLISHED_FILES = {
+    "ped2": "frame_labels_ped2.npy",
+    "avenue": "frame_labels_avenue.npy",
+    "shanghaitech": "frame_labels_shanghai.npy",
+}  # package data: repro/data/published/
+
+
+def published_label_file(name: str) -> Path:
+    """The published flat label file of `name` (SPEC sec. 5), shipped as package data."""
+    if name not in PUBLISHED_FILES:
+        raise DataError(
+            f"no published labels for dataset {name!r}; they exist for {', '.join(PUBLISHED_FILES)}. "
+            "Fix: give the label file's path instead of 'published'"
+        )
+    return Path(importlib.resources.files("repro.data") / "published" / PUBLISHED_FILES[name])
+
+
+def label_source(source: str | Path, name: str) -> Path:
+    """A label source as a path: "published" is the shipped file of dataset `name`, anything else a path."""
+    return published_label_file(name) if str(source) == PUBLISHED_SOURCE else Path(source)
+
+
+def load_npy(path: Path, expected: str) -> np.ndarray:
+    """The array in a .npy file; a DataError naming the file when it is empty, truncated, text or pickled."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(NPY_MAGIC))
+    problem = (
+        "it is empty" if not head else None if head == NPY_MAGIC else "no .npy header: text, pickled or other data"
+    )
+    if problem is None:
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as error:  # a header, then less data than it announces
+            problem = str(error)
+    raise DataError(
+        f"{path} is not a readable .npy array ({problem}); expected {expected}. "
+        "Fix: write it with numpy.save (no pickles), or copy it again"
+    )
 
 
 def load_flat_labels(path: str | Path) -> np.ndarray:
@@ -32,7 +76,7 @@ def load_flat_labels(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"label file {path} does not exist. Fix: pass the published frame_labels_<name>.npy")
-    array = np.load(path)
+    array = load_npy(path, "0/1 per test frame, shape (N,) or (1, N)")
     if array.ndim == 2 and 1 in array.shape:
         array = array.reshape(-1)
     if array.ndim != 1:
@@ -53,7 +97,7 @@ def load_frame_masks(folder: str | Path) -> dict[str, np.ndarray]:
     files = sorted(folder.glob("*.npy"), key=lambda p: natural_key(p.name))
     if not files:
         raise DataError(f"{folder} holds no <video>.npy frame masks (ShanghaiTech's testing/test_frame_mask)")
-    return {path.stem: _binary(np.load(path).reshape(-1), path) for path in files}
+    return {path.stem: _binary(load_npy(path, "0/1 per frame of the video").reshape(-1), path) for path in files}
 
 
 def parse_ucsd_m(path: str | Path) -> list[Ranges]:
@@ -130,8 +174,10 @@ def cross_check_counts(name: str, counts: Sequence[int], names: Sequence[str]) -
         raise DataError(f"{name} has {len(expected)} published test videos, found {len(counts)}")
     for video, found, wanted in zip(names, counts, expected):
         if found != wanted:
-            raise DataError(f"{name} test video {video} has {found} frames; the published labels expect {wanted}. "
-                            "Fix: extract that video again")  # fmt: skip
+            raise DataError(
+                f"{name} test video {video} has {found} frames; the published labels expect {wanted}. "
+                "Fix: extract that video again"
+            )
 
 
 def cross_check_totals(name: str, labels: Sequence[np.ndarray], source) -> None:
@@ -145,11 +191,16 @@ def cross_check_totals(name: str, labels: Sequence[np.ndarray], source) -> None:
         return
     frames, anomalous = sum(len(x) for x in labels), int(sum(int(x.sum()) for x in labels))
     if frames != published[0]:
-        raise DataError(f"{source}: {frames} test frames, but the published {name} labels cover {published[0]}. "
-                        "Fix: check the test split for missing or extra videos")  # fmt: skip
+        raise DataError(
+            f"{source}: {frames} test frames, but the published {name} labels cover {published[0]}. "
+            "Fix: check the test split for missing or extra videos"
+        )
     if anomalous != published[1]:
-        warnings.warn(f"{source}: {anomalous} anomalous frames, the published {name} labels have {published[1]}; "
-                      "AUCs will not be comparable with the literature (use the published label file)")  # fmt: skip
+        warnings.warn(
+            f"{source}: {anomalous} anomalous frames, the published {name} labels have {published[1]}; "
+            "AUCs will not be comparable with the literature (use the published label file)",
+            stacklevel=2,
+        )
 
 
 def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str]) -> list[np.ndarray]:
@@ -170,13 +221,30 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
         return ranges_to_labels(load_liu_mat(source), counts, names, source)
     if source.suffix == ".npy":
         return split_flat(load_flat_labels(source), counts, names, source)
-    raise DataError(f"unknown label file {source}; allowed: .npy (flat), .m (UCSD), .mat (Liu), "
-                    "a test_frame_mask folder")
+    raise DataError(
+        f"unknown label file {source}; allowed: .npy (flat), .m (UCSD), .mat (Liu), a test_frame_mask folder"
+    )
 
 
-def load_test_labels(name: str, counts: Sequence[int], names: Sequence[str], source: str | Path,
-                     check_published: bool = True) -> list[np.ndarray]:  # fmt: skip
-    """Per-video labels for a dataset's test split, cross-checked against the published counts and totals."""
+def labels_source(root: str | Path, name: str, labels: str | Path | None = None) -> Path:
+    """The test split's labels: `labels` when given, else `<root>/<name>/testing/labels.npy`; a DataError if absent."""
+    own = dataset_dir(root, name) / "testing" / "labels.npy"
+    source = label_source(labels, canonical_name(name)) if labels is not None else own
+    if not source.exists():
+        raise DataError(
+            f"missing label file {source}: the test split is scored against 0/1 per test frame (sorted "
+            "videos concatenated). Fix: put the dataset's labels there (`repro data import` writes them), "
+            "or name a label file with data.labels=FILE (--labels for `repro data check`)"
+        )
+    return source
+
+
+def load_test_labels(
+    name: str, counts: Sequence[int], names: Sequence[str], source: str | Path, check_published: bool = True
+) -> list[np.ndarray]:
+    """Per-video labels for a dataset's test split, cross-checked against the published counts and totals.
+    `source` may be "published": the dataset's published file (ped2, avenue, shanghaitech)."""
+    source = label_source(source, name)
     if check_published:
         cross_check_counts(name, counts, names)
     labels = read_labels(source, counts, names)

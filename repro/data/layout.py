@@ -85,12 +85,16 @@ def read_video_folder(folder: Path) -> Video:
     """A video's frames, validated: non-empty, one image extension, numbered 0..T-1 without gaps."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
-        raise DataError(f"empty video {folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}). "
-                        "Fix: remove the folder or extract its frames again")  # fmt: skip
+        raise DataError(
+            f"empty video {folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}). "
+            "Fix: remove the folder or extract its frames again"
+        )
     extensions = sorted({p.suffix.lower() for p in files})
     if len(extensions) > 1:
-        raise DataError(f"video {folder} mixes extensions {extensions}; expected one per video. "
-                        "Fix: keep one format (the canonical layout uses .jpg)")  # fmt: skip
+        raise DataError(
+            f"video {folder} mixes extensions {extensions}; expected one per video. "
+            "Fix: keep one format (the canonical layout uses .jpg)"
+        )
     files.sort(key=lambda p: natural_key(p.name))
     _check_numbering(folder, files)
     return Video(folder.name, folder, tuple(files))

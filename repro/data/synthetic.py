@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..anomaly_types import TYPE_NAMES, display
-from .cache import cache_root
+from .cache import cache_root, write_image
 from .layout import DataError
 
 RADIUS = 5 / 64  # of the frame size
@@ -66,11 +66,24 @@ PRESETS = {
     # Avenue's stand-in: a busier, textured scene.
     "busy": Preset(4, 2, (Scene((70, 90, 110), 30.0, (40, 215, 245)),), 5, 100, 6, 120, 2, (20, 30)),
     # ShanghaiTech's stand-in: several scenes with their own backgrounds and colours, pooled.
-    "scenes": Preset(3, 2, (Scene((40, 40, 40), 0.0, (220, 220, 220)), Scene((120, 150, 110), 25.0, (30, 30, 200)),
-                            Scene((150, 110, 90), 40.0, (240, 200, 60))), 6, 90, 6, 120, 2, (20, 30)),
+    "scenes": Preset(
+        3,
+        2,
+        (
+            Scene((40, 40, 40), 0.0, (220, 220, 220)),
+            Scene((120, 150, 110), 25.0, (30, 30, 200)),
+            Scene((150, 110, 90), 40.0, (240, 200, 60)),
+        ),
+        6,
+        90,
+        6,
+        120,
+        2,
+        (20, 30),
+    ),
     # Seconds, not minutes: for tests and smoke runs (every anomaly type still occurs).
     "tiny": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 2, 40, 2, 60, 2, (8, 10)),
-}  # fmt: skip
+}
 
 
 def preset(name: str) -> Preset:
@@ -148,8 +161,10 @@ def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[
     events = [1 + i % 3 for i in range(spec.test_videos * spec.events_per_video)]  # every type, equally often
     rng.shuffle(events)
     result: dict[str, list] = {"training": [], "testing": []}
-    for split, count, length in (("training", spec.train_videos, spec.train_length),
-                                 ("testing", spec.test_videos, spec.test_length)):  # fmt: skip
+    for split, count, length in (
+        ("training", spec.train_videos, spec.train_length),
+        ("testing", spec.test_videos, spec.test_length),
+    ):
         for v in range(count):
             video_rng = np.random.default_rng([*stream, 0 if split == "training" else 1, v])
             kinds = events[v * spec.events_per_video : (v + 1) * spec.events_per_video]
@@ -187,7 +202,7 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
     folder.mkdir(parents=True)
     width = max(3, len(str(len(frames) - 1)))
     for i, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:0{width}d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        write_image(folder / f"{i:0{width}d}.jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
 
 
 def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom: int = 3) -> None:
@@ -201,7 +216,7 @@ def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom:
                 strip = np.pad(strip, ((0, 0), (0, 0), (0, 2), (0, 0)), constant_values=255)  # a white gap
                 sheet = np.concatenate(list(strip), axis=1)  # (h, t * (w + 2), 3)
                 sheet = cv2.resize(sheet, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-                cv2.imwrite(str(dataset / f"contact_{name}.png"), sheet)
+                write_image(dataset / f"contact_{name}.png", sheet)
                 break
 
 

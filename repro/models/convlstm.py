@@ -102,17 +102,19 @@ class ConvLSTMAE(nn.Module):
         size1 = _conv_out(size, k1, s1, p1)
         size2 = _conv_out(size1, k2, s2, p2)
         self.spatial_encoder = nn.Sequential(
-            nn.Conv2d(channels, c1, k1, s1, p1), nn.Tanh(),
-            nn.Conv2d(c1, c2, k2, s2, p2), nn.Tanh(),
-        )  # fmt: skip
-        t1, t2, t3 = TEMPORAL_CHANNELS
-        self.temporal = nn.ModuleList(
-            [ConvLSTM(c2, t1, kernel), ConvLSTM(t1, t2, kernel), ConvLSTM(t2, t3, kernel)]
+            nn.Conv2d(channels, c1, k1, s1, p1),
+            nn.Tanh(),
+            nn.Conv2d(c1, c2, k2, s2, p2),
+            nn.Tanh(),
         )
+        t1, t2, t3 = TEMPORAL_CHANNELS
+        self.temporal = nn.ModuleList([ConvLSTM(c2, t1, kernel), ConvLSTM(t1, t2, kernel), ConvLSTM(t2, t3, kernel)])
         self.spatial_decoder = nn.Sequential(
-            nn.ConvTranspose2d(t3, c1, k2, s2, p2, _output_padding(size2, size1, k2, s2, p2)), nn.Tanh(),
-            nn.ConvTranspose2d(c1, channels, k1, s1, p1, _output_padding(size1, size, k1, s1, p1)), nn.Tanh(),
-        )  # fmt: skip
+            nn.ConvTranspose2d(t3, c1, k2, s2, p2, _output_padding(size2, size1, k2, s2, p2)),
+            nn.Tanh(),
+            nn.ConvTranspose2d(c1, channels, k1, s1, p1, _output_padding(size1, size, k1, s1, p1)),
+            nn.Tanh(),
+        )
 
     def forward(self, x: Tensor) -> ModelOutput:
         if x.dim() != 5 or x.shape[2] != self.channels or x.shape[3:] != (self.size, self.size):

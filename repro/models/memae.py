@@ -42,8 +42,7 @@ TIME_FACTOR, SPACE_FACTOR = 8, 16  # t' = t/8, h' = h/16
 def _check_pair(z: Tensor, items: Tensor) -> None:
     if z.dim() != 2 or items.dim() != 2 or z.shape[1] != items.shape[1]:
         raise ValueError(
-            f"z must be (n, d) and items (m, d) with the same d, got z {tuple(z.shape)} "
-            f"and items {tuple(items.shape)}"
+            f"z must be (n, d) and items (m, d) with the same d, got z {tuple(z.shape)} and items {tuple(items.shape)}"
         )
 
 
@@ -80,16 +79,30 @@ def memae_read(weights: Tensor, items: Tensor) -> Tensor:
     return weights @ items
 
 
-def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
-    """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
-
-    output, target (b, c, t, h, w). Clip j scores frame j + 8 of its video (SPEC sec. 8).
-    """
+def _check_clips(output: Tensor, target: Tensor) -> None:
     if output.shape != target.shape or output.dim() != 5:
         raise ValueError(
             f"output and target must both be (b, c, t, h, w), got {tuple(output.shape)} and {tuple(target.shape)}"
         )
+
+
+def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
+    """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
+
+    output, target (b, c, t, h, w) on the data's [-1, 1] scale, as the official MemAE test path (it does not
+    un-normalise). Clip j scores frame j + 8 of its video (SPEC sec. 8).
+    """
+    _check_clips(output, target)
     return (output.float() - target.float()).norm(dim=1).mean(dim=(1, 2, 3))
+
+
+def ae_frame_score(output: Tensor, target: Tensor) -> Tensor:
+    """(b,) per clip: the mean squared error over c*t*h*w on the [0, 1] scale, as the official code scores its AE.
+
+    output, target (b, c, t, h, w) in the data's [-1, 1] scale; x -> (x + 1) / 2 halves each difference.
+    """
+    _check_clips(output, target)
+    return ((output.float() - target.float()) / 2).square().mean(dim=(1, 2, 3, 4))
 
 
 # ------------------------------------------------------------------------------------------------ modules
@@ -126,9 +139,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def down(c_in: int, c_out: int, stride: tuple[int, int, int]) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm3d(c_out), nn.LeakyReLU(0.2)
-    )
+    return nn.Sequential(nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm3d(c_out), nn.LeakyReLU(0.2))
 
 
 def up(c_in: int, c_out: int, stride: tuple[int, int, int]) -> nn.ConvTranspose3d:
@@ -146,8 +157,10 @@ def decoder(channels: int, widths: list[int]) -> nn.Sequential:
     """(b, d, t/8, h/16, w/16) -> (b, c, t, h, w), linear output."""
     c_in, c_out = widths[::-1], widths[::-1][1:] + [channels]
     strides = _STRIDES[::-1]
-    layers = [nn.Sequential(up(a, b, s), nn.BatchNorm3d(b), nn.LeakyReLU(0.2))
-              for a, b, s in zip(c_in[:-1], c_out[:-1], strides[:-1])]  # fmt: skip
+    layers = [
+        nn.Sequential(up(a, b, s), nn.BatchNorm3d(b), nn.LeakyReLU(0.2))
+        for a, b, s in zip(c_in[:-1], c_out[:-1], strides[:-1])
+    ]
     return nn.Sequential(*layers, up(c_in[-1], c_out[-1], strides[-1]))
 
 
@@ -215,8 +228,7 @@ class AESettings(Validated):
     """The memory-less 3-D autoencoder's settings, the config section [model.ae3d]."""
 
     prefix: ClassVar[str] = "model.ae3d."
-    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).",
-                         AT_LEAST_ONE)
+    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).", AT_LEAST_ONE)
 
 
 @dataclass(frozen=True)
@@ -224,13 +236,14 @@ class MemAESettings(Validated):
     """MemAE's settings, the config section [model.memae] (SPEC sec. 8; official code's values)."""
 
     prefix: ClassVar[str] = "model.memae."
-    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).",
-                         AT_LEAST_ONE)
+    width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).", AT_LEAST_ONE)
     num_items: int = setting(2000, "N, the number of memory items.", AT_LEAST_ONE)
-    shrink_threshold: float = setting(0.0025, "λ of the hard shrinkage (eq. 7; 0.0025 = 5/N; 0 = no shrinkage).",
-                                      Interval(0, 1, high_open=True))
+    shrink_threshold: float = setting(
+        0.0025, "λ of the hard shrinkage (eq. 7; 0.0025 = 5/N; 0 = no shrinkage).", Interval(0, 1, high_open=True)
+    )
     addressing: Literal[ADDRESSINGS] = setting(
-        "dot", "Addressing logits: dot product (official code) or cosine (paper).")
+        "dot", "Addressing logits: dot product (official code) or cosine (paper)."
+    )
     entropy: float = setting(0.0002, "α, weight of the addressing entropy loss (eq. 10).", NON_NEGATIVE)
 
 
@@ -247,8 +260,10 @@ class AEMethod(Method):
 
     def validate(self, settings, size: int) -> None:
         if size % SPACE_FACTOR:
-            raise ValueError(f"data.size={size}: {self.name} downsamples space by {SPACE_FACTOR}, so the frame size "
-                             f"must be a multiple of {SPACE_FACTOR}")
+            raise ValueError(
+                f"data.size={size}: {self.name} downsamples space by {SPACE_FACTOR}, so the frame size "
+                f"must be a multiple of {SPACE_FACTOR}"
+            )
 
     def layout(self, settings) -> ClipLayout:
         return CLIP
@@ -263,7 +278,8 @@ class AEMethod(Method):
         return output[:, :, CLIP.scored_offset]
 
     def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
-        return ErrorSignals(memae_frame_score(result.output, target))
+        """The official AE test path: mean squared error on the [0, 1] scale."""
+        return ErrorSignals(ae_frame_score(result.output, target))
 
 
 class MemAEMethod(AEMethod):
@@ -273,8 +289,19 @@ class MemAEMethod(AEMethod):
 
     def build(self, settings: MemAESettings, channels: int, size: int) -> MemAE:
         s = settings
-        return MemAE(channels=channels, memory=True, num_items=s.num_items, shrink_threshold=s.shrink_threshold,
-                     addressing=s.addressing, entropy_weight=s.entropy, width=s.width)  # fmt: skip
+        return MemAE(
+            channels=channels,
+            memory=True,
+            num_items=s.num_items,
+            shrink_threshold=s.shrink_threshold,
+            addressing=s.addressing,
+            entropy_weight=s.entropy,
+            width=s.width,
+        )
+
+    def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
+        """The official MemAE test path: mean over t, h, w of the per-pixel L2 norm over channels."""
+        return ErrorSignals(memae_frame_score(result.output, target))
 
     def without_memory(self, settings: MemAESettings) -> tuple[str, ...]:
         """MemAE without memory is its AE baseline, at the same width."""

@@ -8,8 +8,8 @@ Glossary: n queries (b*h*w, flattened row-major over b, y, x), m memory items, d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F

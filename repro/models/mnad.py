@@ -39,9 +39,13 @@ def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
 def basic(c_in: int, c_out: int) -> nn.Sequential:
     """Reference `Basic`: (conv, BN, ReLU) x 2."""
     return nn.Sequential(
-        conv3x3(c_in, c_out), nn.BatchNorm2d(c_out), nn.ReLU(),
-        conv3x3(c_out, c_out), nn.BatchNorm2d(c_out), nn.ReLU(),
-    )  # fmt: skip
+        conv3x3(c_in, c_out),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+        conv3x3(c_out, c_out),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
 
 
 def basic_open(c_in: int, c_out: int) -> nn.Sequential:
@@ -61,10 +65,15 @@ def upsample(c_in: int, c_out: int) -> nn.Sequential:
 def generator_head(c_in: int, c_out: int, c_mid: int) -> nn.Sequential:
     """Reference `Gen`: two Basic-style convs and a conv to image channels with tanh ([-1, 1] output)."""
     return nn.Sequential(
-        conv3x3(c_in, c_mid), nn.BatchNorm2d(c_mid), nn.ReLU(),
-        conv3x3(c_mid, c_mid), nn.BatchNorm2d(c_mid), nn.ReLU(),
-        conv3x3(c_mid, c_out), nn.Tanh(),
-    )  # fmt: skip
+        conv3x3(c_in, c_mid),
+        nn.BatchNorm2d(c_mid),
+        nn.ReLU(),
+        conv3x3(c_mid, c_mid),
+        nn.BatchNorm2d(c_mid),
+        nn.ReLU(),
+        conv3x3(c_mid, c_out),
+        nn.Tanh(),
+    )
 
 
 class Encoder(nn.Module):
@@ -198,23 +207,29 @@ class MNADSettings(Validated):
 
     prefix: ClassVar[str] = "model.mnad."
     task: Literal[TASKS] = setting(
-        "pred", "Predict the 5th frame from 4 (pred) or reconstruct the input frame (recon).")
+        "pred", "Predict the 5th frame from 4 (pred) or reconstruct the input frame (recon)."
+    )
     memory: bool = setting(True, "Use the memory module (false = the 'w/o Mem.' network).")
     skips: bool | None = setting(None, "U-Net skip connections; none = the task's default (pred on, recon off).")
     width: int = setting(64, "Channels of the first encoder block (paper 64: 512-d features).", AT_LEAST_ONE)
     num_items: int = setting(10, "M, the number of memory items.", AT_LEAST_ONE)
     decoder: Literal[DECODERS] = setting(
-        "halving", "Decoder widths per upsample: halving (the study) or constant (authors' later recon decoder).")
+        "halving", "Decoder widths per upsample: halving (the study) or constant (authors' later recon decoder)."
+    )
     item_init: Literal[ITEM_INITS] = setting(
-        "uniform", "Item initialisation: uniform [0,1) rows (reference) or Gaussian, each L2-normalised.")
+        "uniform", "Item initialisation: uniform [0,1) rows (reference) or Gaussian, each L2-normalised."
+    )
     update_normaliser: Literal[UPDATE_NORMALISERS] = setting(
-        "all", "Eq. 5 max over all queries (reference code) or over the item's assigned queries (paper).")
+        "all", "Eq. 5 max over all queries (reference code) or over the item's assigned queries (paper)."
+    )
     compactness: float | None = setting(
-        None, "λ_c, weight of the compactness loss (eq. 8, 10); none = the task's (0.1 pred, 0.01 recon).",
-        NON_NEGATIVE)
+        None, "λ_c, weight of the compactness loss (eq. 8, 10); none = the task's (0.1 pred, 0.01 recon).", NON_NEGATIVE
+    )
     separateness: float | None = setting(
-        None, "λ_s, weight of the separateness loss (eq. 8, 12); none = the task's (0.1 pred, 0.01 recon).",
-        NON_NEGATIVE)
+        None,
+        "λ_s, weight of the separateness loss (eq. 8, 12); none = the task's (0.1 pred, 0.01 recon).",
+        NON_NEGATIVE,
+    )
     separateness_margin: float = setting(1.0, "Triplet margin of the separateness loss.", POSITIVE)
     uniform_memory: float = setting(0.0, "Weight of the study's uniform-memory supervision (0 = off).", NON_NEGATIVE)
 
@@ -228,8 +243,15 @@ class MNADSettings(Validated):
             object.__setattr__(self, name, value)
 
 
-MEMORY_FIELDS = ("num_items", "item_init", "update_normaliser", "compactness", "separateness",
-                 "separateness_margin", "uniform_memory")  # read only with memory=true
+MEMORY_FIELDS = (
+    "num_items",
+    "item_init",
+    "update_normaliser",
+    "compactness",
+    "separateness",
+    "separateness_margin",
+    "uniform_memory",
+)  # read only with memory=true
 
 
 class MNADSignals(NamedTuple):
@@ -262,16 +284,27 @@ class MNADMethod(Method):
     def build(self, settings: MNADSettings, channels: int, size: int) -> MNAD:
         s = settings
         return MNAD(
-            task=s.task, memory=s.memory, skips=s.skips, width=s.width, num_items=s.num_items, decoder=s.decoder,
-            channels=channels, compactness_weight=s.compactness, separateness_weight=s.separateness,
-            separateness_margin=s.separateness_margin, uniform_memory_weight=s.uniform_memory,
-            update_normaliser=s.update_normaliser, item_init=s.item_init,
-        )  # fmt: skip
+            task=s.task,
+            memory=s.memory,
+            skips=s.skips,
+            width=s.width,
+            num_items=s.num_items,
+            decoder=s.decoder,
+            channels=channels,
+            compactness_weight=s.compactness,
+            separateness_weight=s.separateness,
+            separateness_margin=s.separateness_margin,
+            uniform_memory_weight=s.uniform_memory,
+            update_normaliser=s.update_normaliser,
+            item_init=s.item_init,
+        )
 
     def validate(self, settings: MNADSettings, size: int) -> None:
         if size % 8:
-            raise ValueError(f"data.size={size}: MNAD pools three times, so the frame size must be a multiple of 8 "
-                             f"(e.g. {max(8, size // 8 * 8)} or {size // 8 * 8 + 8})")
+            raise ValueError(
+                f"data.size={size}: MNAD pools three times, so the frame size must be a multiple of 8 "
+                f"(e.g. {max(8, size // 8 * 8)} or {size // 8 * 8 + 8})"
+            )
 
     def reads(self, settings: MNADSettings) -> tuple[str, ...]:
         read = super().reads(settings)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _pm(values: pd.Series, scale: float = 100.0) -> str:
-    """"mean ± std" of the non-missing values over seeds, scaled (AUC in %); "-" when there are none."""
+    """ "mean ± std" of the non-missing values over seeds, scaled (AUC in %); "-" when there are none."""
     values = values.dropna().astype(float) * scale
     if values.empty:
         return MISSING
@@ -26,18 +26,19 @@ def _pm(values: pd.Series, scale: float = 100.0) -> str:
     return format_mean_std(mean, std, n)
 
 
-def table_report(table: "Table", runs: list["GridRun"], store: RunStore, out: Path) -> dict[str, Path]:
+def table_report(table: Table, runs: list[GridRun], store: RunStore, out: Path) -> dict[str, Path]:
     """The reproduced table: published λ, epoch and AUC beside ours at the honest default (last checkpoint,
     the published λ) and ours with the study's test-set selection ("oracle"), kept in separate columns."""
     rows = run_rows(runs, store)
     published = {(p["dataset"], p["model"]): p for p in table.published}
     synthetic = runs and runs[0].config.data.name == "synthetic"
+    presets = {run.labels["dataset"]: run.config.data.preset for run in runs}  # what ran, overrides included
     lines = []
     for (dataset, model), group in rows.groupby(["dataset", "model"], sort=False):
         paper = published.get((dataset, model), {})
         ours = group["auc"].astype(float).mean() * 100
         line = {
-            "dataset": f"{dataset} ({table.stand_ins[dataset]})" if synthetic else dataset,
+            "dataset": f"{dataset} ({presets[dataset]})" if synthetic else dataset,
             "model": model,
             "λ (study)": paper.get("lambda", "-"),
             "epoch (study)": paper.get("epoch", "-"),
@@ -45,19 +46,25 @@ def table_report(table: "Table", runs: list["GridRun"], store: RunStore, out: Pa
             "AUC paper": paper.get("auc_paper", np.nan),
             "ours: last epoch, paper λ": _pm(group["auc"]),
             "ours: oracle (epoch, λ on test)": _pm(group["oracle_auc"]),
-            "oracle epoch, λ": ", ".join(f"{e}, {l:g}" for e, l in zip(group["oracle_epoch"], group["oracle_lambda"])),
+            "oracle epoch, λ": ", ".join(
+                f"{e}, {lam:g}" for e, lam in zip(group["oracle_epoch"], group["oracle_lambda"])
+            ),
             "ours − study": round(ours - paper["auc_study"], 2) if "auc_study" in paper else np.nan,
             "seeds": len(group),
         }
         if synthetic:
             line |= {f"AUC {kind.replace('_', '-')}": _pm(group[f"auc_{kind}"]) for kind in TYPES}
         lines.append(line)
-    caption = table.question + (" Synthetic stand-ins: the dataset column names the preset that plays each "
-                                "dataset; published numbers are on the real data." if synthetic else "")
+    caption = table.question + (
+        " Synthetic stand-ins: the dataset column names the preset that plays each "
+        "dataset; published numbers are on the real data."
+        if synthetic
+        else ""
+    )
     return write_table(pd.DataFrame(lines), out, table.name, caption=caption)
 
 
-def ablation_report(runs: list["GridRun"], store: RunStore, out: Path) -> dict[str, Path]:
+def ablation_report(runs: list[GridRun], store: RunStore, out: Path) -> dict[str, Path]:
     """Each metric of the baseline and the variant(s) as mean ± std over the shared seeds, and the variant's
     difference from the baseline with a 95% t-interval over paired seeds."""
     rows = run_rows(runs, store)
@@ -71,13 +78,21 @@ def ablation_report(runs: list["GridRun"], store: RunStore, out: Path) -> dict[s
             paired = pd.concat([baseline[metric], group[metric]], axis=1, keys=["a", "b"], join="inner")
             paired = paired.dropna().astype(float)
             scale = 100.0 if "auc" in metric or metric in ("aupr", "eer") else 1.0
-            difference, low, high = (seed_difference_interval(paired["a"] * scale, paired["b"] * scale)
-                                     if len(paired) else (np.nan, np.nan, np.nan))  # fmt: skip
-            lines.append({
-                "variant": variant, "metric": metric, "baseline": _pm(baseline[metric], scale),
-                "variant value": _pm(group[metric], scale),
-                "difference": round(difference, 2) if np.isfinite(difference) else MISSING,
-                "95% interval": format_interval(low, high), "seeds": len(paired),
-            })  # fmt: skip
+            difference, low, high = (
+                seed_difference_interval(paired["a"] * scale, paired["b"] * scale)
+                if len(paired)
+                else (np.nan, np.nan, np.nan)
+            )
+            lines.append(
+                {
+                    "variant": variant,
+                    "metric": metric,
+                    "baseline": _pm(baseline[metric], scale),
+                    "variant value": _pm(group[metric], scale),
+                    "difference": round(difference, 2) if np.isfinite(difference) else MISSING,
+                    "95% interval": format_interval(low, high),
+                    "seeds": len(paired),
+                }
+            )
     caption = "Variant minus baseline; AUC, AUPR and EER in %. The interval is a paired t-interval over seeds."
     return write_table(pd.DataFrame(lines), out, "comparison", caption=caption)

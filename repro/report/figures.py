@@ -19,9 +19,9 @@ from matplotlib.patches import Patch
 from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
-from ..atomic import atomic_write
 from ..anomaly_types import ANOMALY_TYPES as TYPE_CODES
 from ..anomaly_types import UNKNOWN, display
+from ..atomic import atomic_write
 from ..stats import memory_usage_summary
 
 DPI = 100
@@ -76,9 +76,7 @@ class TsneEmbedding(NamedTuple):
     kept: np.ndarray  # (k,) indices of the kept queries into the input
 
 
-def tsne_embedding(
-    features: np.ndarray, items: np.ndarray, seed: int = 0, max_points: int = 5000
-) -> TsneEmbedding:
+def tsne_embedding(features: np.ndarray, items: np.ndarray, seed: int = 0, max_points: int = 5000) -> TsneEmbedding:
     """One openTSNE map of the queries (a seeded subsample of max_points beyond that) and the m items together.
 
     The items are embedded with the queries (their concatenation is fit once), not transformed into a
@@ -108,8 +106,11 @@ def tsne_figure(embedding: TsneEmbedding, assignments: np.ndarray, title: str = 
     ax.scatter(*embedding.items.T, c=colours, s=260, marker="*", edgecolors="black", linewidths=1.2, zorder=3)
     for i, (x, y) in enumerate(embedding.items):
         ax.annotate(str(i), (x, y), xytext=(6, 6), textcoords="offset points", fontsize=9, weight="bold")
-    ax.set(title=title or "t-SNE of queries (dots, coloured by nearest item) and memory items (stars)",
-           xticks=[], yticks=[])  # fmt: skip
+    ax.set(
+        title=title or "t-SNE of queries (dots, coloured by nearest item) and memory items (stars)",
+        xticks=[],
+        yticks=[],
+    )
     return fig
 
 
@@ -219,8 +220,9 @@ def reconstruction_figure(examples: list[Example]) -> Figure:
     for i, example in enumerate(examples):
         shapes = {key: np.shape(example[key]) for key in ("input", "output", "target")}
         if shapes["output"] != shapes["target"] or len(shapes["output"]) != 3:
-            raise ValueError(f"example {i} ({example['title']!r}): output and target need one (h, w, c) shape, "
-                             f"got {shapes}")
+            raise ValueError(
+                f"example {i} ({example['title']!r}): output and target need one (h, w, c) shape, got {shapes}"
+            )
     if not examples:
         raise ValueError("reconstruction grid needs at least one example")
     errors = [np.square(np.asarray(e["output"], float) - np.asarray(e["target"], float)) for e in examples]

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..anomaly_types import TYPE_NAMES, display
 from ..atomic import atomic_write
 from ..config import load_config
-from ..anomaly_types import TYPE_NAMES, display
 from ..models.method import signals_from_arrays
 from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
-from .figures import (Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map)
+from .figures import Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map
 from .results import run_rows
 from .tables import write_table
 
@@ -54,12 +54,19 @@ def _describe(run: Path) -> str:
     """A short label from the run's config: data, the method and the settings it reads, the update, the seed."""
     cfg = load_config(run / "config.toml")
     method, settings = cfg.model.method, cfg.model.settings
-    parts = [cfg.data.preset if cfg.data.name == "synthetic" else cfg.data.name, method.describe(settings),
-             *(f"{name}={getattr(settings, name)}" for name in method.reads(settings)
-               if name not in ("task", "memory")),  # already in describe
-             *([f"update={'on' if cfg.eval.test_time_update else 'off'}"]
-               if "test_time_update" in method.reads_eval(settings) else []),
-             f"seed {cfg.seed}"]  # fmt: skip
+    parts = [
+        cfg.data.preset if cfg.data.name == "synthetic" else cfg.data.name,
+        method.describe(settings),
+        *(
+            f"{name}={getattr(settings, name)}" for name in method.reads(settings) if name not in ("task", "memory")
+        ),  # already in describe
+        *(
+            [f"update={'on' if cfg.eval.test_time_update else 'off'}"]
+            if "test_time_update" in method.reads_eval(settings)
+            else []
+        ),
+        f"seed {cfg.seed}",
+    ]
     if cfg.data.salt_pepper:
         parts.append(f"salt-pepper {cfg.data.salt_pepper:g}")
     return ", ".join(parts)
@@ -93,10 +100,14 @@ def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
 def _example_figures(run: Path, out: Path, seed: int) -> dict[str, list[Path]]:
     with np.load(run / "examples.npz") as data:
         examples = {key: data[key] for key in data.files}
-    rows = [Example(title=_type_title(int(kind)), input=x[..., ::-1], output=y[..., ::-1],
-                    target=t[..., ::-1])  # BGR (OpenCV) -> RGB for display
-            for x, y, t, kind in zip(examples["example_input"], examples["example_output"],
-                                     examples["example_target"], examples["example_type"])]  # fmt: skip
+    rows = [
+        Example(
+            title=_type_title(int(kind)), input=x[..., ::-1], output=y[..., ::-1], target=t[..., ::-1]
+        )  # BGR (OpenCV) -> RGB for display
+        for x, y, t, kind in zip(
+            examples["example_input"], examples["example_output"], examples["example_target"], examples["example_type"]
+        )
+    ]
     figures = {}
     if {"queries", "assignments", "items"} <= examples.keys():
         paths, _ = tsne_map(examples["queries"], examples["assignments"], examples["items"], out, "tsne", seed=seed)
@@ -119,9 +130,11 @@ def _run_entry(run: Path, out: Path) -> Entry:
     except Exception as error:  # noqa: BLE001 - a broken config.toml is reported, not fatal
         return Entry(run.name, run.name, problems=[f"config.toml unreadable ({error})"])
     folder = out / "runs" / run.name
-    steps = {"metrics.json (memory histogram)": lambda: {"memory": _memory(run, folder)},
-             "examples.npz (reconstructions, t-SNE)": lambda: _example_figures(run, folder, seed),
-             "signals (ROC, timeline)": lambda: _signal_figures(run, folder)}  # fmt: skip
+    steps = {
+        "metrics.json (memory histogram)": lambda: {"memory": _memory(run, folder)},
+        "examples.npz (reconstructions, t-SNE)": lambda: _example_figures(run, folder, seed),
+        "signals (ROC, timeline)": lambda: _signal_figures(run, folder),
+    }
     for what, step in steps.items():
         try:
             made = step()
@@ -150,23 +163,32 @@ def _html(title: str, entries: list[Entry], tables: list[Path], out: Path) -> st
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>"]
     if tables:
-        body.append("<h2>Tables</h2><ul>" + "".join(
-            f'<li><a href="{esc(p.relative_to(out).as_posix())}">{esc(p.name)}</a></li>' for p in tables) + "</ul>")
+        body.append(
+            "<h2>Tables</h2><ul>"
+            + "".join(f'<li><a href="{esc(p.relative_to(out).as_posix())}">{esc(p.name)}</a></li>' for p in tables)
+            + "</ul>"
+        )
     for entry in entries:
         body.append(f"<h2>Run <code>{esc(entry.run)}</code></h2><p>{esc(entry.label)}</p>")
         body += [f'<p class="missing">missing: {esc(problem)}</p>' for problem in entry.problems]
         body.append('<div class="grid">')
         for key, path in entry.figures:
             rel = esc(path.relative_to(out).as_posix())
-            body.append(f'<figure class="{key}"><a href="{rel}"><img src="{rel}" alt="{key}"></a>'
-                        f"<figcaption>{esc(CAPTIONS[key])}</figcaption></figure>")
+            body.append(
+                f'<figure class="{key}"><a href="{rel}"><img src="{rel}" alt="{key}"></a>'
+                f"<figcaption>{esc(CAPTIONS[key])}</figcaption></figure>"
+            )
         body.append("</div>")
-    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
-             ".grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;max-width:440px}"
-             "img{max-width:440px;border:1px solid #ccc}figcaption{font-size:0.85em;color:#333}"
-             ".timeline,.timeline img{max-width:896px}.missing{color:#b00}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}"
+        ".grid{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;max-width:440px}"
+        "img{max-width:440px;border:1px solid #ccc}figcaption{font-size:0.85em;color:#333}"
+        ".timeline,.timeline img{max-width:896px}.missing{color:#b00}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def build_report(runs: list[Path], out: Path, title: str = "Report", tables: list[Path] | None = None) -> Path:
@@ -184,7 +206,7 @@ def build_report(runs: list[Path], out: Path, title: str = "Report", tables: lis
     return atomic_write(out / "index.md", _markdown(title, entries, tables, out))
 
 
-def _finished(store: RunStore, grid: list["GridRun"]) -> list["GridRun"]:
+def _finished(store: RunStore, grid: list[GridRun]) -> list[GridRun]:
     """The grid's runs that have a folder in the store; each absent one is named in a warning."""
     present = []
     for grid_run in grid:
@@ -192,29 +214,41 @@ def _finished(store: RunStore, grid: list["GridRun"]) -> list["GridRun"]:
         if run.is_dir():
             present.append(grid_run)
         else:
-            warnings.warn(f"run {run.name} ({grid_run.labels}, seed {grid_run.seed}) not in {store.root}; train it "
-                          f"with `repro sweep` using the same --profile/--seeds/--set", ReportWarning, 2)
+            warnings.warn(
+                f"run {run.name} ({grid_run.labels}, seed {grid_run.seed}) not in {store.root}; train it "
+                f"with `repro sweep` using the same --profile/--seeds/--set",
+                ReportWarning,
+                2,
+            )
     return present
 
 
-def report_source(source: Path, out: Path, runs_root: Path, profile: str = "synthetic", data_root: str | None = None,
-                  seeds: int = 1, overrides: tuple[str, ...] = ()) -> Path:
+def report_source(
+    source: Path,
+    out: Path,
+    runs_root: Path,
+    profile: str = "synthetic",
+    data_root: str | None = None,
+    seeds: int = 1,
+    overrides: tuple[str, ...] = (),
+) -> Path:
     """A report of a run store folder (every finished run, one summary table) or of a table declaration (its
     runs found by config hash, its table beside the published numbers); returns index.md."""
     from ..ablation import GridRun, load_table, table_grid
     from .build import table_report
 
-    if source.is_file():
+    if not source.is_dir():
         table = load_table(source)
         store = RunStore(runs_root)
         grid = _finished(store, table_grid(table, profile, seeds, data_root, overrides))
         rows = run_rows(grid, store)
         paths = table_report(table, grid, store, out) if not rows.empty else {}
-        return build_report([store.run_dir(g.config) for g in grid], out, f"{table.name}: {table.question}",
-                            list(paths.values()))
+        return build_report(
+            [store.run_dir(g.config) for g in grid], out, f"{table.name}: {table.question}", list(paths.values())
+        )
     store = RunStore(source)
     listed = [(name, cfg) for name, cfg, state in list_runs(source) if state == "done"]
-    done = [GridRun({"run": name}, cfg.seed, cfg) for name, cfg in listed]
+    done = [GridRun({"run": name, "dataset": cfg.data.name}, cfg.seed, cfg) for name, cfg in listed]
     if not done:
         raise FileNotFoundError(f"{source}: no finished runs (status done) in this run store; train some first")
     rows = run_rows(done, store)

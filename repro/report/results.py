@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -21,7 +22,7 @@ class MissingRunWarning(UserWarning):
     """A run of the grid has no readable metrics; the report covers the rest."""
 
 
-def run_rows(runs: Iterable["GridRun"], store: RunStore) -> pd.DataFrame:
+def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
     """One row per run with its labels, seed, default and oracle metrics, per-type AUCs and memory usage."""
     rows = []
     for grid_run in runs:
@@ -29,7 +30,7 @@ def run_rows(runs: Iterable["GridRun"], store: RunStore) -> pd.DataFrame:
         try:
             metrics = store.read_metrics(run)
         except RunError as error:
-            warnings.warn(f"{run}: {error}; left out of the report", MissingRunWarning)
+            warnings.warn(f"{run}: {error}; left out of the report", MissingRunWarning, stacklevel=2)
             continue
         default, oracle = metrics["default"], metrics["oracle"]
         row = {**grid_run.labels, "seed": grid_run.seed, "run": run.name}

@@ -10,13 +10,14 @@ import pandas as pd
 from ..atomic import atomic_write
 
 MISSING = "-"  # how a missing number is written in every table
-LATEX_SPECIAL = str.maketrans({c: rf"\{c}" for c in "&%$#_{}"} | {
-    "\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"
-})
+LATEX_SPECIAL = str.maketrans(
+    {c: rf"\{c}" for c in "&%$#_{}"}
+    | {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+)
 
 
 def format_mean_std(mean: float, std: float, n: int | None = None, decimals: int = 2) -> str:
-    """"mean ± std", or "mean" alone when n == 1 (no spread from one run), "-" when mean is missing."""
+    """ "mean ± std", or "mean" alone when n == 1 (no spread from one run), "-" when mean is missing."""
     if not np.isfinite(mean):
         return MISSING
     if n == 1 or not np.isfinite(std):
@@ -25,7 +26,7 @@ def format_mean_std(mean: float, std: float, n: int | None = None, decimals: int
 
 
 def format_interval(low: float, high: float, decimals: int = 2) -> str:
-    """"[low, high]", or "-" when either end is missing (e.g. one seed)."""
+    """ "[low, high]", or "-" when either end is missing (e.g. one seed)."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return MISSING
     return f"[{low:.{decimals}f}, {high:.{decimals}f}]"
@@ -42,8 +43,12 @@ def to_markdown(df: pd.DataFrame, caption: str | None = None, decimals: int = 2)
 def to_latex(df: pd.DataFrame, caption: str | None = None, decimals: int = 2) -> str:
     """A booktabs tabular (inside a table with a caption when given); LaTeX special characters escaped."""
     return df.to_latex(
-        index=False, escape=True, na_rep=MISSING, float_format=f"%.{decimals}f",
-        caption=caption and caption.translate(LATEX_SPECIAL), position="h",
+        index=False,
+        escape=True,
+        na_rep=MISSING,
+        float_format=f"%.{decimals}f",
+        caption=caption and caption.translate(LATEX_SPECIAL),
+        position="h",
     )
 
 

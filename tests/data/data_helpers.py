@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 
 
-def write_images(folder: Path, count: int, ext: str = ".jpg", size: int = 8, first: int = 0,
-                 pad: int = 3) -> list[Path]:  # fmt: skip
+def write_images(
+    folder: Path, count: int, ext: str = ".jpg", size: int = 8, first: int = 0, pad: int = 3
+) -> list[Path]:
     """`count` random images folder/<first:0pad>.ext ... of size x size BGR."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(count)

@@ -17,12 +17,15 @@ def _scaled(frames):
     return torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 255 * 2 - 1
 
 
-@pytest.mark.parametrize("in_frames, predict, offset, first, last_unscored", [
-    (4, True, 4, 4, 0),     # MNAD prediction: the first 4 frames are not scored
-    (1, False, 0, 0, 0),    # reconstruction: every frame
-    (16, False, 8, 8, 7),   # MemAE: the first 8 and the last 7
-    (10, False, 5, 5, 4),   # ConvLSTM
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "in_frames, predict, offset, first, last_unscored",
+    [
+        (4, True, 4, 4, 0),  # MNAD prediction: the first 4 frames are not scored
+        (1, False, 0, 0, 0),  # reconstruction: every frame
+        (16, False, 8, 8, 7),  # MemAE: the first 8 and the last 7
+        (10, False, 5, 5, 4),  # ConvLSTM
+    ],
+)
 def test_scored_frames_per_layout(in_frames, predict, offset, first, last_unscored):
     videos = _videos([20, 17])
     dataset = ClipDataset(videos, in_frames, predict, offset)

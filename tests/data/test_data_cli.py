@@ -46,6 +46,6 @@ def test_import_ucsd_then_check(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["data", "import", "ucsd", str(src), str(tmp_path / "out"), "--name", "ucsd-mini"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["data", "check", str(tmp_path / "out"), "ucsd-mini"])
+    result = runner.invoke(main, ["data", "check", str(tmp_path / "out"), "ucsd-mini", "--task", "recon"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["anomalous"] == 3

@@ -32,8 +32,9 @@ def test_ucsd(tmp_path):
     write_images(src / "Test" / "Test001", 6, ext=".tif", first=1)
     write_images(src / "Test" / "Test001_gt", 6, ext=".bmp", first=1)
     write_images(src / "Test" / "Test002", 5, ext=".tif", first=1)
-    (src / "UCSDped1.m").write_text("TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [2:3, 5:6];\n"
-                                    "TestVideoFile{end+1}.gt_frame = [1:5];\n")  # fmt: skip
+    (src / "UCSDped1.m").write_text(
+        "TestVideoFile = {};\nTestVideoFile{end+1}.gt_frame = [2:3, 5:6];\nTestVideoFile{end+1}.gt_frame = [1:5];\n"
+    )
     before = snapshot(src)
     dataset = import_ucsd(src, tmp_path / "out", name="ped1", progress=False)
     test = find_videos(tmp_path / "out", "ped1", "testing")

@@ -4,12 +4,32 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from repro.data.labels import (PUBLISHED, cross_check_totals, load_flat_labels, load_test_labels, load_vollabel,
-                               parse_ucsd_m, read_labels, split_flat)  # fmt: skip
+from repro.data.labels import (
+    PUBLISHED,
+    cross_check_totals,
+    load_flat_labels,
+    load_test_labels,
+    load_vollabel,
+    parse_ucsd_m,
+    read_labels,
+    split_flat,
+)
 from repro.data.layout import DataError, find_videos
 
-PED2_RANGES = [(61, 180), (95, 180), (1, 146), (31, 180), (1, 129), (1, 159), (46, 180), (1, 180), (1, 120),
-               (1, 150), (1, 180), (88, 180)]  # fmt: skip
+PED2_RANGES = [
+    (61, 180),
+    (95, 180),
+    (1, 146),
+    (31, 180),
+    (1, 129),
+    (1, 159),
+    (46, 180),
+    (1, 180),
+    (1, 120),
+    (1, 150),
+    (1, 180),
+    (88, 180),
+]
 PED2_COUNTS, PED2_NAMES = PUBLISHED["ped2"][2], [f"{i:02d}" for i in range(1, 13)]
 
 

@@ -20,8 +20,9 @@ def test_same_seed_identical_bytes_other_seed_differs(tmp_path):
     c = write_synthetic(tmp_path / "c", "single", seed=8, size=32)
     assert _digest(a) == _digest(b)
     assert _digest(a) != _digest(c)
-    assert {"contact_normal.png", "contact_spatial.png", "contact_temporal.png",
-            "contact_spatio-temporal.png"} <= {p.name for p in a.iterdir()}  # fmt: skip
+    assert {"contact_normal.png", "contact_spatial.png", "contact_temporal.png", "contact_spatio-temporal.png"} <= {
+        p.name for p in a.iterdir()
+    }
 
 
 STAND_INS = [name for name in PRESETS if name != "tiny"]

@@ -9,12 +9,15 @@ from einops import rearrange
 from repro.models.memae import (
     MemAE,
     MemoryModule,
+    ae_frame_score,
     entropy_loss,
     hard_shrink,
     memae_address,
     memae_frame_score,
     memae_read,
 )
+from repro.models.output import ModelOutput
+from repro.models.registry import METHODS
 
 # Two queries, three items.
 Z = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
@@ -91,6 +94,90 @@ def test_frame_score_is_mean_of_per_pixel_channel_norms():
     output[0, :, 0, 0, 0] = torch.tensor([3.0, 4.0])  # norm 5; the other pixel 0 -> mean 2.5
     output[1, :, 0, 0, :] = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # norms 1 and 2 -> 1.5
     torch.testing.assert_close(memae_frame_score(output, target), torch.tensor([2.5, 1.5]))
+
+
+# A clip pair worked by hand: b 2, c 2, t 2, h 1, w 2 (8 values per clip), target 0.
+# Clip 0: pixel differences (over c) [3, 4], [0, 0], [1, 0], [0, 2]: norms 5, 0, 1, 2; squares sum 30.
+# Clip 1: every difference 0.2: norms sqrt(0.08); squares (0.2 / 2)^2 = 0.01 on the [0, 1] scale.
+SCORED_TARGET = torch.zeros(2, 2, 2, 1, 2)
+SCORED_OUTPUT = torch.stack(
+    [
+        rearrange(torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), "(t w) c -> c t 1 w", t=2),
+        torch.full((2, 2, 1, 2), 0.2),
+    ]
+)
+
+
+def test_memae_score_is_the_mean_over_t_h_w_of_channel_norms_on_the_minus_one_one_scale():
+    expected = torch.tensor([(5 + 0 + 1 + 2) / 4, math.sqrt(0.08)])
+    torch.testing.assert_close(memae_frame_score(SCORED_OUTPUT, SCORED_TARGET), expected)
+
+
+def test_ae_score_is_the_mean_squared_error_over_c_t_h_w_on_the_zero_one_scale():
+    expected = torch.tensor([30 / 4 / 8, 0.01])  # differences halved by x -> (x + 1) / 2, then squared, mean of 8
+    torch.testing.assert_close(ae_frame_score(SCORED_OUTPUT, SCORED_TARGET), expected)
+    torch.testing.assert_close(ae_frame_score(SCORED_OUTPUT + 1, SCORED_TARGET + 1), expected)  # differences only
+
+
+def test_scores_refuse_mismatched_or_non_clip_shapes():
+    for score in (memae_frame_score, ae_frame_score):
+        with pytest.raises(ValueError, match=r"must both be \(b, c, t, h, w\)"):
+            score(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4))
+        with pytest.raises(ValueError, match=r"must both be \(b, c, t, h, w\)"):
+            score(SCORED_OUTPUT, SCORED_TARGET[:1])
+
+
+def test_each_baseline_is_scored_by_its_own_published_score():
+    result = ModelOutput(SCORED_OUTPUT)
+    memae = METHODS["memae"].frame_signals(None, result, SCORED_TARGET).error
+    ae = METHODS["ae3d"].frame_signals(None, result, SCORED_TARGET).error
+    torch.testing.assert_close(memae, memae_frame_score(SCORED_OUTPUT, SCORED_TARGET))
+    torch.testing.assert_close(ae, ae_frame_score(SCORED_OUTPUT, SCORED_TARGET))
+    assert not torch.allclose(memae, ae)
+
+
+# --------------------------------------------------------------------------------- the official equations
+# Three queries, four items (d 2), worked by hand from the official code's equations (SPEC sec. 8).
+# Items are ±axes, so the dot-product logits are ± the queries' coordinates:
+#   q0 = (ln 2, 0):     logits (ln 2, 0, -ln 2, 0)    -> softmax (4, 2, 1, 2) / 9
+#   q1 = (0, ln 3):     logits (0, ln 3, 0, -ln 3)    -> softmax (3, 9, 3, 1) / 16
+#   q2 = (-ln 2, -ln 2): logits (-ln 2, -ln 2, ln 2, ln 2) -> softmax (1, 1, 4, 4) / 10
+# λ = 0.15 zeroes 1/9, 1/16 and 1/10 (w_hat = relu(w - λ) w / (|w - λ| + ε) keeps the others, to 1e-11);
+# L1 renormalisation: (4, 2, 0, 2) / 8, (3, 9, 3, 0) / 15, (0, 0, 1, 1) / 2.
+ITEMS4 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+QUERIES3 = torch.tensor([[math.log(2), 0.0], [0.0, math.log(3)], [-math.log(2), -math.log(2)]])
+SOFTMAX = torch.tensor([[4 / 9, 2 / 9, 1 / 9, 2 / 9], [3 / 16, 9 / 16, 3 / 16, 1 / 16], [0.1, 0.1, 0.4, 0.4]])
+SHRUNK = torch.tensor([[0.5, 0.25, 0.0, 0.25], [0.2, 0.6, 0.2, 0.0], [0.0, 0.0, 0.5, 0.5]])
+
+
+def test_official_equations_by_hand_address_shrink_renormalise():
+    torch.testing.assert_close(memae_address(QUERIES3, ITEMS4, "dot"), SOFTMAX)
+    shrunk = hard_shrink(SOFTMAX, 0.15)
+    torch.testing.assert_close(shrunk, SHRUNK)
+    assert (shrunk[SHRUNK == 0] == 0).all()  # exactly zero, not small
+
+
+def test_official_memory_by_hand_read_and_entropy_loss():
+    memory = MemoryModule(num_items=4, dim=2, shrink_threshold=0.15, addressing="dot")
+    memory.items.data = ITEMS4.clone()
+    read, weights = memory(QUERIES3)
+    torch.testing.assert_close(weights, SHRUNK)
+    # read = w_hat M: (0.5 - 0, 0.25 - 0.25), (0.2 - 0.2, 0.6), (-0.5, -0.5)
+    torch.testing.assert_close(read, torch.tensor([[0.5, 0.0], [0.0, 0.6], [-0.5, -0.5]]))
+    # row entropies -sum w log w: 1.5 ln 2, -(0.4 ln 0.2 + 0.6 ln 0.6), ln 2; the loss is their mean
+    rows = [1.5 * math.log(2), -(0.4 * math.log(0.2) + 0.6 * math.log(0.6)), math.log(2)]
+    torch.testing.assert_close(entropy_loss(weights), torch.tensor(sum(rows) / 3))
+
+
+def test_hard_shrink_epsilon_is_the_official_1e_minus_12():
+    # A weight ε above λ: relu(ε) w / (ε + ε) = w / 2 (with ε = 0 it would stay w, with 1e-10 be w / 101).
+    lam, eps = 0.25, 1e-12
+    w = torch.tensor([[lam + eps, 1 - lam - eps]], dtype=torch.float64)
+    kept = (1 - lam - eps) * (1 - 2 * lam - eps) / (1 - 2 * lam - eps + eps)
+    halved = (lam + eps) / 2
+    expected = torch.tensor([[halved, kept]], dtype=torch.float64) / (halved + kept)  # about (1/7, 6/7)
+    # rtol: λ + ε - λ is ε only to float64 rounding (1e-5 of ε); the alternatives differ by 40% or more
+    torch.testing.assert_close(hard_shrink(w, lam), expected, rtol=1e-4, atol=0)
 
 
 # ------------------------------------------------------------------------------------------------ memory

@@ -47,9 +47,7 @@ def test_init_items_gaussian_and_unknown_kind():
 def test_read_is_softmax_over_items_times_items():
     read, weights = read_memory(Q, P)
     # softmax over two items of scores (a, b) is (sigmoid(a - b), sigmoid(b - a))
-    expected = torch.tensor(
-        [[sigmoid(1), sigmoid(-1)], [sigmoid(-0.2), sigmoid(0.2)], [sigmoid(-1), sigmoid(1)]]
-    )
+    expected = torch.tensor([[sigmoid(1), sigmoid(-1)], [sigmoid(-0.2), sigmoid(0.2)], [sigmoid(-1), sigmoid(1)]])
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(read, expected)  # P is the identity
     torch.testing.assert_close(weights.sum(dim=1), torch.ones(3))

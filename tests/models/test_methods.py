@@ -31,11 +31,17 @@ class Clips(torch.utils.data.Dataset):
         g = torch.Generator().manual_seed(0)
         target_frames = 1 if layout.predict else layout.in_frames
         self.items = [
-            {"input": torch.rand(layout.in_frames, 3, SIZE, SIZE, generator=g) * 2 - 1,
-             "target": torch.rand(target_frames, 3, SIZE, SIZE, generator=g) * 2 - 1,
-             "video": video, "frame": i, "label": int(i == 2), "anomaly_type": 0}
-            for video in range(2) for i in range(per_video)
-        ]  # fmt: skip
+            {
+                "input": torch.rand(layout.in_frames, 3, SIZE, SIZE, generator=g) * 2 - 1,
+                "target": torch.rand(target_frames, 3, SIZE, SIZE, generator=g) * 2 - 1,
+                "video": video,
+                "frame": i,
+                "label": int(i == 2),
+                "anomaly_type": 0,
+            }
+            for video in range(2)
+            for i in range(per_video)
+        ]
 
     def __len__(self):
         return len(self.items)
@@ -66,8 +72,9 @@ def test_each_method_builds_trains_evaluates_and_scores_through_the_protocol(nam
     assert torch.isfinite(terms["total"]) and terms["pixel"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the step moved the weights
 
-    arrays = evaluate_model(model, method, data, torch.device("cpu"), test_time_update=True, gamma=0.01,
-                            batch_size=4, progress=False)  # fmt: skip
+    arrays = evaluate_model(
+        model, method, data, torch.device("cpu"), test_time_update=True, gamma=0.01, batch_size=4, progress=False
+    )
     signals = signals_from_arrays(method.Signals, arrays)
     assert isinstance(signals, method.Signals)
     for value in signals:
@@ -135,7 +142,8 @@ TOY_METHOD = '''
 def test_a_toy_method_is_one_file_plus_one_registry_line(tmp_path):
     (tmp_path / "toy_method.py").write_text(textwrap.dedent(TOY_METHOD))
     script = tmp_path / "run_toy.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, r"{tmp_path}")
         import toy_method
@@ -147,10 +155,11 @@ def test_a_toy_method_is_one_file_plus_one_registry_line(tmp_path):
         from repro.runs import RunStore
 
         cfg = load_config(None, ["model.name=toy", "model.toy.width=3", "data.preset=tiny", "data.size=32",
-                                 "data.root={tmp_path / 'synthetic'}", "train.epochs=1", "train.checkpoint_every=1"])
-        run = execute_run(cfg, RunStore(r"{tmp_path / 'runs'}"), progress=False)
-        print(json.dumps(RunStore(r"{tmp_path / 'runs'}").read_metrics(run)["default"]))
-    """))
+                                 "data.root={tmp_path / "synthetic"}", "train.epochs=1", "train.checkpoint_every=1"])
+        run = execute_run(cfg, RunStore(r"{tmp_path / "runs"}"), progress=False)
+        print(json.dumps(RunStore(r"{tmp_path / "runs"}").read_metrics(run)["default"]))
+    """)
+    )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = __import__("json").loads(done.stdout.strip().splitlines()[-1])

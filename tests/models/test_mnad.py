@@ -150,11 +150,14 @@ def test_wrong_input_shape_is_a_clear_error():
         MNAD(width=4)(torch.rand(1, 3, 32, 32))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(task="segment"), "allowed: pred, recon"),
-    (dict(decoder="wide"), "allowed: halving, constant"),
-    (dict(update_normaliser="max"), "update normaliser"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(task="segment"), "allowed: pred, recon"),
+        (dict(decoder="wide"), "allowed: halving, constant"),
+        (dict(update_normaliser="max"), "update normaliser"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MNAD(width=4, **kwargs)

@@ -6,12 +6,12 @@ from matplotlib.colors import to_rgba
 from repro.report.figures import (
     ANOMALY_TYPES,
     DPI,
+    GRID_PANEL,
     HISTOGRAM_SIZE,
     ROC_SIZE,
     TIMELINE_ROW,
     TIMELINE_WIDTH,
     TSNE_SIZE,
-    GRID_PANEL,
     memory_usage_figure,
     memory_usage_histogram,
     reconstruction_figure,
@@ -112,8 +112,12 @@ def test_timeline_names_videos_it_cannot_find():
 
 def test_reconstruction_grid_titles_each_row_with_its_mse(tmp_path):
     rng = np.random.default_rng(0)
-    grey = {"title": "spatial", "input": rng.uniform(size=(8, 8, 1)),
-            "output": np.zeros((8, 8, 1)), "target": np.full((8, 8, 1), 0.5)}  # fmt: skip
+    grey = {
+        "title": "spatial",
+        "input": rng.uniform(size=(8, 8, 1)),
+        "output": np.zeros((8, 8, 1)),
+        "target": np.full((8, 8, 1), 0.5),
+    }
     colour = {"title": "normal", **{key: rng.uniform(size=(8, 8, 3)) for key in ("input", "output", "target")}}
     figure = reconstruction_figure([grey, colour])
     mse = np.mean((colour["output"] - colour["target"]) ** 2)
@@ -127,6 +131,7 @@ def test_reconstruction_grid_titles_each_row_with_its_mse(tmp_path):
 def test_timeline_without_types_shades_labelled_spans_grey():
     figure = score_timeline_figure(np.zeros(6), np.array([0, 1, 1, 0, 1, 0]), np.zeros(6), [0])
     assert [(p.get_x() + 0.5, p.get_facecolor()[:3]) for p in figure.axes[0].patches] == [
-        (1, to_rgba("tab:gray")[:3]), (4, to_rgba("tab:gray")[:3])
+        (1, to_rgba("tab:gray")[:3]),
+        (4, to_rgba("tab:gray")[:3]),
     ]
     assert [t.get_text() for t in figure.legends[0].get_texts()] == ["anomalous (labelled)"]

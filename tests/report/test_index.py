@@ -26,18 +26,43 @@ def fabricate_run(root: Path, seed: int) -> Path:
     (run / "config.toml").write_text(to_toml(cfg))
     rng = np.random.default_rng(seed)
     label = np.r_[np.zeros(30), np.ones(10), np.zeros(20)].astype(np.int64)
-    save_signals(run, 2, psnr=30 - 5 * label + rng.normal(0, 1, 60), distance=label + rng.normal(0, 0.3, 60),
-                 regular=rng.random(60), video=np.repeat([0, 1], 30), frame=np.tile(np.arange(30), 2),
-                 label=label, anomaly_type=label * 2, item_counts=np.array([20, 30, 10, 0]))  # fmt: skip
+    save_signals(
+        run,
+        2,
+        psnr=30 - 5 * label + rng.normal(0, 1, 60),
+        distance=label + rng.normal(0, 0.3, 60),
+        regular=rng.random(60),
+        video=np.repeat([0, 1], 30),
+        frame=np.tile(np.arange(30), 2),
+        label=label,
+        anomaly_type=label * 2,
+        item_counts=np.array([20, 30, 10, 0]),
+    )
     counts = [20, 30, 10, 0]
-    metric = {"auc": 0.9, "raw_auc": 0.9, "macro_auc": 0.9, "aupr": 0.8, "eer": 0.1, "epoch": 2, "lambda": 0.6,
-              "per_type": {"temporal": 0.9}, "memory": {"counts": counts, "active_fraction": 0.75, "perplexity": 2.8}}
+    metric = {
+        "auc": 0.9,
+        "raw_auc": 0.9,
+        "macro_auc": 0.9,
+        "aupr": 0.8,
+        "eer": 0.1,
+        "epoch": 2,
+        "lambda": 0.6,
+        "per_type": {"temporal": 0.9},
+        "memory": {"counts": counts, "active_fraction": 0.75, "perplexity": 2.8},
+    }
     write_metrics(run, {"default": metric, "oracle": {**metric, "auc": 0.95}})
     images = rng.random((4, 16, 16, 3))
     queries = np.concatenate([rng.normal(c * 10, 1, (40, D)) for c in range(M)])
-    np.savez(run / "examples.npz", example_input=images, example_output=images * 0.9, example_target=images,
-             example_type=np.arange(4), queries=queries, assignments=np.repeat(np.arange(M), 40),
-             items=np.stack([np.full(D, c * 10.0) for c in range(M)]))  # fmt: skip
+    np.savez(
+        run / "examples.npz",
+        example_input=images,
+        example_output=images * 0.9,
+        example_target=images,
+        example_type=np.arange(4),
+        queries=queries,
+        assignments=np.repeat(np.arange(M), 40),
+        items=np.stack([np.full(D, c * 10.0) for c in range(M)]),
+    )
     set_status(run, "done")
     return run
 
@@ -90,12 +115,12 @@ def test_missing_metrics_and_corrupt_signals_are_named_and_rest_reported(store, 
 
 def test_cli_report_of_a_table_without_runs_names_them(tmp_path):
     table = Path(__file__).parents[2] / "ablations" / "figures.toml"
-    result = CliRunner().invoke(main, ["report", str(table), "--runs", str(tmp_path / "empty"),
-                                       "--out", str(tmp_path / "out")])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["report", str(table), "--runs", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "index.html").is_file()
     assert "Run `" not in (tmp_path / "out" / "index.md").read_text()
-
 
 
 def test_a_run_without_memory_gets_its_roc_and_timeline_at_lambda_1(store, tmp_path):

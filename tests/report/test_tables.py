@@ -12,13 +12,15 @@ from repro.report.tables import (
 
 @pytest.fixture
 def table5() -> pd.DataFrame:
-    return pd.DataFrame({
-        "dataset": ["Ped2", "Ped2", "Avenue"],
-        "model": ["Pred w/ Mem", "Recon w/o Mem", "Recon_x & 50%"],
-        "AUC paper": [97.0, 86.4, np.nan],
-        "AUC ours": [96.33, 88.53, 81.2],
-        "seeds": [3, 1, 2],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "dataset": ["Ped2", "Ped2", "Avenue"],
+            "model": ["Pred w/ Mem", "Recon w/o Mem", "Recon_x & 50%"],
+            "AUC paper": [97.0, 86.4, np.nan],
+            "AUC ours": [96.33, 88.53, 81.2],
+            "seeds": [3, 1, 2],
+        }
+    )
 
 
 def test_formatting_of_mean_std_and_intervals():

@@ -1,0 +1,1 @@
+"""Profiles (profiles/*.toml) and table declarations (*.toml), installed as the package data repro.ablations."""

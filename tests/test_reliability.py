@@ -1,0 +1,483 @@
+"""Failures a user can cause or meet, driven through the CLI: each ends in one line with exit code 2 (130 for
+an interrupt) that names the file or setting and the fix, and after that fix the run finishes with the same
+metrics as an undisturbed run (issue 15).
+
+The full disk, the read-only file system and the denied permission are fakes that raise the OSError the
+operating system raises (a tmpfs needs root); the symbolic-link loop is real.
+"""
+
+import errno
+import json
+import os
+import pickle
+import re
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from repro.cli import main
+from repro.runs import RunError, RunStore, list_runs, read_jsonl, read_metrics, status
+
+pytestmark = pytest.mark.slow
+
+COMPARED = ("default", "oracle", "epochs")  # metrics.json less its timings and provenance
+
+
+def invoke(*args, **kwargs):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+
+def settings(root: Path) -> list[str]:
+    """Seconds-long runs of two epochs, a checkpoint each, on the tiny preset generated under `root`."""
+    pairs = [
+        f"data.root={root}",
+        "data.preset=tiny",
+        "data.size=16",
+        "model.mnad.width=4",
+        "train.epochs=2",
+        "train.checkpoint_every=1",
+        "exec.device=cpu",
+    ]
+    return [part for pair in pairs for part in ("--set", pair)]
+
+
+def one_line_error(result, code: int = 2) -> str:
+    """The error line of a failed command, checked to be one line, without a traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and "Aborted!" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def suggested_command(line: str) -> list[str]:
+    """The command an error line suggests in backticks, as arguments of `repro`."""
+    (command,) = re.findall(r"`(repro [^`]+)`", line)
+    return shlex.split(command)[1:]
+
+
+def the_run(store: Path) -> Path:
+    (name,) = [name for name, _, _ in list_runs(store)]
+    return store / name
+
+
+def compared(run: Path) -> dict:
+    metrics = read_metrics(run)
+    return {key: metrics[key] for key in COMPARED}
+
+
+@pytest.fixture(autouse=True)
+def frame_cache(tmp_path, monkeypatch):
+    """A frame cache of each test's own."""
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The tiny world and the metrics of an undisturbed run: trained, and re-scored without the update."""
+    root = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REPRO_CACHE", str(root / "cache"))
+        store = root / "runs"
+        assert invoke("train", "--runs", store, *settings(root / "data")).exit_code == 0
+        run = the_run(store)
+        rescored = invoke("evaluate", run, "--no-test-time-update")
+        assert rescored.exit_code == 0, rescored.output
+        target = Path(rescored.output.split("run: ")[1].split()[0])
+    (dataset,) = (root / "data" / "synthetic").glob("tiny-seed0-*")
+    return {
+        "data": root / "data",
+        "dataset": dataset,
+        "run": run,
+        "trained": compared(run),
+        "rescored": compared(target),
+    }
+
+
+def copy_of_the_run(world, tmp_path) -> tuple[Path, list]:
+    """(run, train arguments) of a copy of the undisturbed run, alone in a run store of its own."""
+    source, store = world["run"], tmp_path / "runs"
+    shutil.copytree(source, store / source.name)
+    return store / source.name, ["train", "--runs", store, *settings(world["data"])]
+
+
+def unfinish(run: Path, epoch: int) -> None:
+    """Make `run` look killed while it evaluated (epoch None) or before it saved the checkpoint of `epoch`."""
+    for name in ("metrics.json", "examples.npz"):
+        (run / name).unlink(missing_ok=True)
+    shutil.rmtree(run / "signals", ignore_errors=True)
+    if epoch is not None:
+        (run / "checkpoints" / f"epoch_{epoch:03d}.pt").unlink()
+        records = read_jsonl(run / "train.jsonl")
+        (run / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records if r["epoch"] < epoch))
+    (run / "status.json").write_text(json.dumps({"state": "failed", "error": "KeyboardInterrupt: "}))
+
+
+def copy_of_the_data(world, tmp_path) -> tuple[Path, Path]:
+    """(data root, dataset root for `repro data check`) of a private copy of the tiny world."""
+    shutil.copytree(world["data"] / "synthetic", tmp_path / "data" / "synthetic")
+    return tmp_path / "data", tmp_path / "data" / "synthetic" / world["dataset"].name
+
+
+# ------------------------------------------------------------------------------- fixes that fix
+@pytest.mark.parametrize("damage", ["corrupt", "deleted"])
+def test_a_finished_run_without_valid_metrics_is_evaluated_again_from_its_checkpoints(world, tmp_path, damage):
+    run, args = copy_of_the_run(world, tmp_path)
+    checkpoint = (run / "checkpoints" / "epoch_002.pt").stat().st_mtime_ns
+    if damage == "corrupt":
+        (run / "metrics.json").write_text('{"default": {"auc": 0.')
+    else:
+        (run / "metrics.json").unlink()
+    assert status(run)["state"] == "done"  # stale: the files say otherwise
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+    assert (run / "checkpoints" / "epoch_002.pt").stat().st_mtime_ns == checkpoint  # not retrained
+    rescored = invoke("evaluate", run, "--no-test-time-update")
+    assert rescored.exit_code == 0, rescored.output
+    assert compared(Path(rescored.output.split("run: ")[1].split()[0])) == world["rescored"]
+
+
+def test_a_corrupt_checkpoint_of_the_evaluated_run_is_retrained_by_the_command_the_error_names(world, tmp_path):
+    source, _ = copy_of_the_run(world, tmp_path)
+    checkpoint = source / "checkpoints" / "epoch_002.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a half-copied file
+    line = one_line_error(invoke("evaluate", source, "--no-test-time-update"))
+    assert str(checkpoint) in line and "evaluate never trains" in line
+    fix = invoke(*suggested_command(line))
+    assert fix.exit_code == 0, fix.output
+    assert compared(source) == world["trained"]
+    assert [record["epoch"] for record in read_jsonl(source / "train.jsonl")] == [1, 2]
+    rescored = invoke("evaluate", source, "--no-test-time-update")
+    assert rescored.exit_code == 0, rescored.output
+    target = Path(rescored.output.split("run: ")[1].split()[0])
+    assert compared(target) == world["rescored"]
+    for _, path in RunStore().checkpoints(target):  # the adopted checkpoints are the good ones
+        assert path.stat().st_ino == (source / "checkpoints" / path.name).stat().st_ino
+
+
+def test_a_corrupt_last_checkpoint_of_an_unfinished_run_is_retrained_from_the_one_before(world, tmp_path):
+    run, args = copy_of_the_run(world, tmp_path)
+    unfinish(run, epoch=None)  # killed while it evaluated
+    checkpoint = run / "checkpoints" / "epoch_002.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match=r"epoch_002\.pt is unreadable"):
+        again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+    assert [record["epoch"] for record in read_jsonl(run / "train.jsonl")] == [1, 2]
+
+
+def test_evaluate_never_trains_an_unfinished_run_and_names_the_command_that_finishes_it(world, tmp_path):
+    run, _ = copy_of_the_run(world, tmp_path)
+    unfinish(run, epoch=2)
+    line = one_line_error(invoke("evaluate", run, "--no-test-time-update"))
+    assert "not finished" in line and str(run) in line
+    assert [name for name, _, _ in list_runs(run.parent)] == [run.name]  # no new run, nothing trained
+    assert [epoch for epoch, _ in RunStore().checkpoints(run)] == [1]
+    fix = invoke(*suggested_command(line))
+    assert fix.exit_code == 0, fix.output
+    assert compared(run) == world["trained"]
+    rescored = invoke("evaluate", run, "--no-test-time-update")
+    assert rescored.exit_code == 0, rescored.output
+    assert compared(Path(rescored.output.split("run: ")[1].split()[0])) == world["rescored"]
+
+
+# ------------------------------------------------------------------------------- validate before work
+def test_missing_labels_are_found_by_data_check_and_before_training(world, tmp_path):
+    data, dataset = copy_of_the_data(world, tmp_path)
+    labels = dataset / "synthetic-tiny" / "testing" / "labels.npy"
+    kept = labels.read_bytes()
+    labels.unlink()
+    line = one_line_error(invoke("data", "check", dataset, "synthetic-tiny"))
+    assert str(labels) in line
+    args = ["train", "--runs", tmp_path / "runs", *settings(data)]
+    line = one_line_error(invoke(*args))
+    assert str(labels) in line
+    run = the_run(tmp_path / "runs")
+    assert not (run / "checkpoints").exists() and not (run / "train.jsonl").exists()  # nothing trained
+    labels.write_bytes(kept)
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+
+
+def test_signals_with_placeholder_labels_are_never_saved(tmp_path):
+    from repro.config import load_config
+
+    store = RunStore(tmp_path)
+    run = store.prepare(load_config())
+    with pytest.raises(RunError, match=r"epoch_001\.npz.*placeholder label -1"):
+        store.save_signals(run, 1, psnr=np.zeros(3, np.float32), label=np.array([0, -1, 1]))
+    assert store.signal_epochs(run) == []
+
+
+def test_training_videos_shorter_than_the_clip_window_are_refused_before_training(world, tmp_path):
+    data, dataset = copy_of_the_data(world, tmp_path)
+    for video in (dataset / "synthetic-tiny" / "training" / "frames").iterdir():
+        for frame in sorted(video.iterdir())[3:]:
+            frame.unlink()  # 3 frames: MNAD prediction needs 5 (4 inputs and the target)
+    line = one_line_error(invoke("data", "check", dataset, "synthetic-tiny"))
+    assert "training" in line and "5 frames" in line
+    assert invoke("data", "check", dataset, "synthetic-tiny", "--task", "recon").exit_code == 0
+    line = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(data)))
+    assert "training" in line and "5 frames" in line
+    assert not (the_run(tmp_path / "runs") / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("size", [7, 12])
+def test_a_frame_size_the_network_cannot_take_is_refused_when_the_config_is_built(world, tmp_path, size):
+    line = one_line_error(
+        invoke("train", "--runs", tmp_path / "runs", *settings(world["data"]), "--set", f"data.size={size}")
+    )
+    assert f"data.size={size}: MNAD pools three times" in line and not (tmp_path / "runs").exists()
+
+
+def _pickled(path: Path) -> None:
+    path.write_bytes(pickle.dumps([0, 1, 1]))
+
+
+LABEL_FILES = {
+    "empty": lambda path: path.write_bytes(b""),
+    "text": lambda path: path.write_text("0\n1\n1\n"),
+    "pickled": _pickled,
+    "truncated": lambda path: path.write_bytes(_npy_bytes(np.zeros(500, np.int8))[:100]),
+}
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    with tempfile.TemporaryFile() as handle:
+        np.save(handle, array)
+        handle.seek(0)
+        return handle.read()
+
+
+@pytest.mark.parametrize("form", LABEL_FILES)
+def test_a_malformed_label_file_is_one_line_naming_it(world, tmp_path, form):
+    data, dataset = copy_of_the_data(world, tmp_path)
+    labels = dataset / "synthetic-tiny" / "testing" / "labels.npy"
+    kept = labels.read_bytes()
+    LABEL_FILES[form](labels)
+    line = one_line_error(invoke("data", "check", dataset, "synthetic-tiny"))
+    assert str(labels) in line and ".npy" in line
+    assert str(labels) in one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(data)))
+    assert not (the_run(tmp_path / "runs") / "checkpoints").exists()
+    labels.write_bytes(kept)  # the fix; that the run then finishes is shown for missing labels
+    assert invoke("data", "check", dataset, "synthetic-tiny").exit_code == 0
+
+
+def test_a_truncated_frame_cache_file_is_named_and_rebuilt(world, tmp_path, frame_cache):
+    run, args = copy_of_the_run(world, tmp_path)
+    unfinish(run, epoch=None)
+    assert invoke(*args).exit_code == 0  # evaluated again: the frame cache is filled
+    cached = sorted((frame_cache / "frames").glob("*.npy"))[0]
+    cached.write_bytes(cached.read_bytes()[:200])
+    unfinish(run, epoch=None)
+    with pytest.warns(UserWarning, match=re.escape(str(cached))):
+        again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+
+
+# -------------------------------------------------------------------------------- declarations
+TABLE = """
+name = "tiny"
+question = "Do malformed declarations say where?"
+datasets = ["ped2"]
+[stand_ins]
+ped2 = "single"
+[models]
+"Pred w/ Mem" = ["model.mnad.task=pred", "model.mnad.memory=true"]
+"""
+HEAD = 'name = "tiny"\nquestion = "Do malformed declarations say where?"\ndatasets = ["ped2"]\n'
+BAD_TABLES = {
+    "a string where a list of overrides is expected": (
+        TABLE.replace('["model.mnad.task=pred", "model.mnad.memory=true"]', '"model.mnad.memory=true"'),
+        "models",
+    ),
+    "a list where the table of models is expected": (
+        HEAD + 'models = ["model.mnad.memory=false"]\n[stand_ins]\nped2 = "t"\n',
+        "models",
+    ),
+    "a list where the table of stand-ins is expected": (
+        HEAD + 'stand_ins = ["tiny"]\n[models]\nm = ["seed=1"]\n',
+        "stand_ins",
+    ),
+    "a non-number in lambda_grid": (TABLE + '[selection]\nlambda_grid = [0.5, "high"]\n', "lambda_grid"),
+    "a misspelt top-level key": (TABLE.replace("question =", "qestion = 'x'\nquestion ="), "qestion"),
+    "a string where a list of datasets is expected": (TABLE.replace('["ped2"]', '"ped2"'), "datasets"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TABLES)
+def test_a_malformed_table_declaration_names_the_file_and_the_key(tmp_path, case):
+    text, key = BAD_TABLES[case]
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    line = one_line_error(invoke("sweep", path, "--runs", tmp_path / "runs", "--out", tmp_path / "out"))
+    assert str(path) in line and key in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_labels_its_rows_with_the_preset_it_used(world, tmp_path):
+    run, _ = copy_of_the_run(world, tmp_path)  # the table's one cell, with data.preset=tiny: reused
+    path = tmp_path / "tiny.toml"
+    path.write_text(TABLE)
+    result = invoke("sweep", path, "--runs", run.parent, "--out", tmp_path / "out", *settings(world["data"]))
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "out" / "tiny.md").read_text()
+    assert "ped2 (tiny)" in table and "(single)" not in table
+    assert f"{world['trained']['default']['auc'] * 100:.2f}" in table
+
+
+# ------------------------------------------------------------------------- the operating system
+class FullFile:
+    """A file on a file system with no space left: every write fails as the kernel's does (no file name)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def full_disk(monkeypatch, where: str) -> None:
+    """Files whose path contains `where` cannot be written: the disk is full (small files still fit)."""
+    real = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        handle = real(fd, *args, **kwargs)
+        return FullFile(handle) if where in os.readlink(f"/proc/self/fd/{fd}") else handle
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+def refuse_writes(monkeypatch, under: Path, code: int) -> None:
+    """New files under `under` fail with `code` (a read-only mount, a folder of another user)."""
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).is_relative_to(under):
+            raise OSError(code, os.strerror(code), str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def interrupt_at_epoch(monkeypatch, epoch: int):
+    """Ctrl-C when the checkpoint of `epoch` is about to be written."""
+    real = RunStore.save_checkpoint
+
+    def save(run, at, state):
+        if at == epoch:
+            raise KeyboardInterrupt
+        return real(run, at, state)
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", staticmethod(save))
+    return monkeypatch
+
+
+def test_a_full_run_store_is_one_line_recorded_in_the_status_and_the_rerun_resumes(world, tmp_path, monkeypatch):
+    args = ["train", "--runs", tmp_path / "runs", *settings(world["data"])]
+    full_disk(monkeypatch, "epoch_002.pt")
+    line = one_line_error(invoke(*args))
+    monkeypatch.undo()
+    run = the_run(tmp_path / "runs")
+    assert "No space left on device" in line and str(run / "checkpoints" / "epoch_002.pt") in line
+    assert "free" in line and "rerun" in line
+    assert "No space left on device" in status(run)["error"] and status(run)["state"] == "failed"
+    again = invoke(*args)  # space freed
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+    assert [record["epoch"] for record in read_jsonl(run / "train.jsonl")] == [1, 2]  # epoch 2 once
+
+
+def test_a_full_frame_cache_is_one_line_naming_the_cache_file(world, tmp_path, monkeypatch, frame_cache):
+    args = ["train", "--runs", tmp_path / "runs", *settings(world["data"])]
+    full_disk(monkeypatch, str(frame_cache))
+    line = one_line_error(invoke(*args))
+    monkeypatch.undo()
+    assert "No space left on device" in line and str(frame_cache / "frames") in line and "REPRO_CACHE" in line
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(the_run(tmp_path / "runs")) == world["trained"]
+
+
+def test_a_read_only_run_store_is_one_line_and_the_run_finishes_once_it_is_writable(world, tmp_path, monkeypatch):
+    args = ["train", "--runs", tmp_path / "runs", *settings(world["data"])]
+    refuse_writes(monkeypatch, tmp_path / "runs", errno.EROFS)
+    line = one_line_error(invoke(*args))
+    monkeypatch.undo()
+    assert "Read-only file system" in line and str(tmp_path / "runs") in line and "--runs" in line
+    again = invoke(*args)  # mounted writable again
+    assert again.exit_code == 0, again.output
+    assert compared(the_run(tmp_path / "runs")) == world["trained"]
+
+
+def test_a_run_store_without_permission_is_one_line(world, tmp_path, monkeypatch):
+    refuse_writes(monkeypatch, tmp_path / "runs", errno.EACCES)
+    line = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(world["data"])))
+    assert "Permission denied" in line and str(tmp_path / "runs") in line and "access" in line
+
+
+def test_a_symbolic_link_loop_is_one_line(world, tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    line = one_line_error(invoke("train", "--runs", tmp_path / "loop", *settings(world["data"])))
+    assert "Too many levels of symbolic links" in line and str(tmp_path / "loop") in line
+
+
+def test_ctrl_c_says_the_run_resumes_and_it_does(world, tmp_path, monkeypatch):
+    args = ["train", "--runs", tmp_path / "runs", *settings(world["data"])]
+    interrupt_at_epoch(monkeypatch, 2)
+    line = one_line_error(invoke(*args), code=130)
+    monkeypatch.undo()
+    assert "interrupted; rerun the same command to resume" in line
+    run = the_run(tmp_path / "runs")
+    assert status(run)["state"] == "failed" and "KeyboardInterrupt" in status(run)["error"]
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+    assert [record["epoch"] for record in read_jsonl(run / "train.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_debug_shows_the_traceback(tmp_path, how):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    flag, env = (["--debug"], {}) if how == "flag" else ([], {"REPRO_DEBUG": "1"})
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        invoke(*flag, "train", "--runs", tmp_path / "loop", "--set", "train.epochs=1", env=env)
+
+
+def test_when_not_even_the_status_can_be_written_the_first_error_is_shown(world, tmp_path, monkeypatch):
+    args = ["train", "--runs", tmp_path / "runs", *settings(world["data"])]
+    real = RunStore.save_checkpoint
+
+    def save(run, epoch, state):
+        if epoch == 2:
+            full_disk(monkeypatch, str(tmp_path / "runs"))  # from now on nothing fits, status.json neither
+        return real(run, epoch, state)
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", staticmethod(save))
+    line = one_line_error(invoke(*args))
+    monkeypatch.undo()
+    assert "No space left on device" in line and "epoch_002.pt" in line
+    run = the_run(tmp_path / "runs")
+    assert status(run)["state"] == "running"  # could not be updated; the lock is gone, so a rerun takes over
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
