@@ -152,8 +152,9 @@ class DataConfig(_Validated):
     prefix: ClassVar[str] = "data."
     name: Literal["synthetic", "ped2", "avenue", "shanghaitech"] = setting(
         "ped2", "Dataset: synthetic moving shapes (built in) or a published one (needs data.root).")
-    preset: Literal["single", "busy", "scenes", "tiny"] = setting(
-        "single", "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes); tiny for tests.")
+    preset: Literal["single", "busy", "scenes", "tiny", "cameras"] = setting(
+        "single", "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes; cameras, "
+        "13 cameras at data.size=128, for the memory study); tiny for tests.")
     root: str | None = setting(
         None, "Folder holding <name>/training/frames and <name>/testing/frames; none = built-in synthetic cache.")
     labels: str | None = setting(None, "Explicit frame-label file (.npy); none = the dataset's own labels.")
