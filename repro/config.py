@@ -183,6 +183,15 @@ class ModelConfig(_Validated):
         "uniform", "Item initialisation: uniform [0,1) rows (reference) or Gaussian, each L2-normalised.")
     update_normaliser: Literal["all", "assigned"] = setting(
         "all", "Eq. 5 max over all queries (reference code) or over the item's assigned queries (paper).")
+    kmeans_init_steps: int = setting(
+        0, "Collapse remedy: items set to the k-means centres of the queries of the first k training steps (0 = off).",
+        NON_NEGATIVE)
+    reseed_after_steps: int = setting(
+        0, "Collapse remedy: an item unused for k training steps in a row is re-seeded from a random query (0 = off).",
+        NON_NEGATIVE)
+    diversity: float = setting(
+        0.0, "Collapse remedy: weight of the diversity loss, the negative entropy of the mean soft assignment.",
+        NON_NEGATIVE)
     memae_items: int = setting(2000, "MemAE memory size N.", AT_LEAST_ONE)
     memae_width: int = setting(96, "MemAE/AE channels of the first 3-D conv (96 = paper; use a multiple of 3).",
                                AT_LEAST_ONE)

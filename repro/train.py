@@ -62,6 +62,8 @@ def model_kwargs(cfg: RunConfig) -> dict:
             channels=channels, compactness_weight=loss.compactness, separateness_weight=loss.separateness,
             separateness_margin=loss.separateness_margin, uniform_memory_weight=loss.uniform_memory,
             update_normaliser=m.update_normaliser, item_init=m.item_init,
+            diversity_weight=m.diversity, kmeans_init_steps=m.kmeans_init_steps,
+            reseed_after_steps=m.reseed_after_steps,
         )  # fmt: skip
     if m.name in ("memae", "ae3d"):
         kwargs = dict(channels=channels, width=m.memae_width)

@@ -132,6 +132,9 @@ class MNAD(nn.Module):
         uniform_memory_weight: float = 0.0,
         update_normaliser: str = "all",
         item_init: str = "uniform",
+        diversity_weight: float = 0.0,  # collapse remedies (SPEC sec. 12), see `Memory`
+        kmeans_init_steps: int = 0,
+        reseed_after_steps: int = 0,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -153,6 +156,9 @@ class MNAD(nn.Module):
                 uniform_memory_weight,
                 update_normaliser,
                 item_init,
+                diversity_weight=diversity_weight,
+                kmeans_init_steps=kmeans_init_steps,
+                reseed_after_steps=reseed_after_steps,
             )
             if memory
             else None
