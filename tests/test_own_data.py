@@ -171,7 +171,7 @@ def test_bad_input_is_one_line_and_exit_code_2(campus, footage, tmp_path):
     np.save(root / "campus" / "testing" / "labels.npy", np.zeros(sum(TEST) - 1, np.int8))
     one_line_error(invoke(*train), "holds 27 labels, shorter than the 28 test frames of 2 videos (cam1..cam2)")
     (root / "campus" / "testing" / "labels.npy").unlink()
-    one_line_error(invoke(*train), "labels.npy is missing: evaluation needs the test frames' labels")
+    one_line_error(invoke(*train), "missing label file", "labels.npy", "data.labels=FILE")
     (root / "campus" / "training" / "frames" / "cam3").mkdir()
     one_line_error(invoke(*train), "empty video", "cam3")
 
