@@ -44,8 +44,24 @@ DIRECTIONS = ("higher", "lower", "equal")
 VERDICTS = ("supported", "partly supported", "contradicted", "inconclusive", "untested")
 FIGURES = ("memory", "roc", "timeline")  # per-run figures of repro.report.index a claim may point to
 MIN_SEEDS = 3
-FIELDS = {"id", "source", "statement", "dataset", "metric", "direction", "size", "change", "control", "treatment",
-          "arm", "threshold", "published", "note", "seeds", "figure"}  # fmt: skip
+FIELDS = {
+    "id",
+    "source",
+    "statement",
+    "dataset",
+    "metric",
+    "direction",
+    "size",
+    "change",
+    "control",
+    "treatment",
+    "arm",
+    "threshold",
+    "published",
+    "note",
+    "seeds",
+    "figure",
+}
 REQUIRED = ("id", "source", "statement", "dataset", "metric", "direction")
 
 
@@ -72,18 +88,26 @@ class Metric(NamedTuple):
 
 
 METRICS: dict[str, Metric] = {
-    "auc": Metric("frame AUC (last epoch, the profile's λ)", "AUC points",
-                  lambda run: 100 * read_metrics(run)["default"]["auc"]),
+    "auc": Metric(
+        "frame AUC (last epoch, the profile's λ)", "AUC points", lambda run: 100 * read_metrics(run)["default"]["auc"]
+    ),
     "auc_spatial": Metric("AUC on the spatial anomalies", "AUC points", _per_type("spatial")),
     "auc_temporal": Metric("AUC on the temporal anomalies", "AUC points", _per_type("temporal")),
     "auc_spatio_temporal": Metric("AUC on the spatio-temporal anomalies", "AUC points", _per_type("spatio_temporal")),
-    "perplexity": Metric("perplexity of nearest-item use at test (1 = collapse, M = even)", "items",
-                         lambda run: read_metrics(run)["default"]["memory"]["perplexity"]),
-    "oracle_gain": Metric("oracle AUC (epoch and λ chosen on the test set) minus the honest default", "AUC points",
-                          lambda run: 100 * (read_metrics(run)["oracle"]["auc"] - read_metrics(run)["default"]["auc"])),
-    "probe_psnr_change": Metric("PSNR change of the output with the bottleneck replaced by zeros (skip probe)", "dB",
-                                _probe_psnr_change),
-}  # fmt: skip
+    "perplexity": Metric(
+        "perplexity of nearest-item use at test (1 = collapse, M = even)",
+        "items",
+        lambda run: read_metrics(run)["default"]["memory"]["perplexity"],
+    ),
+    "oracle_gain": Metric(
+        "oracle AUC (epoch and λ chosen on the test set) minus the honest default",
+        "AUC points",
+        lambda run: 100 * (read_metrics(run)["oracle"]["auc"] - read_metrics(run)["default"]["auc"]),
+    ),
+    "probe_psnr_change": Metric(
+        "PSNR change of the output with the bottleneck replaced by zeros (skip probe)", "dB", _probe_psnr_change
+    ),
+}
 
 
 # ------------------------------------------------------------------------------------------ declaration
@@ -115,17 +139,30 @@ def _claim(raw: dict[str, Any], stand_ins: dict[str, str], seeds: int, path: Pat
         problem = f"seeds must be at least {MIN_SEEDS} (paired differences need them for a usable interval)"
     if problem:
         raise ClaimError(f"{path}: claim {name!r}: {problem}")
-    arms = ({"control": tuple(raw["control"]), "treatment": tuple(raw["treatment"])} if "arm" not in raw
-            else {"arm": tuple(raw["arm"])})  # fmt: skip
+    arms = (
+        {"control": tuple(raw["control"]), "treatment": tuple(raw["treatment"])}
+        if "arm" not in raw
+        else {"arm": tuple(raw["arm"])}
+    )
     size = raw.get("size")
     threshold = raw.get("threshold")
     return Claim(
-        id=raw["id"], source=raw["source"], statement=raw["statement"], dataset=raw["dataset"],
-        stand_in=stand_ins[raw["dataset"]], metric=raw["metric"], direction=raw["direction"], arms=arms,
-        seeds=int(raw.get("seeds", seeds)), size=None if size is None else float(size),
-        change=tuple(raw.get("change", ())), threshold=None if threshold is None else float(threshold),
-        published=dict(raw.get("published", {})), note=raw.get("note", ""), figure=raw.get("figure"),
-    )  # fmt: skip
+        id=raw["id"],
+        source=raw["source"],
+        statement=raw["statement"],
+        dataset=raw["dataset"],
+        stand_in=stand_ins[raw["dataset"]],
+        metric=raw["metric"],
+        direction=raw["direction"],
+        arms=arms,
+        seeds=int(raw.get("seeds", seeds)),
+        size=None if size is None else float(size),
+        change=tuple(raw.get("change", ())),
+        threshold=None if threshold is None else float(threshold),
+        published=dict(raw.get("published", {})),
+        note=raw.get("note", ""),
+        figure=raw.get("figure"),
+    )
 
 
 def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | None:
@@ -137,18 +174,27 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
         (unknown, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}"),
         (missing, f"lacks {', '.join(missing)}"),
         (raw.get("metric") not in METRICS, f"metric {raw.get('metric')!r} unknown; allowed: {', '.join(METRICS)}"),
-        (raw.get("direction") not in DIRECTIONS,
-         f"direction {raw.get('direction')!r} unknown; allowed: {', '.join(DIRECTIONS)}"),
+        (
+            raw.get("direction") not in DIRECTIONS,
+            f"direction {raw.get('direction')!r} unknown; allowed: {', '.join(DIRECTIONS)}",
+        ),
         (raw.get("dataset") not in stand_ins, f"dataset {raw.get('dataset')!r} has no stand-in in [stand_ins]"),
         (two_arms == one_arm, "give either `control` and `treatment` (with `change`) or one `arm` and a `threshold`"),
-        (two_arms and not ("control" in raw and "treatment" in raw and raw.get("change")),
-         "a two-arm claim needs `control`, `treatment` and `change` (the keys the arms are meant to differ in)"),
+        (
+            two_arms and not ("control" in raw and "treatment" in raw and raw.get("change")),
+            "a two-arm claim needs `control`, `treatment` and `change` (the keys the arms are meant to differ in)",
+        ),
         (one_arm and "threshold" not in raw, "a one-arm claim needs a `threshold`"),
         (two_arms and "threshold" in raw, "a two-arm claim takes no `threshold` (its control is the reference)"),
-        (raw.get("direction") == "equal" and not raw.get("size"),
-         "direction 'equal' needs `size`, the margin within which the effect counts as no difference"),
-        (raw.get("figure") not in (None, *FIGURES), f"figure {raw.get('figure')!r} unknown; allowed: {', '.join(FIGURES)}"),
-    ]  # fmt: skip
+        (
+            raw.get("direction") == "equal" and not raw.get("size"),
+            "direction 'equal' needs `size`, the margin within which the effect counts as no difference",
+        ),
+        (
+            raw.get("figure") not in (None, *FIGURES),
+            f"figure {raw.get('figure')!r} unknown; allowed: {', '.join(FIGURES)}",
+        ),
+    ]
     return next((message for failed, message in checks if failed), None)
 
 
@@ -205,18 +251,25 @@ def _check_arms(claim: Claim, resolve: Callable[..., RunConfig]) -> None:
     changed = tuple(f"{key}={_spell(values[key])}" for key in claim.change)
     expected = resolve((*claim.arms["control"], *changed), unchecked=claim.arms["control"])
     if identity(expected) == identity(control):
-        raise ClaimError(f"claim {claim.id!r}: its arms do not differ in {', '.join(claim.change)}, the declared change")
+        raise ClaimError(
+            f"claim {claim.id!r}: its arms do not differ in {', '.join(claim.change)}, the declared change"
+        )
     wanted, got = _flat(identity(expected)), _flat(identity(treatment))
-    extra = {key: (wanted.get(key), got.get(key)) for key in wanted.keys() | got.keys() if wanted.get(key) != got.get(key)}
+    extra = {
+        key: (wanted.get(key), got.get(key)) for key in wanted.keys() | got.keys() if wanted.get(key) != got.get(key)
+    }
     if extra:
         listed = "; ".join(f"{key}: control {a!r}, treatment {b!r}" for key, (a, b) in sorted(extra.items()))
-        raise ClaimError(f"claim {claim.id!r}: its arms also differ in {listed}, beyond the declared change "
-                         f"({', '.join(claim.change)}); make the arms equal there, or add the key to `change` "
-                         "if that difference is intended")  # fmt: skip
+        raise ClaimError(
+            f"claim {claim.id!r}: its arms also differ in {listed}, beyond the declared change "
+            f"({', '.join(claim.change)}); make the arms equal there, or add the key to `change` "
+            "if that difference is intended"
+        )
 
 
-def _resolver(claim: Claim, profile: str | Path | None, data_root: str | None,
-              overrides: tuple[str, ...]) -> Callable[..., RunConfig]:
+def _resolver(
+    claim: Claim, profile: str | Path | None, data_root: str | None, overrides: tuple[str, ...]
+) -> Callable[..., RunConfig]:
     """arm overrides (and a seed) -> the run's config: data, then the global overrides, then the arm's. The arm's
     own overrides must be read by its method; the data and global ones apply where they are read."""
 
@@ -231,8 +284,9 @@ def _resolver(claim: Claim, profile: str | Path | None, data_root: str | None,
     return resolve
 
 
-def claim_runs(claims: list[Claim], profile: str | Path | None, data_root: str | None = None,
-               overrides: tuple[str, ...] = ()) -> list["GridRun"]:
+def claim_runs(
+    claims: list[Claim], profile: str | Path | None, data_root: str | None = None, overrides: tuple[str, ...] = ()
+) -> list[GridRun]:
     """Every (claim, arm, seed) run, labelled {"claim": id, "arm": name}; refuses an unknown config key or arms
     that differ beyond their declared change, naming the claim. Seeds are the profile's seed + 0, 1, ..."""
     from .ablation import GridRun
@@ -258,8 +312,9 @@ class Verdict(NamedTuple):
     n: int  # paired seeds
 
 
-def decide(control: np.ndarray, treatment: np.ndarray, direction: str, size: float | None = None,
-           confidence: float = 0.95) -> Verdict:
+def decide(
+    control: np.ndarray, treatment: np.ndarray, direction: str, size: float | None = None, confidence: float = 0.95
+) -> Verdict:
     """The verdict on paired per-seed values (control[i] and treatment[i] share a seed); see the module doc."""
     if direction == "equal" and size is None:
         raise ValueError("a claim of no difference (direction 'equal') needs its margin, size")
@@ -299,11 +354,13 @@ def _measure(claim: Claim, run: Path) -> float:
     try:
         return float(METRICS[claim.metric].read(run))
     except KeyError as error:
-        raise ClaimError(f"claim {claim.id!r}: run {run} records no {claim.metric} (missing {error}); "
-                         "choose a metric the arms' model has (e.g. perplexity needs a memory)") from None
+        raise ClaimError(
+            f"claim {claim.id!r}: run {run} records no {claim.metric} (missing {error}); "
+            "choose a metric the arms' model has (e.g. perplexity needs a memory)"
+        ) from None
 
 
-def judge(claims: list[Claim], runs: list["GridRun"], store: RunStore) -> list[ClaimResult]:
+def judge(claims: list[Claim], runs: list[GridRun], store: RunStore) -> list[ClaimResult]:
     """Read each claim's metric from its finished runs and give its verdict (never trains)."""
     results = []
     for claim in claims:
@@ -321,7 +378,14 @@ def judge(claims: list[Claim], runs: list["GridRun"], store: RunStore) -> list[C
             control, treatment = np.full(len(seeds), claim.threshold), np.asarray(values["arm"])
         else:
             control, treatment = np.asarray(values["control"]), np.asarray(values["treatment"])
-        results.append(ClaimResult(
-            claim, decide(control, treatment, claim.direction, claim.size), seeds, values,
-            {arm: tuple(by_seed[s] for s in seeds) for arm, by_seed in folders.items()}, tuple(missing)))  # fmt: skip
+        results.append(
+            ClaimResult(
+                claim,
+                decide(control, treatment, claim.direction, claim.size),
+                seeds,
+                values,
+                {arm: tuple(by_seed[s] for s in seeds) for arm, by_seed in folders.items()},
+                tuple(missing),
+            )
+        )
     return results

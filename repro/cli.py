@@ -455,20 +455,54 @@ def _fail_if_any(failures: dict[str, str]) -> None:
 
 @main.command(short_help="Check the papers' and the study's claims over seeds; write a reproducibility report.")
 @click.argument("claims_file", metavar="[CLAIMS.toml]", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--profile", default="synthetic", show_default=True,
-              help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).")
-@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder holding the real datasets (ped2/, avenue/, shanghaitech/); default: synthetic stand-ins.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override a field for every run (a claim's arms still win on the keys they set).")
-@click.option("--runs", "runs_root", type=click.Path(file_okay=False), default="runs", show_default=True,
-              help="The run store (finished runs are reused, also those of other targets).")
-@click.option("--out", type=click.Path(file_okay=False), default="reports/claims", show_default=True,
-              help="Report folder: claims.md, claims.csv, index.html.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Runs in parallel (default: one per core on a CPU, each with one thread).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').")
+@click.option(
+    "--profile",
+    default="synthetic",
+    show_default=True,
+    help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).",
+)
+@click.option(
+    "--data",
+    "data_root",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Folder holding the real datasets (ped2/, avenue/, shanghaitech/); default: synthetic stand-ins.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a field for every run (a claim's arms still win on the keys they set).",
+)
+@click.option(
+    "--runs",
+    "runs_root",
+    type=click.Path(file_okay=False),
+    default="runs",
+    show_default=True,
+    help="The run store (finished runs are reused, also those of other targets).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="reports/claims",
+    show_default=True,
+    help="Report folder: claims.md, claims.csv, index.html.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs in parallel (default: one per core on a CPU, each with one thread).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').",
+)
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, executor, address):
     """Train what the run store lacks for every claim of CLAIMS.toml, then give each claim a verdict from paired
@@ -490,7 +524,9 @@ def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, exec
     runs = claim_runs(declared, profile, data_root, tuple(settings))  # refuses a bad claim before training
     store = RunStore(Path(runs_root))
     failures = run_grid(runs, store, jobs, executor=executor, address=address)
-    title = f"Claims of {claims_file}, profile {profile}, " + (f"data {data_root}" if data_root else "synthetic stand-ins")
+    title = f"Claims of {claims_file}, profile {profile}, " + (
+        f"data {data_root}" if data_root else "synthetic stand-ins"
+    )
     paths = claims_report(judge(declared, runs, store), Path(out), title)
     click.echo(paths["md"].read_text())
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))

@@ -40,24 +40,30 @@ def test_a_claimed_size_within_reach_is_supported_and_one_beyond_is_partly_suppo
     assert decide(treatment, control, "lower", size=5.0).verdict == "partly supported"  # mirrored
 
 
-@pytest.mark.parametrize("differences, direction, expected", [
-    ([-2.0, -2.5, -3.0], "higher", "contradicted"),  # interval [-3.74, -1.26]
-    ([-2.0, -2.5, -3.0], "lower", "supported"),
-    ([2.0, 2.5, 3.0], "lower", "contradicted"),
-    ([-1.0, 1.0, 0.5], "higher", "inconclusive"),  # spans 0
-    ([0.0, 0.0, 0.0], "higher", "inconclusive"),  # no effect at all: [0, 0] does not exclude 0
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "differences, direction, expected",
+    [
+        ([-2.0, -2.5, -3.0], "higher", "contradicted"),  # interval [-3.74, -1.26]
+        ([-2.0, -2.5, -3.0], "lower", "supported"),
+        ([2.0, 2.5, 3.0], "lower", "contradicted"),
+        ([-1.0, 1.0, 0.5], "higher", "inconclusive"),  # spans 0
+        ([0.0, 0.0, 0.0], "higher", "inconclusive"),  # no effect at all: [0, 0] does not exclude 0
+    ],
+)
 def test_each_directional_verdict(differences, direction, expected):
     control = np.array([70.0, 75.0, 80.0])
     assert decide(control, control + differences, direction).verdict == expected
 
 
-@pytest.mark.parametrize("differences, expected", [
-    ([0.1, -0.1, 0.0], "supported"),  # [-0.25, 0.25] inside ±1
-    ([3.0, 3.2, 2.9], "contradicted"),  # wholly above 1
-    ([0.5, 1.5, 1.0], "inconclusive"),  # [-0.24, 2.24] straddles the margin
-    ([0.0, 0.0, 0.0], "supported"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "differences, expected",
+    [
+        ([0.1, -0.1, 0.0], "supported"),  # [-0.25, 0.25] inside ±1
+        ([3.0, 3.2, 2.9], "contradicted"),  # wholly above 1
+        ([0.5, 1.5, 1.0], "inconclusive"),  # [-0.24, 2.24] straddles the margin
+        ([0.0, 0.0, 0.0], "supported"),
+    ],
+)
 def test_a_claim_of_no_difference_is_judged_against_its_margin(differences, expected):
     control = np.array([70.0, 75.0, 80.0])
     assert decide(control, control + differences, "equal", size=1.0).verdict == expected
@@ -107,19 +113,32 @@ def test_the_shipped_claims_expand_to_shared_runs():
     assert len(ablation_runs & memory_runs) == 3  # pred with memory, seeds 0-2, in both
 
 
-@pytest.mark.parametrize("claim, message", [
-    (two_arm("typo-key", '"model.memroy=false"', '"model.mnad.memory=true"'), ["'typo-key'", "model.memroy"]),
-    (two_arm("extra-difference", '"model.mnad.memory=false"', '"model.mnad.memory=true", "train.lr=1e-3"'),
-     ["'extra-difference'", "train.lr", "beyond the declared change"]),
-    (two_arm("no-difference", '"model.mnad.memory=true"', '"model.mnad.memory=true"'),
-     ["'no-difference'", "do not differ in model.mnad.memory"]),
-    (two_arm("unknown-change", '"model.mnad.memory=false"', '"model.mnad.memory=true"', '"model.memroy"'),
-     ["'unknown-change'", "model.memroy"]),
-    (two_arm("field-typo", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra='sise = 2.0'),
-     ["'field-typo'", "sise"]),
-    (two_arm("few-seeds", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra="seeds = 2"),
-     ["'few-seeds'", "at least 3"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "claim, message",
+    [
+        (two_arm("typo-key", '"model.memroy=false"', '"model.mnad.memory=true"'), ["'typo-key'", "model.memroy"]),
+        (
+            two_arm("extra-difference", '"model.mnad.memory=false"', '"model.mnad.memory=true", "train.lr=1e-3"'),
+            ["'extra-difference'", "train.lr", "beyond the declared change"],
+        ),
+        (
+            two_arm("no-difference", '"model.mnad.memory=true"', '"model.mnad.memory=true"'),
+            ["'no-difference'", "do not differ in model.mnad.memory"],
+        ),
+        (
+            two_arm("unknown-change", '"model.mnad.memory=false"', '"model.mnad.memory=true"', '"model.memroy"'),
+            ["'unknown-change'", "model.memroy"],
+        ),
+        (
+            two_arm("field-typo", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra="sise = 2.0"),
+            ["'field-typo'", "sise"],
+        ),
+        (
+            two_arm("few-seeds", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra="seeds = 2"),
+            ["'few-seeds'", "at least 3"],
+        ),
+    ],
+)
 def test_a_bad_claim_is_refused_with_its_name(tmp_path, claim, message):
     path = claims_file(tmp_path / "claims.toml", claim)
     with pytest.raises(ClaimError) as error:
@@ -135,13 +154,17 @@ def test_a_change_of_task_carries_the_tasks_own_settings(tmp_path):
 
 
 def test_the_arms_win_over_the_global_overrides(tmp_path):
-    claim = two_arm("epochs", '"model.mnad.memory=false", "train.epochs=1"', '"model.mnad.memory=true", "train.epochs=1"')
+    claim = two_arm(
+        "epochs", '"model.mnad.memory=false", "train.epochs=1"', '"model.mnad.memory=true", "train.epochs=1"'
+    )
     runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ("train.epochs=4",))
     assert {run.config.train.epochs for run in runs} == {1} and [run.seed for run in runs[:3]] == [0, 1, 2]
 
 
 def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
-    path = claims_file(tmp_path / "c.toml", two_arm("bad", '"model.mnad.memory=false"', '"model.mnad.memory=true", "seed=5"'))
+    path = claims_file(
+        tmp_path / "c.toml", two_arm("bad", '"model.mnad.memory=false"', '"model.mnad.memory=true", "seed=5"')
+    )
     result = CliRunner().invoke(main, ["claims", str(path), "--runs", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "claim 'bad'" in result.output and "seed" in result.output
     assert not (tmp_path / "runs").exists()
@@ -149,8 +172,15 @@ def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
 
 # --------------------------------------------------------------------------------------- end to end
 # Three trainings (the control arm re-scores the treatment's checkpoints without the update), three claims.
-TINY_CLAIMS = two_arm("update-helps", '"eval.test_time_update=false"', '"eval.test_time_update=true"',
-                      '"eval.test_time_update"', extra='figure = "timeline"') + """
+TINY_CLAIMS = (
+    two_arm(
+        "update-helps",
+        '"eval.test_time_update=false"',
+        '"eval.test_time_update=true"',
+        '"eval.test_time_update"',
+        extra='figure = "timeline"',
+    )
+    + """
 [[claim]]
 id = "skips-bypass"
 source = "test"
@@ -173,12 +203,14 @@ arm = ["eval.test_time_update=true"]
 threshold = 0.0
 figure = "memory"
 """
+)
 
 
 @pytest.mark.slow
 def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_that_exist(tmp_path):
     path, runs, out = claims_file(tmp_path / "claims.toml", TINY_CLAIMS), tmp_path / "runs", tmp_path / "report"
     settings = [f"data.root={tmp_path / 'synthetic'}", *TINY]
+
     def arguments(report: Path) -> list[str]:
         sets = [a for setting in settings for a in ("--set", setting)]
         return [str(a) for a in ["claims", path, "--runs", runs, "--out", report, "--jobs", 1, *sets]]
@@ -191,8 +223,9 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = {name: (runs / name / "metrics.json").stat().st_mtime_ns
-                for name, _, state in list_runs(runs) if state == "done"}  # fmt: skip
+    finished = {
+        name: (runs / name / "metrics.json").stat().st_mtime_ns for name, _, state in list_runs(runs) if state == "done"
+    }
     assert finished and len(finished) < 6, "the kill came too late to interrupt the claims run"
 
     result = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -207,8 +240,10 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
     claims = load_claims(path)
     grid = claim_runs(claims, "synthetic", None, tuple(settings))
     store = RunStore(runs)
-    arm_runs = {arm: [store.run_dir(r.config) for r in grid if r.labels == {"claim": "update-helps", "arm": arm}]
-                for arm in ("control", "treatment")}  # fmt: skip
+    arm_runs = {
+        arm: [store.run_dir(r.config) for r in grid if r.labels == {"claim": "update-helps", "arm": arm}]
+        for arm in ("control", "treatment")
+    }
     treatment = [100 * read_metrics(run)["default"]["auc"] for run in arm_runs["treatment"]]
     assert [float(v) for v in rows["update-helps"]["treatment values"].split(";")] == pytest.approx(treatment)
     results = {result.claim.id: result for result in judge(claims, grid, store)}
@@ -216,8 +251,11 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
     assert all(np.isfinite(results["skips-bypass"].values["arm"]))
     _assert_links_exist(out)
     html = (out / "index.html").read_text()
-    assert {"figures/update-helps/control/timeline.png", "figures/update-helps/treatment/timeline.png",
-            "figures/oracle-inflates/arm/memory.png"} <= set(re.findall(r'src="([^"]+)"', html))
+    assert {
+        "figures/update-helps/control/timeline.png",
+        "figures/update-helps/treatment/timeline.png",
+        "figures/oracle-inflates/arm/memory.png",
+    } <= set(re.findall(r'src="([^"]+)"', html))
 
     # a figure whose run lost its signals is not made, and not linked (the old file goes with a fresh report)
     shutil.rmtree(arm_runs["control"][0] / "signals")
