@@ -106,20 +106,21 @@ def _tasks() -> list[str]:
     return list(TASKS)
 
 
+def _model_option(help: str, default: str | None = "mnad"):
+    """--model, its choices the registered methods."""
+    return click.option(
+        "--model", type=click.Choice(_methods()), default=default, show_default=bool(default), help=help
+    )
+
+
+def _task_option(help: str):
+    """--task: MNAD's task; the option maps onto model.mnad.task, which other methods refuse."""
+    return click.option("--task", type=click.Choice(_tasks()), default=None, help=help)
+
+
 @main.command(short_help="Time training and evaluation of a method; prints JSON.")
-@click.option(
-    "--model",
-    type=click.Choice(_methods()),
-    default="mnad",
-    show_default=True,
-    help="The method to time; --task and --width are MNAD's, --set reaches any other setting.",
-)
-@click.option(
-    "--task",
-    type=click.Choice(_tasks()),
-    default=None,
-    help="MNAD: prediction (4 frames -> 5th, the paper profile's) or reconstruction (1 frame -> itself).",
-)
+@_model_option("The method to time; --task and --width are MNAD's, --set reaches any other setting.")
+@_task_option("MNAD: prediction (4 frames -> 5th, the paper profile's) or reconstruction (1 frame -> itself).")
 @click.option(
     "--size",
     type=click.IntRange(min=8),
@@ -222,12 +223,7 @@ def _run_options(function):
             default=None,
             help="Folder holding <dataset>/training/frames and <dataset>/testing/frames.",
         ),
-        click.option(
-            "--task",
-            type=click.Choice(_tasks()),
-            default=None,
-            help="MNAD's task: pred, 4 frames -> the 5th; recon, a frame -> itself (default: the profile's).",
-        ),
+        _task_option("MNAD's task: pred, 4 frames -> the 5th; recon, a frame -> itself (default: the profile's)."),
         click.option(
             "--set",
             "settings",
@@ -382,48 +378,58 @@ def _unusable_checkpoints(source, epochs: int, finish: str) -> str:
     )
 
 
+def _grid_options(function):
+    """Options of every verb that trains a grid of runs (sweep, claims): where, from what, how parallel."""
+    options = [
+        click.option(
+            "--profile",
+            default="synthetic",
+            show_default=True,
+            help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).",
+        ),
+        click.option(
+            "--data",
+            "data_root",
+            type=click.Path(exists=True, file_okay=False),
+            default=None,
+            help="Folder holding the real datasets (ped2/, avenue/, shanghaitech/); default: synthetic stand-ins.",
+        ),
+        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any field for every run."),
+        click.option(
+            "--runs",
+            "runs_root",
+            type=click.Path(file_okay=False),
+            default="runs",
+            show_default=True,
+            help="The run store (finished runs are reused, also those of other targets).",
+        ),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Runs in parallel (default: one per core on a CPU, each with one thread).",
+        ),
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').",
+        ),
+        click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @main.command(short_help="Run every cell of a table declaration; write its table.")
 @click.argument("table")
-@click.option(
-    "--profile",
-    default="synthetic",
-    show_default=True,
-    help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).",
-)
-@click.option(
-    "--data",
-    "data_root",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Folder holding the real datasets (ped2/, avenue/, shanghaitech/); default: synthetic stand-ins.",
-)
+@_grid_options
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per cell.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override any field for every run.")
-@click.option(
-    "--runs",
-    "runs_root",
-    type=click.Path(file_okay=False),
-    default="runs",
-    show_default=True,
-    help="The run store (finished runs are reused).",
-)
 @click.option(
     "--out", type=click.Path(file_okay=False), default=None, help="Report folder (default: reports/<table name>)."
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Runs in parallel (default: one per core on a CPU, each with one thread).",
-)
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').",
-)
-@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, executor, address):
     """Run every cell of the table declaration TABLE (a shipped name such as table5, or a path to a TOML
     file) and write its report (md, csv, tex).
@@ -455,34 +461,7 @@ def _fail_if_any(failures: dict[str, str]) -> None:
 
 @main.command(short_help="Check the papers' and the study's claims over seeds; write a reproducibility report.")
 @click.argument("claims_file", metavar="[CLAIMS.toml]", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--profile",
-    default="synthetic",
-    show_default=True,
-    help="synthetic (the stand-in presets, minutes on a CPU) or paper (real data, a GPU).",
-)
-@click.option(
-    "--data",
-    "data_root",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Folder holding the real datasets (ped2/, avenue/, shanghaitech/); default: synthetic stand-ins.",
-)
-@click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a field for every run (a claim's arms still win on the keys they set).",
-)
-@click.option(
-    "--runs",
-    "runs_root",
-    type=click.Path(file_okay=False),
-    default="runs",
-    show_default=True,
-    help="The run store (finished runs are reused, also those of other targets).",
-)
+@_grid_options
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -490,24 +469,10 @@ def _fail_if_any(failures: dict[str, str]) -> None:
     show_default=True,
     help="Report folder: claims.md, claims.csv, index.html.",
 )
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Runs in parallel (default: one per core on a CPU, each with one thread).",
-)
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: this machine's cores; ray: one Ray task per run (pip install 'repro[ray]').",
-)
-@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, executor, address):
     """Train what the run store lacks for every claim of CLAIMS.toml, then give each claim a verdict from paired
     per-seed differences (supported, partly supported, contradicted, inconclusive) and write the report.
-    CLAIMS.toml defaults to the shipped ablations/claims.toml.
+    CLAIMS.toml defaults to the shipped ablations/claims.toml; a claim's arms win over --set on the keys they set.
 
     Killing it and rerunning it finishes only the runs that are left.
     Example: repro claims ablations/claims.toml --set train.epochs=4 --set train.checkpoint_every=2
@@ -521,6 +486,7 @@ def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, exec
 
     claims_file = claims_file or SHIPPED
     declared = load_claims(claims_file)
+    data_root = _absolute(data_root)
     runs = claim_runs(declared, profile, data_root, tuple(settings))  # refuses a bad claim before training
     store = RunStore(Path(runs_root))
     failures = run_grid(runs, store, jobs, executor=executor, address=address)
@@ -570,12 +536,7 @@ ABLATION_FLAGS = {
     metavar="[WEIGHT]",
     help="Variant with the study's uniform-memory supervision (weight 1 when given alone).",
 )
-@click.option(
-    "--model",
-    type=click.Choice(_methods()),
-    default=None,
-    help="Method of baseline and variant (default: the profile's, MNAD).",
-)
+@_model_option("Method of baseline and variant (default: the profile's, MNAD).", default=None)
 @click.option(
     "--shrink-threshold",
     type=click.FloatRange(min=0),
@@ -776,19 +737,8 @@ def data_import(form, src, dst, name, labels, jobs):
     help="Frame side of the frame cache whose disk space is checked (256 = paper).",
 )
 @click.option("--grayscale", is_flag=True, help="Check the space of a one-channel cache (MemAE, ConvLSTM-AE).")
-@click.option(
-    "--model",
-    type=click.Choice(_methods()),
-    default="mnad",
-    show_default=True,
-    help="The method to train: its clip window must fit in the videos.",
-)
-@click.option(
-    "--task",
-    type=click.Choice(_tasks()),
-    default=None,
-    help="MNAD's task (pred: windows of 5 frames, the default; recon: 1).",
-)
+@_model_option("The method to train: its clip window must fit in the videos.")
+@_task_option("MNAD's task (pred: windows of 5 frames, the default; recon: 1).")
 def data_check(root, name, labels, size, grayscale, model, task):
     """Validate ROOT/NAME (layout, every frame, labels, clip windows of the model) and print a summary:
     counts, the fingerprint that enters a run's identity, and the disk space a frame cache needs; exit code 2

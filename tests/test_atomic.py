@@ -3,6 +3,7 @@ import os
 import stat
 
 import pytest
+from fakes import FullFile
 
 from repro.atomic import atomic_file, atomic_write
 
@@ -25,25 +26,6 @@ def test_atomic_files_get_the_mode_a_plain_open_would_give(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by others, as the figures of a shared report
 
 
-class _FullFile:
-    """A file on a full disk: every write fails as the kernel's does, without a file name."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
 @pytest.mark.parametrize("writer", ["torch.save", "np.save", "np.savez"])
 def test_a_full_disk_is_an_enospc_naming_the_file_whatever_the_writer_made_of_it(tmp_path, monkeypatch, writer):
     import numpy as np
@@ -55,7 +37,7 @@ def test_a_full_disk_is_an_enospc_naming_the_file_whatever_the_writer_made_of_it
         "np.savez": lambda h: np.savez(h, a=np.ones(10)),
     }[writer]
     real = os.fdopen
-    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: _FullFile(real(fd, *args, **kwargs)))
+    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: FullFile(real(fd, *args, **kwargs)))
     with pytest.raises(OSError, match="No space left on device") as caught:
         with atomic_file(tmp_path / "out.bin") as handle:
             write(handle)  # torch.save alone would raise RuntimeError("unexpected pos ...")

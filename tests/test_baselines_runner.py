@@ -110,30 +110,18 @@ MEMAE_FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("flags, changed", MEMAE_FLAGS, ids=[" ".join(f) for f, _ in MEMAE_FLAGS])
-def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flags, changed, tmp_path):
+def ablate_memae(world: dict, runs: Path, report: Path, *flags: str):
+    """`repro ablate --model memae FLAGS` on the tiny world, one seed, in `runs`."""
     common = [setting for setting in world["common"] if not setting.startswith("model.mnad.")]
     settings = [arg for setting in (*common, *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
+    arguments = ["ablate", "--model", "memae", *flags, "--seeds", "1", "--jobs", "1", "--runs", str(runs)]
+    return CliRunner().invoke(main, [*arguments, "--out", str(report), *settings], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("flags, changed", MEMAE_FLAGS, ids=[" ".join(f) for f, _ in MEMAE_FLAGS])
+def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flags, changed, tmp_path):
     runs = tmp_path / "runs"
-    result = CliRunner().invoke(
-        main,
-        [
-            "ablate",
-            "--model",
-            "memae",
-            *flags,
-            "--seeds",
-            "1",
-            "--jobs",
-            "1",
-            "--runs",
-            str(runs),
-            "--out",
-            str(tmp_path / "report"),
-            *settings,
-        ],
-        catch_exceptions=False,
-    )
+    result = ablate_memae(world, runs, tmp_path / "report", *flags)
     assert result.exit_code == 0, result.output
     done = {name: cfg for name, cfg, state in list_runs(runs) if state == "done"}
     assert len(done) == 2 and all(cfg.model.name == "memae" for cfg in done.values())
@@ -144,27 +132,8 @@ def test_the_memae_ablate_flags_change_the_variant_and_write_metrics(world, flag
 
 
 def test_memae_without_memory_is_its_ae_at_the_same_width(world, tmp_path):
-    common = [setting for setting in world["common"] if not setting.startswith("model.mnad.")]
-    settings = [arg for setting in (*common, *TINY_BASELINE["memae"][1:]) for arg in ("--set", setting)]
     runs = tmp_path / "runs"
-    result = CliRunner().invoke(
-        main,
-        [
-            "ablate",
-            "--model",
-            "memae",
-            "--no-memory",
-            "--seeds",
-            "1",
-            "--jobs",
-            "1",
-            "--runs",
-            str(runs),
-            "--out",
-            str(tmp_path / "report"),
-            *settings,
-        ],
-    )
+    result = ablate_memae(world, runs, tmp_path / "report", "--no-memory")
     assert result.exit_code == 0, result.output
     done = sorted((cfg.model.name, cfg.model.settings.width) for _, cfg, state in list_runs(runs) if state == "done")
     assert done == [("ae3d", 6), ("memae", 6)]  # two different networks, not the same one twice

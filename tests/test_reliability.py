@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakes import FullFile
 
 from repro.cli import main
 from repro.runs import RunError, RunStore, list_runs, read_jsonl, read_metrics, status
@@ -337,25 +338,6 @@ def test_a_sweep_labels_its_rows_with_the_preset_it_used(world, tmp_path):
 
 
 # ------------------------------------------------------------------------- the operating system
-class FullFile:
-    """A file on a file system with no space left: every write fails as the kernel's does (no file name)."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
 def full_disk(monkeypatch, where: str) -> None:
     """Files whose path contains `where` cannot be written: the disk is full (small files still fit)."""
     real = os.fdopen

@@ -269,10 +269,9 @@ class AEMethod(Method):
         return CLIP
 
     def to_input(self, clips: Tensor) -> Tensor:
-        return rearrange(clips, "b t c h w -> b c t h w")
+        return rearrange(clips, "b t c h w -> b c t h w")  # channels before time, as Conv3d wants
 
-    def to_target(self, clips: Tensor) -> Tensor:
-        return rearrange(clips, "b t c h w -> b c t h w")
+    to_target = to_input  # the target clip takes the same layout as the output
 
     def scored_frame(self, output: Tensor) -> Tensor:
         return output[:, :, CLIP.scored_offset]

@@ -327,8 +327,7 @@ class MNADMethod(Method):
     def to_input(self, clips: Tensor) -> Tensor:
         return rearrange(clips, "b t c h w -> b (t c) h w")  # frames stacked on channels, oldest first
 
-    def to_target(self, clips: Tensor) -> Tensor:
-        return rearrange(clips, "b t c h w -> b (t c) h w")
+    to_target = to_input  # the target clip takes the same layout as the output
 
     def scored_frame(self, output: Tensor) -> Tensor:
         return output
