@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from .config import load_config
-from .evaluate import inference_layout, signals_step
+from .evaluate import frame_step, inference_layout, signals_step
 from .train import build_model, train_step
 
 PED2_TRAINING_FRAMES = 2550  # SPEC sec. 5: one training epoch of UCSD Ped2
@@ -50,7 +50,8 @@ def benchmark(
     seed: int = 0,
     compiled: bool = False,
 ) -> dict:
-    """train_fps, eval_fps (sequential test-time update, batch 1, for methods with state memory; else None),
+    """train_fps, eval_fps (sequential test-time update, batch 1, for methods with state memory; else None; on
+    CUDA replayed as a graph unless exec.cuda_graphs=false),
     eval_fps_no_update (batched) and the seconds of a Ped2-size training epoch at train_fps, for the paper
     profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first."""
     cfg = load_config("paper", (*overrides, f"data.size={size}", f"seed={seed}"))
@@ -76,21 +77,16 @@ def benchmark(
     if memory is not None:
         with memory.scratch():
             one_in, one_target = inputs[:1], target[:1]
-            eval_update = round(
-                throughput(
-                    lambda: signals_step(method, network, one_in, one_target, precision, cfg.eval.gamma),
-                    1,
-                    dev,
-                    min_seconds,
-                ),
-                3,
-            )
+            update = frame_step(method, network, precision, cfg.eval.gamma, cfg.exec.cuda_graphs)
+            eval_update = round(throughput(lambda: update(one_in, one_target), 1, dev, min_seconds), 3)
     return {
         "model": method.describe(cfg.model.settings),
         "size": size,
         "batch": batch,
         "precision": precision,
         "compiled": compiled,
+        "cuda_graphs": cfg.exec.cuda_graphs and dev.type == "cuda",
+        "deterministic": cfg.exec.deterministic,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -158,6 +158,16 @@ class ExecConfig(Validated):
     threads: int | None = setting(None, "torch CPU threads; none = torch's default.", AT_LEAST_ONE)
     num_workers: int = setting(0, "DataLoader worker processes.", NON_NEGATIVE)
     compile: bool = setting(False, "torch.compile the networks (the memory stays eager); a one-off compile cost.")
+    cuda_graphs: bool = setting(
+        True,
+        "On CUDA, the one-frame test-time update is captured once as a CUDA graph and replayed per frame (the "
+        "same numbers, one launch per frame); false runs it op by op.",
+    )
+    deterministic: bool = setting(
+        True,
+        "On CUDA, deterministic cuDNN and CUDA algorithms: the same seed gives the same numbers (slower); false "
+        "lets cuDNN pick the fastest. The CPU is deterministic either way.",
+    )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,11 @@ def join(ranks: Ranks, device: torch.device) -> torch.device:
     if not ranks.distributed:
         return device
     if device.type == "cuda":
+        if ranks.local >= torch.cuda.device_count():
+            raise ValueError(
+                f"torchrun started local rank {ranks.local}, but this machine has {torch.cuda.device_count()} "
+                "CUDA GPU(s): one process per GPU (--nproc_per_node at most the GPU count), or --set exec.device=cpu"
+            )
         device = torch.device("cuda", ranks.local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():

@@ -9,6 +9,7 @@ Glossary: b frames in a batch, t input frames, c channels, h w size, n queries, 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,55 @@ def signals_step(
     return signals, result
 
 
+class GraphedFrameStep:
+    """The one-frame test-time update (`signals_step` with γ) captured once as a CUDA graph and replayed per frame:
+    one launch instead of about two hundred, the same numbers (at test time the memory updates its items in place,
+    so the replay reads and writes the live items). The first frame fixes the shapes; call it with frames of
+    that shape. Returns fresh signal tensors and the forward's result (its tensors are overwritten by the next
+    call: read them before)."""
+
+    def __init__(
+        self, method: Method, model: nn.Module, inputs: Tensor, target: Tensor, precision: str, gamma: float
+    ) -> None:
+        self.inputs, self.target = inputs.clone(), target.clone()
+        memory = method.state_memory(model)
+        trained = memory.items.clone()
+        stream = torch.cuda.current_stream(inputs.device)
+        side = torch.cuda.Stream(inputs.device)
+        side.wait_stream(stream)
+        with torch.cuda.stream(side), torch.no_grad():  # warm-up off the capture: libraries pick their kernels
+            for _ in range(3):
+                signals_step(method, model, self.inputs, self.target, precision, gamma)
+        stream.wait_stream(side)
+        memory.items.copy_(trained)  # the warm-up's updates undone
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.no_grad():
+            self.signals, self.result = signals_step(method, model, self.inputs, self.target, precision, gamma)
+
+    def __call__(self, inputs: Tensor, target: Tensor) -> tuple[Any, ModelOutput]:
+        self.inputs.copy_(inputs)
+        self.target.copy_(target)
+        self.graph.replay()
+        return type(self.signals)(*(None if s is None else s.clone() for s in self.signals)), self.result
+
+
+def frame_step(
+    method: Method, model: nn.Module, precision: str, gamma: float, graphs: bool
+) -> Callable[[Tensor, Tensor], tuple[Any, ModelOutput]]:
+    """The one-frame test-time update as a function of (inputs, target): on CUDA with `graphs` a
+    `GraphedFrameStep` (captured at the first frame), else `signals_step` itself."""
+    graphed: list[GraphedFrameStep] = []
+
+    def step(inputs: Tensor, target: Tensor) -> tuple[Any, ModelOutput]:
+        if not (graphs and inputs.device.type == "cuda"):
+            return signals_step(method, model, inputs, target, precision, gamma)
+        if not graphed:
+            graphed.append(GraphedFrameStep(method, model, inputs, target, precision, gamma))
+        return graphed[0](inputs, target)
+
+    return step
+
+
 def inference_layout(method: Method, model: nn.Module, device: torch.device) -> torch.memory_format:
     """Evaluation mode and the method's preferred layout: on the CPU, channels-last 2-D convolutions where the
     method asks for them (`Method.channels_last`); returns the layout for its input batches."""
@@ -78,6 +128,7 @@ def evaluate_model(
     reset_memory_per_video: bool = False,
     batch_size: int = 8,
     precision: str = "fp32",
+    cuda_graphs: bool = False,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """Raw per-frame signals over a test set in sorted video order (SPEC sec. 2, 5).
@@ -86,8 +137,8 @@ def evaluate_model(
     "anomaly_type" (from the dataset); for a model with memory weights, "item_counts" (m,) of nearest-item
     assignments (rows with any weight) and "zero_row_share" (1,), the share of all-zero weight rows (MemAE's
     shrinkage; 0 for MNAD). With the test-time update (a method with state memory) the frames go one at a
-    time, since the update makes each frame depend on the last; otherwise in batches. The trained items are
-    restored afterwards.
+    time, since the update makes each frame depend on the last (on CUDA with `cuda_graphs`, one graph replay per
+    frame: `GraphedFrameStep`); otherwise in batches. The trained items are restored afterwards.
     """
     layout = inference_layout(method, model, device)
     memory = method.state_memory(model)
@@ -101,12 +152,15 @@ def evaluate_model(
     with memory.scratch() if memory is not None else contextlib.nullcontext():
         trained_items = memory.items.clone() if memory is not None else None
         previous_video = None
+        update = frame_step(method, model, precision, gamma, cuda_graphs) if sequential else None
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             inputs, target = _batch_tensors(batch, method, device, layout)
             if sequential and reset_memory_per_video and previous_video not in (None, int(batch["video"][0])):
                 memory.items.copy_(trained_items)
             previous_video = int(batch["video"][0])
-            signals, result = signals_step(method, model, inputs, target, precision, gamma if sequential else None)
+            signals, result = (
+                update(inputs, target) if sequential else signals_step(method, model, inputs, target, precision)
+            )
             if result.weights is not None:  # MemAE's all-zero (fully shrunk) rows are no item's: counted apart
                 nonzero = result.weights.sum(dim=1) > 0
                 assigned = torch.bincount(result.weights[nonzero].argmax(dim=1), minlength=result.weights.shape[1])

@@ -190,6 +190,7 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, de
                 reset_memory_per_video=cfg.eval.reset_memory_per_video,
                 batch_size=cfg.eval.batch_size,
                 precision=cfg.exec.precision,
+                cuda_graphs=cfg.exec.cuda_graphs,
                 progress=progress,
             )
             store.save_signals(run, epoch, **signals)

@@ -3,6 +3,7 @@ across steps and epochs, a checkpoint every k epochs and at the end; resumes fro
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,12 +59,25 @@ def train_step(
 def build_model(cfg: RunConfig, device: torch.device | str = "cpu", compile: bool | None = None) -> nn.Module:
     """The configured method's network on `device`, compiled when `compile` (None = cfg.exec.compile)."""
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and items
+    choose_algorithms(torch.device(device), cfg.exec.deterministic)
     method = cfg.model.method
     channels = 1 if cfg.data.grayscale else 3
     model = method.build(cfg.model.settings, channels, cfg.data.size).to(device)
     if cfg.exec.compile if compile is None else compile:
         compile_networks(model, method.eager_parts(model))
     return model
+
+
+def choose_algorithms(device: torch.device, deterministic: bool) -> None:
+    """On CUDA: deterministic algorithms (same seed, same numbers) or cuDNN's fastest (benchmark); the choice
+    holds for the process. Ops without a deterministic CUDA kernel warn instead of failing."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reads it when its handle is made
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def compile_networks(model: nn.Module, eager: list[nn.Module], backend: str = "inductor") -> None:

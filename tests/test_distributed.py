@@ -77,6 +77,7 @@ def test_torchrun_train_writes_one_run_from_rank_0(tmp_path):
         "train.epochs": 2,
         "train.checkpoint_every": 1,
         "exec.threads": 1,
+        "exec.device": "cpu",  # gloo on the CPU also where a GPU is present
     }
     sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     done = subprocess.run(

@@ -63,3 +63,16 @@ def test_scratch_restores_trained_items(model):
 def test_step_needs_one_frame(model):
     with pytest.raises(ValueError, match="one frame"):
         step(model, torch.rand(2, 12, 32, 32), torch.rand(2, 3, 32, 32), gamma=0.01)
+
+
+def test_the_test_time_update_writes_the_items_in_place_and_training_replaces_them(model):
+    """In place at test time (a captured CUDA graph replays the update on the live buffer); a new tensor in
+    training (the step's read weights still need the old items for backward)."""
+    queries = torch.nn.functional.normalize(torch.rand(6, model.memory.items.shape[1]), dim=1)
+    address, expected = model.memory.items.data_ptr(), update_memory(queries, model.memory.items)
+    model.memory.update(queries)
+    assert model.memory.items.data_ptr() == address
+    torch.testing.assert_close(model.memory.items, expected)
+    held = model.memory.items
+    model.train().memory.update(queries)
+    assert model.memory.items.data_ptr() != address and torch.equal(held, expected)

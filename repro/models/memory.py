@@ -211,8 +211,12 @@ class Memory(nn.Module):
         if self.gather is not None:
             queries = self.gather(queries)  # (world * n, d)
         updated = _update(queries, self.items, self.update_normaliser)
-        # A new tensor, not an in-place copy: this step's read weights still need the old items for backward.
-        self.items = updated if accept is None else torch.where(accept, updated, self.items)
+        if accept is not None:
+            updated = torch.where(accept, updated, self.items)
+        if self.training:  # a new tensor: this step's read weights still need the old items for backward
+            self.items = updated
+        else:  # at test time in place: the buffer keeps its address, so a captured CUDA graph replays the update
+            self.items.copy_(updated)
 
     @contextmanager
     def scratch(self) -> Iterator[None]:
