@@ -1,12 +1,13 @@
-"""Frames per second of MNAD's one-frame test-time update at paper size on CUDA, per variant (an exploration for
-the Speed section: which of algorithm choice, layout, precision and CUDA-graph replay moves the number)."""
+"""Frames per second of MNAD's one-frame test-time update at paper size on CUDA, per variant: which of algorithm
+choice (exec.deterministic), layout, precision and CUDA-graph replay moves the number (scripts/gpu-measure.sh
+variants; README, Speed)."""
 
 import time
 
 import torch
 
 from repro.config import load_config
-from repro.evaluate import signals_step
+from repro.evaluate import frame_step
 from repro.train import build_model
 
 SIZE, FRAMES = 256, 300
@@ -36,32 +37,9 @@ def variant(task, deterministic, channels_last, precision, graph):
     x = method.to_input(torch.rand(1, clip.in_frames, 3, SIZE, SIZE, device=device) * 2 - 1)
     x = x.contiguous(memory_format=layout)
     target = torch.rand(1, 3, SIZE, SIZE, device=device) * 2 - 1
-    memory = method.state_memory(model)
-    gamma = cfg.eval.gamma
-    with memory.scratch():
-        if not graph:
-            return fps(lambda: signals_step(method, model, x, target, precision, gamma))
-        saved = memory.items.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                signals_step(method, model, x, target, precision, gamma)
-        torch.cuda.current_stream().wait_stream(side)
-        memory.items.copy_(saved)
-        captured = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(captured):
-            signals_step(method, model, x, target, precision, gamma)
-        # equality check: 5 replays vs 5 eager steps from the same items
-        memory.items.copy_(saved)
-        for _ in range(5):
-            captured.replay()
-        replayed = memory.items.clone()
-        memory.items.copy_(saved)
-        for _ in range(5):
-            signals_step(method, model, x, target, precision, gamma)
-        diff = (replayed - memory.items).abs().max().item()
-        return fps(captured.replay), diff
+    with method.state_memory(model).scratch():
+        step = frame_step(method, model, precision, cfg.eval.gamma, graphs=graph)
+        return fps(lambda: step(x, target))
 
 
 def main() -> None:
