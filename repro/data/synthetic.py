@@ -10,8 +10,10 @@ lanes move the same way, a lane speeds up as a whole (objects in one lane never 
 objects wrap around the frame like a torus and are drawn wrapped, so no shape is ever cut or overlapped.
 A single frame of a temporal anomaly looks exactly like a normal frame: only speed tells them apart.
 
-Training videos hold only normal motion; each test video has normal stretches and anomalous events, one at a
-time, and every test frame is labelled with its type. The same seed gives identical bytes.
+A scene is a camera: its background (colour and texture) is drawn once per scene and shared by its training
+and test videos; only the moving objects vary per video (SPEC sec. 9). Training videos hold only normal
+motion; each test video has normal stretches and anomalous events, one at a time, and every test frame is
+labelled with its type. The same seed gives identical bytes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ NORMAL_SPEED = 3 / 64  # of the frame size, per frame
 FAST = 2.0  # temporal anomalies move this many times faster
 JPEG_QUALITY = 95
 SUBPIXEL = 4  # cv2 drawing with 4 fractional bits: smooth, deterministic sub-pixel motion
+WORLD_VERSION = 2  # bumped whenever the generator draws differently (2: backgrounds per scene, not per video)
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,11 @@ def event_plan(length: int, types: list[int], spec: Preset, rng: np.random.Gener
     return plan
 
 
-def render_video(plan: np.ndarray, spec: Preset, scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames of the world following `plan` (per-frame type; the event's lane is random)."""
-    base = background(scene, size, rng)
+def render_video(plan: np.ndarray, spec: Preset, scene: Scene, base: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames: the objects of the world following `plan` (per-frame type; the event's
+    lane is random) drawn over the scene's background `base` (size, size, 3)."""
+    size = base.shape[0]
     radius, speed, rows = RADIUS * size, NORMAL_SPEED * size, lane_centres(spec.lanes, size)
     spacing = size / spec.objects_per_lane
     x = rng.uniform(0, size, spec.lanes)[:, None] + spacing * np.arange(spec.objects_per_lane)  # (lanes, objects)
@@ -160,6 +165,7 @@ def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[
     rng = np.random.default_rng(stream)
     events = [1 + i % 3 for i in range(spec.test_videos * spec.events_per_video)]  # every type, equally often
     rng.shuffle(events)
+    bases = [background(scene, size, np.random.default_rng([*stream, 2, s])) for s, scene in enumerate(spec.scenes)]
     result: dict[str, list] = {"training": [], "testing": []}
     for split, count, length in (
         ("training", spec.train_videos, spec.train_length),
@@ -169,7 +175,8 @@ def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[
             video_rng = np.random.default_rng([*stream, 0 if split == "training" else 1, v])
             kinds = events[v * spec.events_per_video : (v + 1) * spec.events_per_video]
             plan = event_plan(length, kinds, spec, video_rng) if split == "testing" else np.zeros(length, np.int8)
-            frames = render_video(plan, spec, spec.scenes[v % len(spec.scenes)], size, video_rng)
+            s = v % len(spec.scenes)
+            frames = render_video(plan, spec, spec.scenes[s], bases[s], video_rng)
             result[split].append((frames, plan))
     return result
 
@@ -222,7 +229,7 @@ def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom:
 
 def world_fingerprint(preset_name: str) -> str:
     """8 hex chars that change whenever the preset or the world's constants change (a stale cache is never used)."""
-    world = (preset(preset_name), RADIUS, NORMAL_SPEED, FAST, JPEG_QUALITY, SUBPIXEL)
+    world = (preset(preset_name), RADIUS, NORMAL_SPEED, FAST, JPEG_QUALITY, SUBPIXEL, WORLD_VERSION)
     return hashlib.sha256(repr(world).encode()).hexdigest()[:8]
 
 

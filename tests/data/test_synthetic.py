@@ -5,8 +5,10 @@ import hashlib
 import numpy as np
 import pytest
 
+from repro.data import synthetic
 from repro.data.layout import find_videos
-from repro.data.synthetic import FAST, NORMAL_SPEED, PRESETS, ensure_synthetic, generate, lane_centres, write_synthetic
+from repro.data.synthetic import (FAST, NORMAL_SPEED, PRESETS, RADIUS, ensure_synthetic, generate, lane_centres,
+                                  world_fingerprint, write_synthetic)  # fmt: skip
 
 
 def _digest(folder):
@@ -45,6 +47,36 @@ def test_types_sizes_and_normal_training(preset):
     assert set(np.unique(test_types)) == {0, 1, 2, 3}
     assert 0.3 <= (test_types != 0).mean() <= 0.5
     assert data["testing"][0][0].shape[1:] == (16, 16, 3)
+
+
+def _object_free_rows(lanes, size):
+    """Rows that no object ever touches (farther than radius + 2 px of anti-aliasing from every lane)."""
+    distance = np.abs(np.arange(size)[:, None] - lane_centres(lanes, size)[None, :]).min(axis=1)  # (size,)
+    return np.flatnonzero(distance > RADIUS * size + 2)
+
+
+@pytest.mark.parametrize("preset", ["scenes", "busy"])
+def test_a_scene_is_a_camera_its_background_is_shared_by_training_and_testing(preset):
+    spec, size = PRESETS[preset], 64
+    data = generate(preset, seed=3, size=size)
+    rows = _object_free_rows(spec.lanes, size)
+    assert len(rows) >= 3
+    backgrounds = {}
+    for split in ("training", "testing"):
+        for v, (frames, _) in enumerate(data[split]):
+            strip = frames[:, rows]  # (t, rows, w, 3): never touched by an object, so the same in every frame
+            assert (strip == strip[:1]).all()
+            backgrounds.setdefault(v % len(spec.scenes), []).append(strip[0])
+    for scene, strips in backgrounds.items():
+        assert all(np.array_equal(strips[0], other) for other in strips[1:]), f"scene {scene} changes background"
+    firsts = [strips[0] for strips in backgrounds.values()]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1 :])
+
+
+def test_fingerprint_changes_with_the_world_version(monkeypatch):
+    before = world_fingerprint("single")
+    monkeypatch.setattr(synthetic, "WORLD_VERSION", synthetic.WORLD_VERSION + 1)
+    assert world_fingerprint("single") != before  # a cache of the old world is never reused
 
 
 def _lane_displacements(previous, current, lanes):
