@@ -777,14 +777,19 @@ def data_check(root, name, labels, size, grayscale, model, task):
 @click.argument("dst", type=click.Path(file_okay=False))
 @click.option(
     "--preset",
-    type=click.Choice(["single", "busy", "scenes", "tiny"]),
+    type=click.Choice(["single", "busy", "scenes", "tiny", "cameras"]),
     default="single",
     show_default=True,
     help="single: one plain scene (Ped2's role); busy: textured, more objects (Avenue's); "
-    "scenes: several scenes pooled (ShanghaiTech's).",
+    "scenes: several scenes pooled (ShanghaiTech's); cameras: 13 cameras at 128x128 (the memory study).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives identical files.")
-@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame height and width.")
+@click.option(
+    "--size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Frame height and width [default: the preset's: 128 for cameras, 64 for the others].",
+)
 def data_synth(dst, preset, seed, size):
     """Write the moving-shapes dataset DST/synthetic-PRESET with labels, anomaly types and contact sheets.
 

@@ -62,9 +62,10 @@ class DataConfig(Validated):
         "Dataset: synthetic moving shapes (built in), or the folder <data.root>/<name> in the canonical "
         "layout: ped2, avenue, shanghaitech (cross-checked against the published counts) or any other name.",
     )
-    preset: Literal["single", "busy", "scenes", "tiny"] = setting(
+    preset: Literal["single", "busy", "scenes", "tiny", "cameras"] = setting(
         "single",
-        "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes); tiny for tests.",
+        "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes; cameras, 13 "
+        "cameras at data.size=128, for the memory study); tiny for tests.",
     )
     root: str | None = setting(
         None, "Folder holding <name>/training/frames and <name>/testing/frames; none = built-in synthetic cache."

@@ -59,7 +59,7 @@ def _data_location(cfg: RunConfig) -> tuple[Path, str]:
     if cfg.data.name == "synthetic":
         from .data.synthetic import ensure_synthetic
 
-        root = ensure_synthetic(cfg.data.preset, seed=cfg.data.synth_seed, root=cfg.data.root)
+        root = ensure_synthetic(cfg.data.preset, seed=cfg.data.synth_seed, root=cfg.data.root, size=cfg.data.size)
         return root, f"synthetic-{cfg.data.preset}"
     if cfg.data.root is None:
         raise ValueError(

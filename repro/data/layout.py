@@ -118,3 +118,16 @@ def _check_numbering(folder: Path, files: list[Path]) -> None:
 
 def frame_counts(videos: list[Video]) -> list[int]:
     return [len(video) for video in videos]
+
+
+def video_cameras(names: list[str]) -> list[int]:
+    """The camera of each video from its name: ShanghaiTech's and the synthetic presets' `<camera>_<video>`
+    (`01_0014` -> 1); a dataset none of whose names has that form (Ped2, Avenue) is one camera, 0."""
+    found = [re.match(r"(\d+)_", name) for name in names]
+    if not any(found):
+        return [0] * len(names)
+    if not all(found):
+        odd = next(name for name, match in zip(names, found) if not match)
+        raise DataError(f"video {odd!r} has no camera prefix while others do; expected <camera>_<video> "
+                        "(e.g. 01_0014) for every video. Fix: rename it as its camera's videos are")  # fmt: skip
+    return [int(match.group(1)) for match in found]

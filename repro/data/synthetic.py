@@ -14,11 +14,16 @@ A scene is a camera: its background (colour and texture) is drawn once per scene
 and test videos; only the moving objects vary per video (SPEC sec. 9). Training videos hold only normal
 motion; each test video has normal stretches and anomalous events, one at a time, and every test frame is
 labelled with its type. The same seed gives identical bytes.
+
+Video folders are named `<camera>_<video>` (`03_0007`) as in ShanghaiTech, so each frame's camera is
+known from its video's name (`repro.data.layout.video_cameras`); a camera's videos are contiguous.
 """
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -36,16 +41,18 @@ NORMAL_SPEED = 3 / 64  # of the frame size, per frame
 FAST = 2.0  # temporal anomalies move this many times faster
 JPEG_QUALITY = 95
 SUBPIXEL = 4  # cv2 drawing with 4 fractional bits: smooth, deterministic sub-pixel motion
-WORLD_VERSION = 2  # bumped whenever the generator draws differently (2: backgrounds per scene, not per video)
+WORLD_VERSION = 3  # bumped whenever the generator draws differently (2: backgrounds per scene; 3: names, gradients)
 
 
 @dataclass(frozen=True)
 class Scene:
-    """A camera: background colour (BGR), static texture strength (grey levels) and object colour (BGR)."""
+    """A camera: background colour (BGR), static texture strength (grey levels), object colour (BGR) and a
+    linear brightness ramp (grey levels added at the right and bottom edges, subtracted at the opposite ones)."""
 
     background: tuple[int, int, int]
     texture: float
     colour: tuple[int, int, int]
+    gradient: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,22 @@ class Preset:
     test_length: int
     events_per_video: int
     event_length: tuple[int, int]  # inclusive range of an anomalous event's length in frames
+    size: int = 64  # frame side written by default (`repro data synth`); a run renders at its data.size
+
+
+def camera_scenes(count: int) -> tuple[Scene, ...]:
+    """`count` distinct cameras: background hues spread around the colour wheel at two brightnesses, objects
+    in the opposite hue, textures of 0-36 grey levels and brightness ramps pointing every way."""
+    def bgr(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
+        r, g, b = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
+        return round(255 * b), round(255 * g), round(255 * r)
+
+    angles = [2 * math.pi * i / count for i in range(count)]
+    return tuple(
+        Scene(background=bgr(i / count, 0.5, 0.3 if i % 2 else 0.5), texture=12.0 * (i % 4),
+              colour=bgr(i / count + 0.5, 0.8, 0.95), gradient=(round(30 * math.cos(a), 1), round(30 * math.sin(a), 1)))
+        for i, a in enumerate(angles)
+    )  # fmt: skip
 
 
 PRESETS = {
@@ -86,6 +109,9 @@ PRESETS = {
     ),
     # Seconds, not minutes: for tests and smoke runs (every anomaly type still occurs).
     "tiny": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 2, 40, 2, 60, 2, (8, 10)),
+    # ShanghaiTech's stand-in for the memory study (SPEC sec. 9): more cameras (13) than memory items (10) and
+    # 128x128 frames (a 16x16 query map, each query seeing part of the frame); one training video per camera.
+    "cameras": Preset(3, 2, camera_scenes(13), 13, 40, 13, 90, 2, (20, 30), size=128),
 }
 
 
@@ -104,7 +130,10 @@ def background(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
     """(size, size, 3) uint8: the scene colour plus a smooth static texture."""
     coarse = rng.normal(0.0, 1.0, (8, 8, 3)).astype(np.float32)
     texture = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)  # (h, w, 3)
-    return np.clip(np.array(scene.background, np.float32) + scene.texture * texture, 0, 255).astype(np.uint8)
+    ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32)  # (size,)
+    shade = scene.gradient[0] * ramp[None, :, None] + scene.gradient[1] * ramp[:, None, None]  # (h, w, 1)
+    colour = np.array(scene.background, np.float32)
+    return np.clip(colour + scene.texture * texture + shade, 0, 255).astype(np.uint8)
 
 
 def event_plan(length: int, types: list[int], spec: Preset, rng: np.random.Generator) -> np.ndarray:
@@ -158,9 +187,14 @@ def draw_wrapped(frame: np.ndarray, x: float, y: float, radius: float, square: b
             cv2.circle(frame, (round(cx), round(cy)), round(radius * scale), colour, -1, cv2.LINE_AA, SUBPIXEL)
 
 
-def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """{"training": [...], "testing": [...]} of (frames (T, H, W, 3) uint8, types (T,) int8) per video."""
+SyntheticVideo = tuple[str, np.ndarray, np.ndarray]  # (name, frames (T, H, W, 3) uint8, types (T,) int8)
+
+
+def generate(preset_name: str, seed: int = 0, size: int | None = None) -> dict[str, list[SyntheticVideo]]:
+    """{"training": [...], "testing": [...]} of (video name, frames (T, H, W, 3) uint8, types (T,) int8) per video,
+    in sorted name order; size None = the preset's."""
     spec = preset(preset_name)
+    size = spec.size if size is None else size
     stream = [seed, list(PRESETS).index(preset_name)]  # presets differ for the same seed
     rng = np.random.default_rng(stream)
     events = [1 + i % 3 for i in range(spec.test_videos * spec.events_per_video)]  # every type, equally often
@@ -175,14 +209,15 @@ def generate(preset_name: str, seed: int = 0, size: int = 64) -> dict[str, list[
             video_rng = np.random.default_rng([*stream, 0 if split == "training" else 1, v])
             kinds = events[v * spec.events_per_video : (v + 1) * spec.events_per_video]
             plan = event_plan(length, kinds, spec, video_rng) if split == "testing" else np.zeros(length, np.int8)
-            s = v % len(spec.scenes)
+            s = v * len(spec.scenes) // count  # contiguous blocks: name order is generation order
             frames = render_video(plan, spec, spec.scenes[s], bases[s], video_rng)
-            result[split].append((frames, plan))
+            result[split].append((f"{s:02d}_{v:04d}", frames, plan))
     return result
 
 
-def write_synthetic(dst: str | Path, preset_name: str, seed: int = 0, size: int = 64) -> Path:
-    """Write `<dst>/synthetic-<preset>` in the canonical layout (atomically); returns the dataset folder."""
+def write_synthetic(dst: str | Path, preset_name: str, seed: int = 0, size: int | None = None) -> Path:
+    """Write `<dst>/synthetic-<preset>` in the canonical layout (atomically), frames of side `size` (None = the
+    preset's); returns the dataset folder."""
     target = Path(dst) / f"synthetic-{preset_name}"
     if target.exists():
         raise DataError(f"{target} already exists. Fix: remove it or choose another destination")
@@ -191,9 +226,9 @@ def write_synthetic(dst: str | Path, preset_name: str, seed: int = 0, size: int 
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         for split, videos in data.items():
-            for v, (frames, _) in enumerate(videos):
-                write_frames(temporary / split / "frames" / f"{v:02d}", frames)
-        types = np.concatenate([plan for _, plan in data["testing"]]).astype(np.int8)
+            for name, frames, _ in videos:
+                write_frames(temporary / split / "frames" / name, frames)
+        types = np.concatenate([plan for _, _, plan in data["testing"]]).astype(np.int8)
         np.save(temporary / "testing" / "anomaly_types.npy", types)
         np.save(temporary / "testing" / "labels.npy", (types != 0).astype(np.int8))
         write_contact_sheets(temporary, data)
@@ -215,7 +250,7 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
 def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom: int = 3) -> None:
     """`contact_<type>.png`: consecutive frames around the first event of each type, side by side, enlarged."""
     for kind, name in enumerate(map(display, TYPE_NAMES)):
-        for frames, plan in data["testing"]:
+        for _, frames, plan in data["testing"]:
             hits = np.flatnonzero(plan == kind)
             if len(hits):
                 start = max(int(hits[0]) - 1 if kind else int(hits[0]), 0)
@@ -233,18 +268,21 @@ def world_fingerprint(preset_name: str) -> str:
     return hashlib.sha256(repr(world).encode()).hexdigest()[:8]
 
 
-def ensure_synthetic(preset_name: str, seed: int = 0, root: str | Path | None = None) -> Path:
-    """The root holding `synthetic-<preset>`, generated once into `<root or cache>/synthetic/<preset>-seed<seed>-<fp>`.
+def ensure_synthetic(preset_name: str, seed: int = 0, root: str | Path | None = None, size: int | None = None) -> Path:
+    """The root holding `synthetic-<preset>` rendered at `size` (None = the preset's), generated once into
+    `<root or cache>/synthetic/<preset>-seed<seed>-<size>px-<fp>`.
 
-    `make_clip_dataset(ensure_synthetic("single"), "synthetic-single", ...)` is the usual call.
+    `make_clip_dataset(ensure_synthetic("single", size=128), "synthetic-single", ...)` is the usual call.
     """
+    size = preset(preset_name).size if size is None else size
     fingerprint = world_fingerprint(preset_name)
-    base = (Path(root) if root is not None else cache_root()) / "synthetic" / f"{preset_name}-seed{seed}-{fingerprint}"
+    folder = f"{preset_name}-seed{seed}-{size}px-{fingerprint}"
+    base = (Path(root) if root is not None else cache_root()) / "synthetic" / folder
     if (base / f"synthetic-{preset_name}").is_dir():
         return base
     base.mkdir(parents=True, exist_ok=True)
     try:
-        write_synthetic(base, preset_name, seed)
+        write_synthetic(base, preset_name, seed, size)
     except (DataError, OSError):  # another process finished it first (exists, or rename onto it failed)
         if not (base / f"synthetic-{preset_name}").is_dir():
             raise

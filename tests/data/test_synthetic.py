@@ -2,11 +2,12 @@
 
 import hashlib
 
+import cv2
 import numpy as np
 import pytest
 
 from repro.data import synthetic
-from repro.data.layout import find_videos
+from repro.data.layout import DataError, find_videos, video_cameras
 from repro.data.synthetic import (FAST, NORMAL_SPEED, PRESETS, RADIUS, ensure_synthetic, generate, lane_centres,
                                   world_fingerprint, write_synthetic)  # fmt: skip
 
@@ -27,26 +28,26 @@ def test_same_seed_identical_bytes_other_seed_differs(tmp_path):
     }
 
 
-STAND_INS = [name for name in PRESETS if name != "tiny"]
+STAND_INS = ["single", "busy", "scenes"]
 
 
 def test_tiny_preset_still_holds_every_type():
     data = generate("tiny", seed=0, size=16)
-    types = np.concatenate([kinds for _, kinds in data["testing"]])
+    types = np.concatenate([kinds for _, _, kinds in data["testing"]])
     assert set(np.unique(types)) == {0, 1, 2, 3}
-    assert all((kinds == 0).all() for _, kinds in data["training"])
+    assert all((kinds == 0).all() for _, _, kinds in data["training"])
 
 
 @pytest.mark.parametrize("preset", STAND_INS)
 def test_types_sizes_and_normal_training(preset):
     data = generate(preset, seed=0, size=16)
-    train_types = np.concatenate([types for _, types in data["training"]])
-    test_types = np.concatenate([types for _, types in data["testing"]])
+    train_types = np.concatenate([types for _, _, types in data["training"]])
+    test_types = np.concatenate([types for _, _, types in data["testing"]])
     assert (train_types == 0).all() and 480 <= len(train_types) <= 560  # about a minute of training
     assert 600 <= len(test_types) <= 900
     assert set(np.unique(test_types)) == {0, 1, 2, 3}
     assert 0.3 <= (test_types != 0).mean() <= 0.5
-    assert data["testing"][0][0].shape[1:] == (16, 16, 3)
+    assert data["testing"][0][1].shape[1:] == (16, 16, 3)
 
 
 def _object_free_rows(lanes, size):
@@ -55,7 +56,7 @@ def _object_free_rows(lanes, size):
     return np.flatnonzero(distance > RADIUS * size + 2)
 
 
-@pytest.mark.parametrize("preset", ["scenes", "busy"])
+@pytest.mark.parametrize("preset", ["scenes", "busy", "cameras"])
 def test_a_scene_is_a_camera_its_background_is_shared_by_training_and_testing(preset):
     spec, size = PRESETS[preset], 64
     data = generate(preset, seed=3, size=size)
@@ -63,10 +64,10 @@ def test_a_scene_is_a_camera_its_background_is_shared_by_training_and_testing(pr
     assert len(rows) >= 3
     backgrounds = {}
     for split in ("training", "testing"):
-        for v, (frames, _) in enumerate(data[split]):
+        for name, frames, _ in data[split]:
             strip = frames[:, rows]  # (t, rows, w, 3): never touched by an object, so the same in every frame
             assert (strip == strip[:1]).all()
-            backgrounds.setdefault(v % len(spec.scenes), []).append(strip[0])
+            backgrounds.setdefault(video_cameras([name])[0], []).append(strip[0])
     for scene, strips in backgrounds.items():
         assert all(np.array_equal(strips[0], other) for other in strips[1:]), f"scene {scene} changes background"
     firsts = [strips[0] for strips in backgrounds.values()]
@@ -93,7 +94,7 @@ def _lane_displacements(previous, current, lanes):
 def test_temporal_frames_have_a_lane_at_the_fast_speed():
     size, spec = 64, PRESETS["single"]
     normal, fast = round(NORMAL_SPEED * size), round(FAST * NORMAL_SPEED * size)
-    frames, types = next((f, t) for f, t in generate("single", seed=0, size=size)["testing"] if (t == 2).any())
+    frames, types = next((f, t) for _, f, t in generate("single", seed=0, size=size)["testing"] if (t == 2).any())
     for t in np.flatnonzero(types == 2)[1:6]:
         shifts = _lane_displacements(frames[t - 1], frames[t], spec.lanes)
         assert sorted(shifts.tolist()) == sorted([fast] + [normal] * (spec.lanes - 1))
@@ -108,3 +109,34 @@ def test_ensure_synthetic_generates_once(tmp_path):
     assert ensure_synthetic("single", seed=0, root=tmp_path) == root
     assert videos[0].frames[0].stat().st_mtime_ns == stamp
     assert np.load(root / "synthetic-single" / "testing" / "labels.npy").shape == (sum(map(len, videos)),)
+
+
+def test_cameras_preset_more_cameras_than_items_distinct_looks_and_every_type_per_split(tmp_path):
+    spec = PRESETS["cameras"]
+    assert len(spec.scenes) >= 13 and spec.size >= 128
+    assert len({scene.background for scene in spec.scenes}) == len({scene.colour for scene in spec.scenes}) == 13
+    data = generate("cameras", seed=0, size=32)
+    for split in ("training", "testing"):
+        names = [name for name, _, _ in data[split]]
+        assert names == sorted(names) and sorted(set(video_cameras(names))) == list(range(13))
+    test_types = np.concatenate([types for _, _, types in data["testing"]])
+    assert set(np.unique(test_types)) == {0, 1, 2, 3}
+    assert sum(len(types) for _, _, types in data["training"]) <= 600  # a 128x128 run stays minutes on a CPU
+
+
+def test_written_at_the_presets_size_unless_asked_and_cameras_known_from_names(tmp_path):
+    dataset = write_synthetic(tmp_path, "tiny")
+    videos = find_videos(tmp_path, "synthetic-tiny", "testing")
+    assert cv2.imread(str(videos[0].frames[0])).shape == (64, 64, 3)
+    assert [v.name for v in videos] == ["00_0000", "00_0001"] and video_cameras([v.name for v in videos]) == [0, 0]
+    assert (dataset / "testing" / "labels.npy").exists()
+    root = ensure_synthetic("single", seed=0, root=tmp_path / "cache", size=32)
+    frame = find_videos(root, "synthetic-single", "training")[0].frames[0]
+    assert cv2.imread(str(frame)).shape == (32, 32, 3)  # rendered at the run's size, not resized
+
+
+def test_video_cameras_from_names():
+    assert video_cameras(["01_0014", "01_0015", "12_0003"]) == [1, 1, 12]  # ShanghaiTech's names
+    assert video_cameras(["01", "02"]) == [0, 0]  # one camera: Ped2, Avenue
+    with pytest.raises(DataError, match="'07' has no camera prefix"):
+        video_cameras(["01_0001", "07"])
