@@ -128,6 +128,8 @@ def video_cameras(names: list[str]) -> list[int]:
         return [0] * len(names)
     if not all(found):
         odd = next(name for name, match in zip(names, found) if not match)
-        raise DataError(f"video {odd!r} has no camera prefix while others do; expected <camera>_<video> "
-                        "(e.g. 01_0014) for every video. Fix: rename it as its camera's videos are")  # fmt: skip
+        raise DataError(
+            f"video {odd!r} has no camera prefix while others do; expected <camera>_<video> "
+            "(e.g. 01_0014) for every video. Fix: rename it as its camera's videos are"
+        )
     return [int(match.group(1)) for match in found]

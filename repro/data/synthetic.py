@@ -74,16 +74,21 @@ class Preset:
 def camera_scenes(count: int) -> tuple[Scene, ...]:
     """`count` distinct cameras: background hues spread around the colour wheel at two brightnesses, objects
     in the opposite hue, textures of 0-36 grey levels and brightness ramps pointing every way."""
+
     def bgr(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
         r, g, b = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
         return round(255 * b), round(255 * g), round(255 * r)
 
     angles = [2 * math.pi * i / count for i in range(count)]
     return tuple(
-        Scene(background=bgr(i / count, 0.5, 0.3 if i % 2 else 0.5), texture=12.0 * (i % 4),
-              colour=bgr(i / count + 0.5, 0.8, 0.95), gradient=(round(30 * math.cos(a), 1), round(30 * math.sin(a), 1)))
+        Scene(
+            background=bgr(i / count, 0.5, 0.3 if i % 2 else 0.5),
+            texture=12.0 * (i % 4),
+            colour=bgr(i / count + 0.5, 0.8, 0.95),
+            gradient=(round(30 * math.cos(a), 1), round(30 * math.sin(a), 1)),
+        )
         for i, a in enumerate(angles)
-    )  # fmt: skip
+    )
 
 
 PRESETS = {
@@ -147,8 +152,9 @@ def event_plan(length: int, types: list[int], spec: Preset, rng: np.random.Gener
     return plan
 
 
-def render_video(plan: np.ndarray, spec: Preset, scene: Scene, base: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
+def render_video(
+    plan: np.ndarray, spec: Preset, scene: Scene, base: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """(T, size, size, 3) uint8 frames: the objects of the world following `plan` (per-frame type; the event's
     lane is random) drawn over the scene's background `base` (size, size, 3)."""
     size = base.shape[0]

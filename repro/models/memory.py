@@ -3,6 +3,11 @@
 The equations are pure functions of tensors, vectorised over queries and items; `Memory` is the thin
 module that holds the items as state (a buffer: saved with the model, never trained by the optimiser).
 
+Collapse remedies beyond the study (SPEC sec. 12), each off by default: k-means initialisation of the items
+from the first training steps' queries, re-seeding items unused for k steps from random queries, and the
+diversity regulariser (negative entropy of the mean soft assignment). Gaussian initialisation (`item_init`)
+and the paper's eq. 5 normaliser (`update_normaliser`) are the other two.
+
 Glossary: n queries (b*h*w, flattened row-major over b, y, x), m memory items, d feature dim.
 """
 
@@ -132,6 +137,51 @@ def _separateness(queries: Tensor, items: Tensor, margin: float) -> Tensor:
     return F.triplet_margin_loss(queries, positive, negative, margin=margin, p=2, eps=1e-6)
 
 
+def diversity_loss(weights: Tensor) -> Tensor:
+    """Negative entropy of the mean soft assignment: sum_m p_m log p_m with p = mean over queries of w (n, m).
+
+    -log m when the queries use the items evenly on average, 0 when every query reads one and the same item;
+    it trains the queries (w is eq. 1's softmax of their scores), never the items.
+    """
+    _check_matrix("weights", weights, "(n, m)")
+    mean = weights.mean(dim=0)  # (m,)
+    return torch.special.xlogy(mean, mean).sum()
+
+
+@torch.no_grad()
+def kmeans_items(queries: Tensor, num_items: int, seed: int = 0) -> Tensor:
+    """(m, d) unit rows: the L2-normalised k-means centres (sklearn, k-means++ starts) of (n, d) queries."""
+    from sklearn.cluster import KMeans
+
+    _check_matrix("queries", queries, "(n, d)")
+    if queries.shape[0] < num_items:
+        raise ValueError(
+            f"k-means needs at least as many queries as items: got {queries.shape[0]} queries "
+            f"for {num_items} items; collect queries over more training steps"
+        )
+    fit = KMeans(num_items, n_init=4, random_state=seed).fit(queries.detach().double().cpu().numpy())
+    centres = torch.as_tensor(fit.cluster_centers_, dtype=queries.dtype, device=queries.device)
+    return F.normalize(centres, dim=1)
+
+
+@torch.no_grad()
+def reseed_dead_items(
+    items: Tensor, idle_steps: Tensor, used: Tensor, queries: Tensor, patience: int
+) -> tuple[Tensor, Tensor]:
+    """Items unused for `patience` steps in a row replaced by random distinct queries of this step.
+
+    items (m, d), idle_steps (m,) steps each item has gone unused before this one, used (m,) bool: whether
+    any query of this step has the item as its nearest, queries (n, d). Returns (items, idle_steps) with the
+    dead items re-seeded and their counters reset; the others are unchanged. Draws from torch's global RNG.
+    """
+    idle_steps = torch.where(used, torch.zeros_like(idle_steps), idle_steps + 1)  # (m,)
+    dead = idle_steps >= patience  # (m,)
+    n, m = queries.shape[0], items.shape[0]
+    picks = torch.randperm(n, device=queries.device)[:m] if n >= m else torch.randint(n, (m,), device=queries.device)
+    items = torch.where(dead[:, None], queries[picks].to(items.dtype), items)
+    return items, torch.where(dead, torch.zeros_like(idle_steps), idle_steps)
+
+
 def uniform_memory_target(num_queries: int, positions_per_frame: int, num_items: int, device=None) -> Tensor:
     """(n, m) one-hot target of the reproduction study: query position i of each frame -> item i mod m."""
     if num_queries % positions_per_frame:
@@ -166,6 +216,9 @@ class Memory(nn.Module):
         uniform_memory_weight: float = 0.0,  # reproduction study's supervision, 0 = off
         update_normaliser: str = "all",
         item_init: str = "uniform",
+        diversity_weight: float = 0.0,  # weight of the diversity regulariser, 0 = off
+        kmeans_init_steps: int = 0,  # items <- k-means of the queries of the first k training steps, 0 = off
+        reseed_after_steps: int = 0,  # items unused for k training steps <- random queries, 0 = off
     ) -> None:
         super().__init__()
         self.register_buffer("items", init_items(num_items, dim, item_init))
@@ -176,6 +229,13 @@ class Memory(nn.Module):
         if update_normaliser not in UPDATE_NORMALISERS:
             raise ValueError(f"unknown update normaliser {update_normaliser!r}; allowed: {UPDATE_NORMALISERS}")
         self.update_normaliser = update_normaliser
+        self.diversity_weight = diversity_weight
+        self.kmeans_init_steps, self.reseed_after_steps = kmeans_init_steps, reseed_after_steps
+        if kmeans_init_steps:  # saved, so a resumed run does not initialise again
+            self.register_buffer("kmeans_steps_left", torch.tensor(kmeans_init_steps))
+            self._kmeans_queries: list[Tensor] = []
+        if reseed_after_steps:
+            self.register_buffer("idle_steps", torch.zeros(num_items, dtype=torch.long))
         # Distributed training sets this to gather every rank's queries, so all ranks apply the same update.
         self.gather: Callable[[Tensor], Tensor] | None = None
 
@@ -198,11 +258,14 @@ class Memory(nn.Module):
             )
         if self.uniform_memory_weight:
             losses["uniform_memory"] = self.uniform_memory_weight * uniform_memory_loss(weights, positions_per_frame)
+        if self.diversity_weight:
+            losses["diversity"] = self.diversity_weight * diversity_loss(weights)
         return losses
 
     @torch.no_grad()
     def update(self, queries: Tensor, accept: Tensor | None = None) -> None:
-        """Eq. 3-5 with these (n, d) unit queries; items stay a detached buffer.
+        """Eq. 3-5 with these (n, d) unit queries, then in training mode the remedies switched on; items stay a
+        detached buffer.
 
         accept: an optional boolean scalar tensor; the update is kept only where it is True. Deciding on
         the device avoids a host sync per frame in the test-time update.
@@ -211,12 +274,31 @@ class Memory(nn.Module):
         if self.gather is not None:
             queries = self.gather(queries)  # (world * n, d)
         updated = _update(queries, self.items, self.update_normaliser)
+        if self.training:
+            updated = self._remedies(queries, updated)
         if accept is not None:
             updated = torch.where(accept, updated, self.items)
         if self.training:  # a new tensor: this step's read weights still need the old items for backward
             self.items = updated
         else:  # at test time in place: the buffer keeps its address, so a captured CUDA graph replays the update
             self.items.copy_(updated)
+
+    def _remedies(self, queries: Tensor, updated: Tensor) -> Tensor:
+        """The collapse remedies of one training step, applied to the items after eq. 3-5's update."""
+        if self.reseed_after_steps:
+            used = torch.zeros(len(self.items), dtype=torch.bool, device=queries.device)
+            used[nearest_items(queries, self.items)[:, 0]] = True  # (m,), with this step's (old) items
+            updated, self.idle_steps = reseed_dead_items(
+                updated, self.idle_steps, used, queries, self.reseed_after_steps
+            )
+        if self.kmeans_init_steps and self.kmeans_steps_left.item() > 0:  # one host sync, only with this remedy
+            self._kmeans_queries.append(queries)
+            self.kmeans_steps_left -= 1
+            if self.kmeans_steps_left.item() == 0:
+                seed = int(torch.randint(2**31 - 1, ()))  # from the run's seeded global RNG
+                updated = kmeans_items(torch.cat(self._kmeans_queries), len(self.items), seed).to(updated.dtype)
+                self._kmeans_queries.clear()
+        return updated
 
     @contextmanager
     def scratch(self) -> Iterator[None]:

@@ -149,6 +149,9 @@ class MNAD(nn.Module):
         uniform_memory_weight: float = 0.0,
         update_normaliser: str = "all",
         item_init: str = "uniform",
+        diversity_weight: float = 0.0,  # collapse remedies (SPEC sec. 12), see `Memory`
+        kmeans_init_steps: int = 0,
+        reseed_after_steps: int = 0,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -170,6 +173,9 @@ class MNAD(nn.Module):
                 uniform_memory_weight,
                 update_normaliser,
                 item_init,
+                diversity_weight=diversity_weight,
+                kmeans_init_steps=kmeans_init_steps,
+                reseed_after_steps=reseed_after_steps,
             )
             if memory
             else None
@@ -232,6 +238,22 @@ class MNADSettings(Validated):
     )
     separateness_margin: float = setting(1.0, "Triplet margin of the separateness loss.", POSITIVE)
     uniform_memory: float = setting(0.0, "Weight of the study's uniform-memory supervision (0 = off).", NON_NEGATIVE)
+    kmeans_init_steps: int = setting(
+        0,
+        "Collapse remedy: the items become the k-means centres of the queries of the first k training steps (0 = off).",
+        NON_NEGATIVE,
+    )
+    reseed_after_steps: int = setting(
+        0,
+        "Collapse remedy: an item nearest to no query for k training steps in a row is re-seeded from a random query "
+        "(0 = off).",
+        NON_NEGATIVE,
+    )
+    diversity: float = setting(
+        0.0,
+        "Collapse remedy: weight of the diversity loss, the negative entropy of the mean soft assignment (0 = off).",
+        NON_NEGATIVE,
+    )
 
     def check(self) -> None:
         """Resolve the task's defaults, so that a run's identity holds the values its network uses."""
@@ -251,6 +273,9 @@ MEMORY_FIELDS = (
     "separateness",
     "separateness_margin",
     "uniform_memory",
+    "kmeans_init_steps",
+    "reseed_after_steps",
+    "diversity",
 )  # read only with memory=true
 
 
@@ -297,6 +322,9 @@ class MNADMethod(Method):
             uniform_memory_weight=s.uniform_memory,
             update_normaliser=s.update_normaliser,
             item_init=s.item_init,
+            diversity_weight=s.diversity,
+            kmeans_init_steps=s.kmeans_init_steps,
+            reseed_after_steps=s.reseed_after_steps,
         )
 
     def validate(self, settings: MNADSettings, size: int) -> None:

@@ -8,8 +8,17 @@ import pytest
 
 from repro.data import synthetic
 from repro.data.layout import DataError, find_videos, video_cameras
-from repro.data.synthetic import (FAST, NORMAL_SPEED, PRESETS, RADIUS, ensure_synthetic, generate, lane_centres,
-                                  world_fingerprint, write_synthetic)  # fmt: skip
+from repro.data.synthetic import (
+    FAST,
+    NORMAL_SPEED,
+    PRESETS,
+    RADIUS,
+    ensure_synthetic,
+    generate,
+    lane_centres,
+    world_fingerprint,
+    write_synthetic,
+)
 
 
 def _digest(folder):
