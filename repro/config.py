@@ -149,6 +149,9 @@ class EvalConfig(Validated):
         _grid(), "λ values swept on saved signals for the study's selection.", UNIT
     )
     batch_size: int = setting(8, "Clips per evaluation batch when no test-time update forces batch 1.", AT_LEAST_ONE)
+    gamma_quantile: float | None = setting(
+        None, "γ from the training frames' regular scores at this quantile instead of eval.gamma (none = off).", UNIT
+    )
 
 
 @dataclass(frozen=True)

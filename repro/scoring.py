@@ -52,6 +52,21 @@ def regular_score(output: Tensor, target: Tensor) -> Tensor:
     return (w * e).sum(dim=1) / w.sum(dim=1).clamp_min(torch.finfo(e.dtype).tiny)
 
 
+def gamma_from_quantile(training_regular_scores: np.ndarray, quantile: float) -> float:
+    """γ (eqs. 6-7) at `quantile` of the training frames' weighted regular scores (eval.gamma_quantile).
+
+    A fixed γ depends on image contrast; this one lets about that share of normal frames update the memory
+    at test time. The scores come from the trained model on the training clips, without test-time update.
+    """
+    scores = np.asarray(training_regular_scores, dtype=np.float64).ravel()
+    if scores.size == 0 or not np.isfinite(scores).all():
+        raise ValueError(f"eval.gamma_quantile needs finite regular scores of the training frames, got {scores.size} "
+                         f"values ({int((~np.isfinite(scores)).sum())} not finite)")  # fmt: skip
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"eval.gamma_quantile must be in [0, 1], got {quantile}")
+    return float(np.quantile(scores, quantile))
+
+
 def feature_distance(queries: Tensor, items: Tensor, frames: int = 1) -> Tensor:
     """(frames,) mean over each frame's queries and dims of (q - nearest item)^2 (the reference's test-time
     compactness). queries (frames * h' * w', d) flattened row-major over (b, y, x); items (m, d)."""

@@ -50,7 +50,7 @@ def _other_value(cls, name, value):
         return next(choice for choice in typing.get_args(tp) if choice != value)
     if value is None:
         inner = next(arg for arg in typing.get_args(tp) if arg is not type(None))
-        return {bool: True, int: 2, str: "/somewhere"}[inner]
+        return {bool: True, int: 2, float: 0.5, str: "/somewhere"}[inner]
     if isinstance(value, bool):
         return not value
     if isinstance(value, float):

@@ -16,6 +16,7 @@ from repro.scoring import (
     frame_auc,
     frame_metrics,
     frame_mse,
+    gamma_from_quantile,
     macro_auc,
     minmax_per_video,
     psnr,
@@ -137,3 +138,15 @@ def test_signals_round_trip_through_their_saved_arrays():
     assert set(arrays) == {"psnr", "regular", "video"}  # a field the configuration lacks is not saved
     again = signals_from_arrays(MNADSignals, arrays)
     assert again.distance is None and np.array_equal(again.psnr, mnad.psnr)
+
+
+def test_gamma_from_quantile_by_hand_and_bad_input():
+    scores = np.array([0.04, 0.01, 0.03, 0.02, 0.05])  # sorted: 0.01 ... 0.05
+    assert gamma_from_quantile(scores, 0.5) == pytest.approx(0.03)
+    assert gamma_from_quantile(scores, 0.25) == pytest.approx(0.02)
+    assert gamma_from_quantile(scores, 0.0) == pytest.approx(0.01) and gamma_from_quantile(scores, 1.0) == 0.05
+    assert (scores < gamma_from_quantile(scores, 0.6)).mean() == pytest.approx(0.6)  # that share would update
+    with pytest.raises(ValueError, match="eval.gamma_quantile must be in"):
+        gamma_from_quantile(scores, 1.5)
+    with pytest.raises(ValueError, match="1 not finite"):
+        gamma_from_quantile(np.array([0.1, np.nan]), 0.5)
