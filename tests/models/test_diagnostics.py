@@ -1,0 +1,141 @@
+"""Memory diagnostics on hand-made assignments and queries (SPEC sec. 12)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repro.models.diagnostics import (
+    assignment_summary,
+    camera_position_groups,
+    constant_signal_videos,
+    explained_query_variance,
+    item_determination,
+    perplexity,
+    read_ablation,
+    replaced_read,
+)
+from repro.models.mnad import MNAD
+
+
+def test_perplexity_by_hand():
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert float(perplexity(torch.tensor([3, 1]))) == pytest.approx(math.exp(entropy))
+    rows = perplexity(torch.tensor([[5, 0, 0], [1, 1, 1]]))
+    torch.testing.assert_close(rows, torch.tensor([1.0, 3.0], dtype=torch.float64))
+
+
+def test_per_frame_perplexity_is_the_mean_over_frames_by_hand():
+    assignments = torch.tensor([0, 0, 1, 1, 0, 0, 0, 0])  # frame 0 uses items 0, 1 evenly; frame 1 only item 0
+    summary = assignment_summary(assignments, positions_per_frame=4, num_items=4)
+    assert summary.frame_perplexity == pytest.approx((2 + 1) / 2)
+    assert summary.pooled_perplexity == pytest.approx(float(perplexity(torch.tensor([6, 2]))))
+    assert summary.active_fraction == 0.5 and summary.largest_share == 0.75
+
+
+def test_collapsed_assignment_has_perplexity_one():
+    summary = assignment_summary(torch.full((3 * 16,), 7), positions_per_frame=16, num_items=10)
+    assert summary.pooled_perplexity == pytest.approx(1.0) and summary.frame_perplexity == pytest.approx(1.0)
+    assert summary.active_fraction == 0.1 and summary.largest_share == 1.0
+
+
+def test_items_fixed_by_camera_and_position_explain_everything_while_pooled_use_looks_healthy():
+    frames, positions, items = 12, 4, 10
+    cameras = torch.arange(frames) % 3  # (f,) three cameras
+    position = torch.arange(positions).repeat(frames)  # (n,)
+    assignments = (cameras.repeat_interleave(positions) * 2 + position // 2) % items  # item = f(camera, position)
+    groups = camera_position_groups(cameras, positions)
+    determination = item_determination(assignments, groups)
+    assert determination.explained_share == pytest.approx(1.0) and determination.conditional_entropy == pytest.approx(0)
+    summary = assignment_summary(assignments, positions, items)
+    assert summary.pooled_perplexity == pytest.approx(6.0)  # six items, evenly: "no collapse" when pooled
+    assert summary.frame_perplexity == pytest.approx(2.0)  # but each frame reads two
+    assert summary.frame_perplexity != pytest.approx(summary.pooled_perplexity)
+
+
+def test_camera_position_groups_are_row_major_per_frame():
+    assert camera_position_groups(torch.tensor([0, 2]), 3).tolist() == [0, 1, 2, 6, 7, 8]
+
+
+def test_item_independent_of_its_group_is_not_explained():
+    determination = item_determination(torch.tensor([0, 1, 0, 1]), torch.tensor([5, 5, 9, 9]))
+    assert determination.conditional_entropy == pytest.approx(math.log(2))
+    assert determination.explained_share == pytest.approx(0.0)
+    half = item_determination(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 0, 1, 1]))  # group 1 leaves 1 bit
+    item_entropy = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
+    assert half.explained_share == pytest.approx(1 - 0.5 * math.log(2) / item_entropy)
+
+
+def test_explained_query_variance_by_hand():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert explained_query_variance(torch.stack([a, a, b, b]), torch.tensor([0, 0, 1, 1])) == pytest.approx(1.0)
+    assert explained_query_variance(torch.stack([a, b, a, b]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.0)
+    # group means (a + b) / 2 and a: between-group sum of squares 0.25, total 0.75 (hand-computed)
+    share = explained_query_variance(torch.stack([a, b, a, a]), torch.tensor([0, 0, 1, 1]))
+    assert share == pytest.approx(0.25 / 0.75)
+
+
+def test_constant_signal_videos_counts_the_studys_nan_cause():
+    signal = np.array([1.0, 1.0, 1.0, 2.0, 3.0, 5.0])
+    assert constant_signal_videos(signal, np.array([0, 0, 0, 1, 1, 2])) == 2  # video 0 flat, video 2 one frame
+    assert constant_signal_videos(signal[3:5], np.array([4, 4])) == 0
+
+
+# ------------------------------------------------------------------------------------- read ablation
+def _model() -> MNAD:
+    torch.manual_seed(0)
+    return MNAD(task="pred", width=2).eval()
+
+
+def test_read_ablation_of_a_decoder_that_ignores_the_read_is_zero_db():
+    model = _model()
+    d = model.memory.items.shape[1]
+    with torch.no_grad():
+        model.decoder.block[0].weight[:, d:] = 0  # the decoder's first conv no longer sees the read half
+    x, target = torch.randn(3, 12, 32, 32), torch.rand(3, 3, 32, 32) * 2 - 1
+    result = read_ablation(model, x, target)
+    assert set(result) == {"psnr", "zeros", "mean", "shuffled"}
+    assert all(result[fill] == pytest.approx(0.0, abs=1e-9) for fill in ("zeros", "mean", "shuffled"))
+
+
+class ReadOnlyDecoder(nn.Module):
+    """A decoder that is its read alone: (b, 2d, h', w') -> (b, 3, 8h', 8w'), the read's first 3 channels
+    sharpened around 0.2 (a typical entry of d = 16 positive unit items) and enlarged 8 times."""
+
+    def forward(self, x, skips):
+        read = x[:, x.shape[1] // 2 :][:, :3]  # (b, 3, h', w')
+        return torch.tanh(100 * (read - 0.2)).repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)
+
+
+def test_read_ablation_of_a_decoder_that_relies_on_the_read_moves_psnr():
+    model = _model()
+    model.decoder = ReadOnlyDecoder()
+    x, target = torch.randn(3, 12, 32, 32), torch.rand(3, 3, 32, 32) * 2 - 1
+    result = read_ablation(model, x, target)
+    assert min(abs(result[fill]) for fill in ("zeros", "mean", "shuffled")) > 1e-3
+
+
+def test_replaced_read_feeds_the_decoder_the_query_and_the_fill_then_restores():
+    model = _model()
+    x = torch.randn(2, 12, 32, 32)
+    with torch.no_grad():
+        original = model(x).output
+        features, skips = model.encoder(x)
+        queries = F.normalize(features, dim=1)  # (b, d, h, w)
+        items = model.memory.items
+        weights = torch.einsum("bdhw,md->bhwm", queries, items).softmax(dim=-1)
+        shuffled_read = torch.einsum("bhwm,md->bdhw", weights, items.roll(-1, dims=0))
+        for fill, read in (("zeros", torch.zeros_like(queries)), ("shuffled", shuffled_read)):
+            expected = model.decoder(torch.cat([queries, read], dim=1), skips)
+            with replaced_read(model, fill):
+                torch.testing.assert_close(model(x).output, expected)
+        torch.testing.assert_close(model(x).output, original)  # the hook is gone
+    with pytest.raises(ValueError, match="allowed: zeros, mean, shuffled"):
+        with replaced_read(model, "ones"):
+            pass
+    with pytest.raises(ValueError, match="no MNAD memory read"):
+        with replaced_read(MNAD(width=2, memory=False), "zeros"):
+            pass
