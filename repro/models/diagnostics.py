@@ -59,21 +59,41 @@ def camera_position_groups(cameras: Tensor, positions_per_frame: int) -> Tensor:
     return (cameras.long()[:, None] * positions_per_frame + position[None, :]).reshape(-1)
 
 
+class GroupStats(NamedTuple):
+    """Additive statistics of queries per group (e.g. camera x position): `merge` those of each batch, so a
+    test set's queries never have to be held at once."""
+
+    item_counts: Tensor  # (g, m) queries of group g whose nearest item is m
+    query_sums: Tensor  # (g, d) sum of the group's queries
+    square_norm: Tensor  # () sum over all queries of |q|^2
+
+
+def group_stats(queries: Tensor, assignments: Tensor, groups: Tensor, num_groups: int, num_items: int) -> GroupStats:
+    """The GroupStats of queries (n, d) with their nearest items (n,) and groups (n,) in 0..num_groups-1."""
+    if not queries.dim() == 2 or not queries.shape[0] == assignments.numel() == groups.numel():
+        raise ValueError(f"queries (n, d), assignments (n,) and groups (n,) need one row per query, got shapes "
+                         f"{tuple(queries.shape)}, {tuple(assignments.shape)}, {tuple(groups.shape)}")  # fmt: skip
+    groups, queries = groups.reshape(-1).long(), queries.double()
+    counts = torch.zeros(num_groups * num_items, dtype=torch.float64, device=queries.device)
+    counts.index_add_(0, groups * num_items + assignments.reshape(-1).long(), torch.ones_like(queries[:, 0]))
+    sums = torch.zeros(num_groups, queries.shape[1], dtype=torch.float64, device=queries.device)
+    sums.index_add_(0, groups, queries)
+    return GroupStats(counts.reshape(num_groups, num_items), sums, (queries**2).sum())
+
+
+def merge(a: GroupStats, b: GroupStats) -> GroupStats:
+    """The statistics of two sets of queries together."""
+    return GroupStats(*(x + y for x, y in zip(a, b)))
+
+
 class ItemDetermination(NamedTuple):
     conditional_entropy: float  # H(item | group) in nats: 0 = the group alone fixes the item
     explained_share: float  # 1 - H(item | group) / H(item); 1 = fixed by the group (also when one item is used)
 
 
-def item_determination(assignments: Tensor, groups: Tensor) -> ItemDetermination:
-    """How much of the assigned item (n,) the group of each query (n,) (e.g. camera x position) explains."""
-    if assignments.shape != groups.shape or assignments.dim() != 1:
-        raise ValueError(f"assignments and groups need one value per query, got shapes {tuple(assignments.shape)} "
-                         f"and {tuple(groups.shape)}")  # fmt: skip
-    _, group = torch.unique(groups, return_inverse=True)  # (n,) in 0..g-1
-    _, item = torch.unique(assignments, return_inverse=True)  # (n,) in 0..m'-1
-    joint = torch.zeros(int(group.max()) + 1, int(item.max()) + 1, dtype=torch.float64, device=group.device)
-    joint.index_put_((group, item), torch.ones_like(group, dtype=torch.float64), accumulate=True)  # (g, m')
-    joint = joint / joint.sum()
+def item_determination(stats: GroupStats) -> ItemDetermination:
+    """How much of the assigned item the group (e.g. camera x position) explains, from the joint counts."""
+    joint = stats.item_counts / stats.item_counts.sum()  # (g, m)
     item_entropy = -torch.special.xlogy(joint.sum(dim=0), joint.sum(dim=0)).sum()
     group_entropy = -torch.special.xlogy(joint.sum(dim=1), joint.sum(dim=1)).sum()
     conditional = (-torch.special.xlogy(joint, joint).sum() - group_entropy).clamp_min(0)  # H(I, G) - H(G)
@@ -81,19 +101,15 @@ def item_determination(assignments: Tensor, groups: Tensor) -> ItemDetermination
     return ItemDetermination(float(conditional), share)
 
 
-def explained_query_variance(queries: Tensor, groups: Tensor) -> float:
-    """Share of the queries' total variance (n, d) explained by their group's mean (n,): between / total."""
-    if queries.dim() != 2 or queries.shape[0] != groups.numel():
-        raise ValueError(f"queries must be (n, d) with one group per row, got {tuple(queries.shape)} and "
-                         f"{groups.numel()} groups")  # fmt: skip
-    queries = queries.double()
-    _, group = torch.unique(groups.reshape(-1), return_inverse=True)
-    sums = torch.zeros(int(group.max()) + 1, queries.shape[1], dtype=torch.float64, device=queries.device)
-    sums.index_add_(0, group, queries)  # (g, d)
-    means = sums / torch.bincount(group).double()[:, None]
-    total = ((queries - queries.mean(dim=0)) ** 2).sum()
-    within = ((queries - means[group]) ** 2).sum()
-    return 1.0 if total <= 0 else float(1 - within / total)
+def explained_query_variance(stats: GroupStats) -> float:
+    """Share of the queries' total variance explained by their group's mean: between-group / total sum of
+    squares, with total = sum |q|^2 - |sum q|^2 / n and between = sum_g |s_g|^2 / n_g - |sum q|^2 / n."""
+    sizes = stats.item_counts.sum(dim=1)  # (g,) queries per group
+    used = sizes > 0
+    grand = (stats.query_sums.sum(dim=0) ** 2).sum() / sizes.sum()
+    between = ((stats.query_sums[used] ** 2).sum(dim=1) / sizes[used]).sum() - grand
+    total = stats.square_norm - grand
+    return 1.0 if total <= 0 else float((between / total).clamp(0, 1))
 
 
 def constant_signal_videos(signal: np.ndarray, video_ids: np.ndarray) -> int:

@@ -13,7 +13,9 @@ from repro.models.diagnostics import (
     camera_position_groups,
     constant_signal_videos,
     explained_query_variance,
+    group_stats,
     item_determination,
+    merge,
     perplexity,
     read_ablation,
     replaced_read,
@@ -48,7 +50,8 @@ def test_items_fixed_by_camera_and_position_explain_everything_while_pooled_use_
     position = torch.arange(positions).repeat(frames)  # (n,)
     assignments = (cameras.repeat_interleave(positions) * 2 + position // 2) % items  # item = f(camera, position)
     groups = camera_position_groups(cameras, positions)
-    determination = item_determination(assignments, groups)
+    queries = F.normalize(torch.randn(frames * positions, 5), dim=1)  # (n, d): not used by the determination
+    determination = item_determination(group_stats(queries, assignments, groups, 3 * positions, items))
     assert determination.explained_share == pytest.approx(1.0) and determination.conditional_entropy == pytest.approx(0)
     summary = assignment_summary(assignments, positions, items)
     assert summary.pooled_perplexity == pytest.approx(6.0)  # six items, evenly: "no collapse" when pooled
@@ -60,22 +63,46 @@ def test_camera_position_groups_are_row_major_per_frame():
     assert camera_position_groups(torch.tensor([0, 2]), 3).tolist() == [0, 1, 2, 6, 7, 8]
 
 
+def _determination(assignments, groups, num_items=3):
+    queries = F.normalize(torch.ones(len(assignments), 2), dim=1)
+    return item_determination(group_stats(queries, torch.tensor(assignments), torch.tensor(groups), 10, num_items))
+
+
 def test_item_independent_of_its_group_is_not_explained():
-    determination = item_determination(torch.tensor([0, 1, 0, 1]), torch.tensor([5, 5, 9, 9]))
+    determination = _determination([0, 1, 0, 1], [5, 5, 9, 9])
     assert determination.conditional_entropy == pytest.approx(math.log(2))
     assert determination.explained_share == pytest.approx(0.0)
-    half = item_determination(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 0, 1, 1]))  # group 1 leaves 1 bit
+    half = _determination([0, 0, 1, 2], [0, 0, 1, 1])  # group 1 leaves one bit of its two queries' items
     item_entropy = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
     assert half.explained_share == pytest.approx(1 - 0.5 * math.log(2) / item_entropy)
+    assert _determination([2, 2, 2, 2], [0, 1, 2, 3]).explained_share == 1.0  # one item: nothing left to explain
+
+
+def _explained(queries, groups):
+    stats = group_stats(queries, torch.zeros(len(queries), dtype=torch.long), torch.tensor(groups), 4, 1)
+    return explained_query_variance(stats)
 
 
 def test_explained_query_variance_by_hand():
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    assert explained_query_variance(torch.stack([a, a, b, b]), torch.tensor([0, 0, 1, 1])) == pytest.approx(1.0)
-    assert explained_query_variance(torch.stack([a, b, a, b]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.0)
+    assert _explained(torch.stack([a, a, b, b]), [0, 0, 1, 1]) == pytest.approx(1.0)
+    assert _explained(torch.stack([a, b, a, b]), [0, 0, 1, 1]) == pytest.approx(0.0)
     # group means (a + b) / 2 and a: between-group sum of squares 0.25, total 0.75 (hand-computed)
-    share = explained_query_variance(torch.stack([a, b, a, a]), torch.tensor([0, 0, 1, 1]))
-    assert share == pytest.approx(0.25 / 0.75)
+    assert _explained(torch.stack([a, b, a, a]), [0, 0, 1, 1]) == pytest.approx(0.25 / 0.75)
+
+
+def test_group_stats_of_two_batches_merge_to_the_stats_of_both():
+    queries = F.normalize(torch.randn(12, 4), dim=1)
+    assignments, groups = torch.randint(3, (12,)), torch.randint(5, (12,))
+    whole = group_stats(queries, assignments, groups, 5, 3)
+    merged = merge(group_stats(queries[:7], assignments[:7], groups[:7], 5, 3),
+                   group_stats(queries[7:], assignments[7:], groups[7:], 5, 3))  # fmt: skip
+    for x, y in zip(whole, merged):
+        torch.testing.assert_close(x, y)
+    means = torch.stack([queries[groups == g].mean(dim=0) if (groups == g).any() else torch.zeros(4) for g in range(5)])
+    within = ((queries - means[groups]) ** 2).sum()  # the direct two-pass form
+    total = ((queries - queries.mean(dim=0)) ** 2).sum()
+    assert explained_query_variance(whole) == pytest.approx(float(1 - within / total))
 
 
 def test_constant_signal_videos_counts_the_studys_nan_cause():
