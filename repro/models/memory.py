@@ -229,6 +229,9 @@ class Memory(nn.Module):
         if update_normaliser not in UPDATE_NORMALISERS:
             raise ValueError(f"unknown update normaliser {update_normaliser!r}; allowed: {UPDATE_NORMALISERS}")
         self.update_normaliser = update_normaliser
+        if min(kmeans_init_steps, reseed_after_steps) < 0:
+            raise ValueError(f"kmeans_init_steps and reseed_after_steps count training steps (0 = off), got "
+                             f"{kmeans_init_steps} and {reseed_after_steps}")  # fmt: skip
         self.diversity_weight = diversity_weight
         self.kmeans_init_steps, self.reseed_after_steps = kmeans_init_steps, reseed_after_steps
         if kmeans_init_steps:  # saved, so a resumed run does not initialise again

@@ -130,3 +130,8 @@ def test_mnad_passes_the_remedies_to_its_memory_and_keeps_defaults_off():
     x = torch.randn(2, 12, 32, 32)
     model.train()
     assert "diversity" in model(x).losses
+
+
+def test_negative_step_counts_are_a_clear_error():
+    with pytest.raises(ValueError, match="count training steps"):
+        Memory(num_items=2, dim=4, reseed_after_steps=-1)
