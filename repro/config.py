@@ -150,7 +150,14 @@ class EvalConfig(Validated):
     )
     batch_size: int = setting(8, "Clips per evaluation batch when no test-time update forces batch 1.", AT_LEAST_ONE)
     gamma_quantile: float | None = setting(
-        None, "γ from the training frames' regular scores at this quantile instead of eval.gamma (none = off).", UNIT
+        None,
+        "γ from the training frames' regular scores at this quantile instead of eval.gamma (none = off).",
+        UNIT,
+    )
+    read_ablation: bool = setting(
+        False,
+        "At the last epoch, evaluate again with the memory read replaced by zeros, its mean and a read from "
+        "shuffled items (no test-time update): the PSNR and AUC changes say whether the read matters.",
     )
 
 

@@ -60,8 +60,10 @@ def gamma_from_quantile(training_regular_scores: np.ndarray, quantile: float) ->
     """
     scores = np.asarray(training_regular_scores, dtype=np.float64).ravel()
     if scores.size == 0 or not np.isfinite(scores).all():
-        raise ValueError(f"eval.gamma_quantile needs finite regular scores of the training frames, got {scores.size} "
-                         f"values ({int((~np.isfinite(scores)).sum())} not finite)")  # fmt: skip
+        raise ValueError(
+            f"eval.gamma_quantile needs finite regular scores of the training frames, got {scores.size} "
+            f"values ({int((~np.isfinite(scores)).sum())} not finite)"
+        )
     if not 0 <= quantile <= 1:
         raise ValueError(f"eval.gamma_quantile must be in [0, 1], got {quantile}")
     return float(np.quantile(scores, quantile))

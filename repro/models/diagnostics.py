@@ -10,8 +10,9 @@ d feature dim, g groups.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -40,8 +41,10 @@ class AssignmentSummary(NamedTuple):
 def assignment_summary(assignments: Tensor, positions_per_frame: int, num_items: int) -> AssignmentSummary:
     """Usage statistics of nearest-item assignments (n,) = (f * p,), flattened row-major over (frame, y, x)."""
     if assignments.dim() != 1 or assignments.numel() == 0 or assignments.numel() % positions_per_frame:
-        raise ValueError(f"assignments must be a non-empty 1-D tensor of f * {positions_per_frame} (frames x "
-                         f"positions per frame) item indices, got shape {tuple(assignments.shape)}")  # fmt: skip
+        raise ValueError(
+            f"assignments must be a non-empty 1-D tensor of f * {positions_per_frame} (frames x "
+            f"positions per frame) item indices, got shape {tuple(assignments.shape)}"
+        )
     per_frame = torch.nn.functional.one_hot(assignments.long(), num_items).reshape(-1, positions_per_frame, num_items)
     frame_counts = per_frame.sum(dim=1)  # (f, m)
     counts = frame_counts.sum(dim=0)  # (m,)
@@ -71,8 +74,10 @@ class GroupStats(NamedTuple):
 def group_stats(queries: Tensor, assignments: Tensor, groups: Tensor, num_groups: int, num_items: int) -> GroupStats:
     """The GroupStats of queries (n, d) with their nearest items (n,) and groups (n,) in 0..num_groups-1."""
     if not queries.dim() == 2 or not queries.shape[0] == assignments.numel() == groups.numel():
-        raise ValueError(f"queries (n, d), assignments (n,) and groups (n,) need one row per query, got shapes "
-                         f"{tuple(queries.shape)}, {tuple(assignments.shape)}, {tuple(groups.shape)}")  # fmt: skip
+        raise ValueError(
+            f"queries (n, d), assignments (n,) and groups (n,) need one row per query, got shapes "
+            f"{tuple(queries.shape)}, {tuple(assignments.shape)}, {tuple(groups.shape)}"
+        )
     groups, queries = groups.reshape(-1).long(), queries.double()
     counts = torch.zeros(num_groups * num_items, dtype=torch.float64, device=queries.device)
     counts.index_add_(0, groups * num_items + assignments.reshape(-1).long(), torch.ones_like(queries[:, 0]))
@@ -164,8 +169,9 @@ def replaced_read(model: nn.Module, fill: ReadFill) -> Iterator[None]:
 
 
 @torch.no_grad()
-def read_ablation(model: nn.Module, inputs: Tensor, target: Tensor,
-                  fills: tuple[ReadFill, ...] = READ_FILLS) -> dict[str, float]:  # fmt: skip
+def read_ablation(
+    model: nn.Module, inputs: Tensor, target: Tensor, fills: tuple[ReadFill, ...] = READ_FILLS
+) -> dict[str, float]:
     """Mean PSNR (dB) of an MNAD (put in eval mode: no update) on inputs (b, t*c, h, w) against target
     (b, c, h, w) as is ("psnr"), and its change per fill ("zeros", ...: replaced minus original)."""
     model.eval()

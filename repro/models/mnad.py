@@ -341,7 +341,16 @@ class MNADMethod(Method):
     def reads_eval(self, settings: MNADSettings) -> tuple[str, ...]:
         if not settings.memory:  # PSNR alone: no λ, no distance, no test-time update
             return ("batch_size",)
-        return ("lambda_score", "gamma", "test_time_update", "reset_memory_per_video", "lambda_grid", "batch_size")
+        return (
+            "lambda_score",
+            "gamma",
+            "gamma_quantile",
+            "test_time_update",
+            "reset_memory_per_video",
+            "lambda_grid",
+            "batch_size",
+            "read_ablation",
+        )
 
     def without_memory(self, settings: MNADSettings) -> tuple[str, ...]:
         return ("model.mnad.memory=false",)
