@@ -19,9 +19,12 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm import tqdm
 
 from .data.clips import loader_workers
+from .data.layout import video_cameras_of
+from .models.diagnostics import READ_FILLS, MemoryTally, replaced_read
 from .models.method import ClipLayout, Method, signals_from_arrays, signals_to_arrays
 from .models.output import ModelOutput
 from .precision import autocast
+from .scoring import frame_metrics
 
 
 @torch.no_grad()
@@ -135,10 +138,12 @@ def evaluate_model(
 
     The method's signals by field name (`method.Signals`), and always "video", "frame", "label",
     "anomaly_type" (from the dataset); for a model with memory weights, "item_counts" (m,) of nearest-item
-    assignments (rows with any weight) and "zero_row_share" (1,), the share of all-zero weight rows (MemAE's
-    shrinkage; 0 for MNAD). With the test-time update (a method with state memory) the frames go one at a
-    time, since the update makes each frame depend on the last (on CUDA with `cuda_graphs`, one graph replay per
-    frame: `GraphedFrameStep`); otherwise in batches. The trained items are restored afterwards.
+    assignments (rows with any weight) and the `MemoryTally` summary as "memory_<name>" (1,) arrays
+    (perplexity, frame_perplexity, active_fraction, largest_share, zero_row_share: MemAE's fully shrunk rows,
+    and with camera names the camera x position numbers). With the test-time update (a method with state
+    memory) the frames go one at a time, since the update makes each frame depend on the last (on CUDA with
+    `cuda_graphs`, one graph replay per frame: `GraphedFrameStep`); otherwise in batches. The trained items
+    are restored afterwards.
     """
     layout = inference_layout(method, model, device)
     memory = method.state_memory(model)
@@ -147,8 +152,9 @@ def evaluate_model(
         dataset, batch_size=1 if sequential else batch_size, shuffle=False, num_workers=loader_workers(dataset, 0)
     )
     collected: dict[str, list[Tensor]] = {}
-    counts = None
-    rows = torch.zeros(2, dtype=torch.long, device=device)  # (all-zero weight rows, all rows)
+    cameras = video_cameras_of(dataset)
+    camera_of_video = torch.tensor(cameras[0]) if cameras else None
+    tally = MemoryTally(cameras[1] if cameras else None)
     with memory.scratch() if memory is not None else contextlib.nullcontext():
         trained_items = memory.items.clone() if memory is not None else None
         previous_video = None
@@ -161,20 +167,40 @@ def evaluate_model(
             signals, result = (
                 update(inputs, target) if sequential else signals_step(method, model, inputs, target, precision)
             )
-            if result.weights is not None:  # MemAE's all-zero (fully shrunk) rows are no item's: counted apart
-                nonzero = result.weights.sum(dim=1) > 0
-                assigned = torch.bincount(result.weights[nonzero].argmax(dim=1), minlength=result.weights.shape[1])
-                counts = assigned if counts is None else counts + assigned
-                rows += torch.stack([(~nonzero).sum(), nonzero.new_tensor(nonzero.numel(), dtype=torch.long)])
+            tally.add(result, camera_of_video[batch["video"]] if cameras else None)
             for key, value in signals_to_arrays(signals).items():  # kept on the device: no host sync per frame
                 collected.setdefault(key, []).append(value.float())
             for key in ("video", "frame", "label", "anomaly_type"):
                 collected.setdefault(key, []).append(batch[key])
     arrays = {key: torch.cat(values).cpu().numpy() for key, values in collected.items()}
-    if counts is not None:
-        arrays["item_counts"] = counts.cpu().numpy()
-        arrays["zero_row_share"] = (rows[:1].double() / rows[1].clamp(min=1)).cpu().numpy()
+    usage = tally.summary()
+    if usage:
+        arrays["item_counts"] = np.asarray(usage.pop("counts"))
+        arrays |= {f"memory_{key}": np.asarray([value]) for key, value in usage.items()}
     return arrays
+
+
+def read_ablation(
+    model: nn.Module, method: Method, dataset: Dataset, device: torch.device, lam: float, **evaluation
+) -> dict[str, dict[str, float]]:
+    """Does the memory read matter: the change of the mean primary signal (MNAD: PSNR, dB) and of the frame
+    AUC at λ when the decoder's read is replaced by zeros, its mean or a read from shuffled items
+    (`diagnostics.replaced_read`), each against the same evaluation with the read intact; batched, without
+    the test-time update. `evaluation`: evaluate_model's keyword arguments (batch_size, precision)."""
+
+    def primary_and_auc() -> tuple[float, float]:
+        arrays = evaluate_model(model, method, dataset, device, test_time_update=False, gamma=0.0, **evaluation)
+        signals = signals_from_arrays(method.Signals, arrays)
+        auc = frame_metrics(signals, arrays["label"], arrays["video"], signals.default_lambda(lam)).auc
+        return float(np.mean(signals[0])), auc
+
+    signal, auc = primary_and_auc()
+    changes = {}
+    for fill in READ_FILLS:
+        with replaced_read(model, fill):
+            replaced_signal, replaced_auc = primary_and_auc()
+        changes[fill] = {"psnr_change": replaced_signal - signal, "auc_change": replaced_auc - auc}
+    return changes
 
 
 @torch.no_grad()

@@ -20,11 +20,11 @@ from .atomic import atomic_write
 from .config import RunConfig, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
-from .evaluate import collect_examples, evaluate_model
+from .evaluate import collect_examples, evaluate_model, read_ablation
+from .models.diagnostics import READ_FILLS
 from .models.method import signals_from_arrays
 from .runs import RunStore, UnreadableCheckpoint, list_runs, run_record
-from .scoring import frame_metrics, per_type_auc
-from .stats import memory_usage_summary
+from .scoring import frame_metrics, gamma_from_quantile, per_type_auc
 from .train import build_model, train
 
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
@@ -158,7 +158,7 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     train(cfg, run, store, training, device, progress, ranks)
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    evaluate_checkpoints(cfg, run, store, testing, device, progress)
+    evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
     store.write_metrics(
@@ -166,9 +166,10 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     )
 
 
-def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, device, progress: bool) -> None:
-    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), and the
-    final checkpoint's examples for the report's figures."""
+def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:
+    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), with γ from
+    the training frames where eval.gamma_quantile asks, the read ablation at the last epoch where
+    eval.read_ablation asks, and the final checkpoint's examples for the report's figures."""
     method = cfg.model.method
     model = build_model(cfg, device)
     done = set(store.signal_epochs(run))
@@ -180,25 +181,39 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, testing, de
         if epoch in done:
             signals = store.load_signals(run, epoch)
         else:
+            evaluation = dict(batch_size=cfg.eval.batch_size, precision=cfg.exec.precision, progress=progress)
+            gamma = _gamma(cfg, model, training, device, evaluation)
             signals = evaluate_model(
                 model,
                 method,
                 testing,
                 device,
                 test_time_update=cfg.eval.test_time_update,
-                gamma=cfg.eval.gamma,
+                gamma=gamma,
                 reset_memory_per_video=cfg.eval.reset_memory_per_video,
-                batch_size=cfg.eval.batch_size,
-                precision=cfg.exec.precision,
                 cuda_graphs=cfg.exec.cuda_graphs,
-                progress=progress,
+                **evaluation,
             )
+            if "item_counts" in signals:
+                signals["gamma"] = np.asarray([gamma])
+            if cfg.eval.read_ablation and epoch == cfg.train.epochs and method.state_memory(model) is not None:
+                changes = read_ablation(model, method, testing, device, cfg.eval.lambda_score, **evaluation)
+                signals["read_ablation"] = np.asarray([[c["psnr_change"], c["auc_change"]] for c in changes.values()])
             store.save_signals(run, epoch, **signals)
         if needs_examples:
             examples = collect_examples(
                 model, method, method.layout(cfg.model.settings), testing, signals, device, seed=cfg.seed
             )
             atomic_write(run / EXAMPLES, _npz_bytes(examples))
+
+
+def _gamma(cfg: RunConfig, model, training, device, evaluation: dict) -> float:
+    """eval.gamma, or with eval.gamma_quantile that quantile of the training frames' regular scores (the model
+    as trained, no test-time update)."""
+    if cfg.eval.gamma_quantile is None:
+        return cfg.eval.gamma
+    arrays = evaluate_model(model, cfg.model.method, training, device, test_time_update=False, gamma=0.0, **evaluation)
+    return gamma_from_quantile(arrays["regular"], cfg.eval.gamma_quantile)
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -239,13 +254,16 @@ def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: f
     if (arrays["anomaly_type"] >= 0).all():
         extras["per_type"] = per_type_auc(signals.score(arrays["video"], lam), arrays["anomaly_type"])
     if "item_counts" in arrays:
-        counts = arrays["item_counts"]  # all zero when MemAE's shrinkage zeroed every row: no item used
-        active, perplexity = memory_usage_summary(counts) if counts.sum() > 0 else (0.0, 0.0)
+        gamma = float(arrays["gamma"][0]) if "gamma" in arrays else cfg.eval.gamma
         extras["memory"] = {
-            "counts": counts.tolist(),
-            "active_fraction": active,
-            "perplexity": perplexity,
-            "zero_row_share": float(arrays["zero_row_share"][0]),
-            **cfg.model.method.diagnostics(signals, cfg.eval.gamma, cfg.eval.test_time_update),
+            "counts": arrays["item_counts"].tolist(),
+            **{key.removeprefix("memory_"): float(v[0]) for key, v in arrays.items() if key.startswith("memory_")},
+            "gamma": gamma,
+            **cfg.model.method.diagnostics(signals, arrays, gamma, cfg.eval.test_time_update),
         }
+        if "read_ablation" in arrays:  # (fills, 2): PSNR change (dB), AUC change
+            extras["memory"]["read_ablation"] = {
+                fill: {"psnr_change": float(psnr), "auc_change": float(auc)}
+                for fill, (psnr, auc) in zip(READ_FILLS, arrays["read_ablation"])
+            }
     return extras

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +17,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from .data.clips import loader_workers
+from .data.layout import video_cameras_of
 from .distributed import Ranks, gather_rows, per_rank_batch
+from .models.diagnostics import MemoryTally
 from .models.method import Method
+from .models.output import ModelOutput
 from .precision import autocast
 
 if TYPE_CHECKING:
@@ -34,15 +39,19 @@ def train_step(
     target: Tensor,
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
+    observe: Callable[[ModelOutput], None] | None = None,
 ) -> dict[str, Tensor]:
     """One optimisation step on the method's training loss (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s).
 
     Returns the detached terms (each term, total) without a host sync. `scaler` scales the loss for fp16 (a
-    disabled or absent scaler is a plain backward and step).
+    disabled or absent scaler is a plain backward and step); `observe` sees the forward's result (the
+    epoch's memory tally).
     """
     model.train()
     with autocast(inputs.device, precision):
         result = model(inputs)
+    if observe is not None:
+        observe(result)
     terms = method.training_losses(result, target)
     total = sum(terms.values())
     optimizer.zero_grad(set_to_none=True)
@@ -154,6 +163,8 @@ def train(
     if ranks.main:
         store.keep_epochs_up_to(run / "train.jsonl", start)  # epochs after the checkpoint are logged again
     network = _replicate(model, method.state_memory(model), device, ranks)
+    cameras = video_cameras_of(dataset)
+    camera_of_video = torch.tensor(cameras[0]) if cameras else None
     for epoch in range(start + 1, cfg.train.epochs + 1):
         tick = time.perf_counter()
         workers = loader_workers(dataset, cfg.exec.num_workers)  # decoding on the fly: workers decode
@@ -169,12 +180,14 @@ def train(
             ranks,
         )
         sums: dict[str, Tensor] = {}
+        tally = MemoryTally(cameras[1] if cameras else None)
         bar = tqdm(
             loader, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False, disable=not progress or not ranks.main
         )
         for batch in bar:
+            observe = partial(tally.add, cameras=camera_of_video[batch["video"]] if cameras else None)
             terms = train_step(
-                method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision, scaler
+                method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision, scaler, observe
             )
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
@@ -182,7 +195,8 @@ def train(
             continue
         steps = max(len(loader), 1)
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
-        store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()})
+        usage = {"memory": tally.summary()} if tally.counts is not None else {}
+        store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()} | usage)
         if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
             state = {
                 "model": model.state_dict(),

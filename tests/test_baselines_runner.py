@@ -90,11 +90,11 @@ def memae_signals(world: dict, threshold: float) -> dict[str, np.ndarray]:
 def test_memae_all_zero_rows_count_for_no_item_and_their_share_is_recorded(world):
     # untrained: 50 items with near-uniform weights ~1/50, so a threshold of 0.5 zeroes every row
     shrunk = memae_signals(world, 0.5)
-    assert shrunk["item_counts"].sum() == 0 and shrunk["zero_row_share"][0] == 1.0
+    assert shrunk["item_counts"].sum() == 0 and shrunk["memory_zero_row_share"][0] == 1.0
     kept = memae_signals(world, 0.0)
     queries_per_clip = 2 * 2 * 2  # 16 frames / 8, 32 px / 16 on each side
     assert kept["item_counts"].sum() == queries_per_clip * len(kept["frame"])
-    assert kept["zero_row_share"][0] == 0.0
+    assert kept["memory_zero_row_share"][0] == 0.0
 
 
 MEMAE_FLAGS = [

@@ -1,7 +1,5 @@
 """The pipeline without training: checkpoint adoption on hand-made run folders, metrics on hand-made signals."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -115,7 +113,9 @@ def mnad_signals(seed):
         "label": LABEL,
         "anomaly_type": TYPE,
         "item_counts": np.array([3, 1, 0, 0]),
-        "zero_row_share": np.array([0.0]),
+        "memory_zero_row_share": np.array([0.0]),  # the evaluation's MemoryTally summary (tests/models)
+        "memory_active_fraction": np.array([0.5]),
+        "memory_frame_perplexity": np.array([1.5]),
     }
 
 
@@ -190,17 +190,32 @@ def test_memory_usage_and_the_share_of_frames_that_updated_the_memory(mnad_epoch
     last = mnad_epochs[2]
     memory = run_metrics(mnad_config(), mnad_epochs)["default"]["memory"]
     assert memory["counts"] == [3, 1, 0, 0] and memory["zero_row_share"] == 0.0
-    assert memory["active_fraction"] == 0.5
-    assert memory["perplexity"] == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    assert memory["active_fraction"] == 0.5 and memory["frame_perplexity"] == 1.5
     assert memory["updated_frame_share"] == pytest.approx(np.mean(last["regular"] < 0.01))
-    assert 0 < memory["updated_frame_share"] < 1
+    assert 0 < memory["updated_frame_share"] < 1 and memory["gamma"] == 0.01
     without_update = run_metrics(mnad_config("eval.test_time_update=false"), mnad_epochs)
     assert without_update["default"]["memory"]["updated_frame_share"] == 0.0
 
 
+def test_the_distance_alone_and_constant_distance_videos(mnad_epochs):
+    metrics = run_metrics(mnad_config(), mnad_epochs)
+    first = metrics["epochs"]["1"]["memory"]
+    assert first["distance_auc"] == pytest.approx(roc_auc_score(LABEL, g(mnad_epochs[1]["distance"])))
+    assert first["distance_auc"] == 1.0 and first["constant_distance_videos"] == 0  # epoch 1: it separates
+    mnad_epochs[2]["distance"] = np.where(VIDEO == 0, 0.3, mnad_epochs[2]["distance"])  # video 0 flat: NaN cause
+    assert run_metrics(mnad_config(), mnad_epochs)["default"]["memory"]["constant_distance_videos"] == 1
+
+
+def test_a_gamma_from_the_training_frames_is_the_one_reported_and_used(mnad_epochs):
+    mnad_epochs[2]["gamma"] = np.array([0.005])
+    memory = run_metrics(mnad_config(), mnad_epochs)["default"]["memory"]
+    assert memory["gamma"] == 0.005
+    assert memory["updated_frame_share"] == pytest.approx(np.mean(mnad_epochs[2]["regular"] < 0.005))
+
+
 def test_without_memory_lambda_is_one_whatever_the_profile_says(mnad_epochs):
     for arrays in mnad_epochs.values():
-        for key in ("distance", "item_counts", "zero_row_share"):
+        for key in [key for key in arrays if key == "distance" or "memory" in key or key == "item_counts"]:
             del arrays[key]  # what the evaluation of a memory-less MNAD saves
     mnad_epochs[1]["psnr"] = 50 - mnad_epochs[1]["psnr"]  # epoch 1's PSNR now ranks the classes right
     cfg = load_config(None, [*TWO_EPOCHS, "model.mnad.memory=false"])
@@ -223,7 +238,8 @@ def test_a_reconstruction_baseline_scores_its_error_and_reports_its_memory_usage
             "label": LABEL,
             "anomaly_type": TYPE,
             "item_counts": np.array([5, 0, 2]),
-            "zero_row_share": np.array([0.25]),
+            "memory_zero_row_share": np.array([0.25]),
+            "memory_active_fraction": np.array([2 / 3]),
         }
     }
     metrics = run_metrics(load_config(None, ["model.name=memae", "train.epochs=1"]), epochs)

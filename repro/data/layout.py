@@ -133,3 +133,14 @@ def video_cameras(names: list[str]) -> list[int]:
             "(e.g. 01_0014) for every video. Fix: rename it as its camera's videos are"
         )
     return [int(match.group(1)) for match in found]
+
+
+def video_cameras_of(dataset) -> tuple[list[int], int] | None:
+    """The camera of each of a clip dataset's videos numbered 0..C-1 (in order of `video_cameras`' ids), and
+    C; None for a dataset without video names (the memory diagnostics then skip camera x position)."""
+    names = getattr(dataset, "video_names", None)
+    if names is None:
+        return None
+    ids = sorted(set(video_cameras(names)))
+    index = {camera: i for i, camera in enumerate(ids)}
+    return [index[camera] for camera in video_cameras(names)], len(ids)

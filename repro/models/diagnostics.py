@@ -19,7 +19,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..scoring import frame_mse, psnr
+from .output import ModelOutput
 
 ReadFill = Literal["zeros", "mean", "shuffled"]
 READ_FILLS: tuple[ReadFill, ...] = ("zeros", "mean", "shuffled")
@@ -29,31 +29,6 @@ def perplexity(counts: Tensor) -> Tensor:
     """exp(-sum p log p) of each row of counts (..., m), p = counts / row sum: 1 = one item, m = even use."""
     p = counts.double() / counts.double().sum(dim=-1, keepdim=True)
     return torch.exp(-torch.special.xlogy(p, p).sum(dim=-1))
-
-
-class AssignmentSummary(NamedTuple):
-    pooled_perplexity: float  # of the item histogram over all queries
-    frame_perplexity: float  # mean over frames of the perplexity of that frame's p assignments
-    active_fraction: float  # items used at least once / m
-    largest_share: float  # share of all queries held by the most used item
-
-
-def assignment_summary(assignments: Tensor, positions_per_frame: int, num_items: int) -> AssignmentSummary:
-    """Usage statistics of nearest-item assignments (n,) = (f * p,), flattened row-major over (frame, y, x)."""
-    if assignments.dim() != 1 or assignments.numel() == 0 or assignments.numel() % positions_per_frame:
-        raise ValueError(
-            f"assignments must be a non-empty 1-D tensor of f * {positions_per_frame} (frames x "
-            f"positions per frame) item indices, got shape {tuple(assignments.shape)}"
-        )
-    per_frame = torch.nn.functional.one_hot(assignments.long(), num_items).reshape(-1, positions_per_frame, num_items)
-    frame_counts = per_frame.sum(dim=1)  # (f, m)
-    counts = frame_counts.sum(dim=0)  # (m,)
-    return AssignmentSummary(
-        pooled_perplexity=float(perplexity(counts)),
-        frame_perplexity=float(perplexity(frame_counts).mean()),
-        active_fraction=float((counts > 0).double().mean()),
-        largest_share=float(counts.max() / counts.sum()),
-    )
 
 
 def camera_position_groups(cameras: Tensor, positions_per_frame: int) -> Tensor:
@@ -168,16 +143,73 @@ def replaced_read(model: nn.Module, fill: ReadFill) -> Iterator[None]:
         handle.remove()
 
 
-@torch.no_grad()
-def read_ablation(
-    model: nn.Module, inputs: Tensor, target: Tensor, fills: tuple[ReadFill, ...] = READ_FILLS
-) -> dict[str, float]:
-    """Mean PSNR (dB) of an MNAD (put in eval mode: no update) on inputs (b, t*c, h, w) against target
-    (b, c, h, w) as is ("psnr"), and its change per fill ("zeros", ...: replaced minus original)."""
-    model.eval()
-    original = float(psnr(frame_mse(model(inputs).output, target)).mean())
-    result = {"psnr": original}
-    for fill in fills:
-        with replaced_read(model, fill):
-            result[fill] = float(psnr(frame_mse(model(inputs).output, target)).mean()) - original
-    return result
+# ------------------------------------------------------------------------------------------ the tally
+class MemoryTally:
+    """Nearest-item usage of a model with memory weights, accumulated batch by batch over a training epoch or
+    a test set without a host sync per batch: pooled item counts, per-frame perplexity, rows with no item
+    (MemAE's fully shrunk rows) and, where the videos' cameras are known, the camera x position statistics.
+
+    `add` takes a forward's result (queries (n, d), weights (n, m) of its b frames, n = b * p) and, optionally,
+    the camera (b,) of each frame; `summary()` gives the numbers (metrics.json's and train.jsonl's "memory").
+    """
+
+    def __init__(self, num_cameras: int | None = None) -> None:
+        self.num_cameras = num_cameras
+        self.counts: Tensor | None = None  # (m,)
+        self.frame_perplexity_sum: Tensor | float = 0.0
+        self.frames_with_items: Tensor | int = 0
+        self.rows = torch.zeros(2, dtype=torch.long)  # (rows with no item, all rows), moved to the device
+        self.groups: GroupStats | None = None
+
+    def add(self, result: ModelOutput, cameras: Tensor | None = None) -> None:
+        """One forward's usage; a model without memory weights (result.weights None) adds nothing."""
+        if result.weights is None:
+            return
+        queries, weights, frames = result.queries, result.weights.detach(), result.output.shape[0]
+        n, m = weights.shape
+        positions = n // frames
+        valid = weights.sum(dim=1) > 0  # (n,)
+        assignments = weights.argmax(dim=1)  # (n,)
+        one_hot = torch.nn.functional.one_hot(assignments, m) * valid[:, None]  # (n, m)
+        frame_counts = one_hot.reshape(frames, positions, m).sum(dim=1)  # (b, m)
+        counts = frame_counts.sum(dim=0)
+        has_items = frame_counts.sum(dim=1) > 0  # (b,)
+        self.counts = counts if self.counts is None else self.counts + counts
+        self.frame_perplexity_sum = (
+            self.frame_perplexity_sum + torch.where(has_items, perplexity(frame_counts.clamp_min(0)), 0.0).sum()
+        )
+        self.frames_with_items = self.frames_with_items + has_items.sum()
+        self.rows = self.rows.to(weights.device) + torch.stack([(~valid).sum(), valid.new_tensor(n, dtype=torch.long)])
+        if cameras is not None and self.num_cameras and queries is not None:
+            groups = camera_position_groups(cameras.to(weights.device), positions)
+            stats = group_stats(
+                queries.detach()[valid], assignments[valid], groups[valid], self.num_cameras * positions, m
+            )
+            self.groups = stats if self.groups is None else merge(self.groups, stats)
+
+    def summary(self) -> dict:
+        """counts, perplexity (pooled), frame_perplexity, active_fraction, largest_share, zero_row_share, and
+        with cameras camera_position_item_share, camera_position_item_entropy, camera_position_query_variance.
+        No item used at all (every row shrunk to zero): perplexities and shares are 0."""
+        if self.counts is None:
+            return {}
+        counts = self.counts.double().cpu()
+        zero_rows, rows = self.rows.cpu().tolist()
+        used = counts.sum() > 0
+        frames = float(self.frames_with_items)
+        summary = {
+            "counts": counts.long().tolist(),
+            "perplexity": float(perplexity(counts)) if used else 0.0,
+            "frame_perplexity": float(self.frame_perplexity_sum) / frames if frames else 0.0,
+            "active_fraction": float((counts > 0).double().mean()),
+            "largest_share": float(counts.max() / counts.sum()) if used else 0.0,
+            "zero_row_share": zero_rows / max(rows, 1),
+        }
+        if self.groups is not None and used:
+            determination = item_determination(self.groups)
+            summary |= {
+                "camera_position_item_share": determination.explained_share,
+                "camera_position_item_entropy": determination.conditional_entropy,
+                "camera_position_query_variance": explained_query_variance(self.groups),
+            }
+        return summary

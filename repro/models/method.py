@@ -139,8 +139,11 @@ class Method:
         """The test-time memory update after one frame (methods with a `state_memory` only)."""
         raise NotImplementedError(f"{self.name} has no test-time memory update")
 
-    def diagnostics(self, signals: Any, gamma: float, test_time_update: bool) -> dict[str, float]:
-        """Memory statistics that only this method's signals give (merged into metrics.json's "memory")."""
+    def diagnostics(
+        self, signals: Any, arrays: dict[str, np.ndarray], gamma: float, test_time_update: bool
+    ) -> dict[str, float]:
+        """Memory statistics that only this method's signals give (merged into metrics.json's "memory");
+        `arrays` holds the evaluation's "label" and "video" (f,) too."""
         return {}
 
     def probe_point(self, model: nn.Module) -> nn.Module:

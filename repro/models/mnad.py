@@ -20,8 +20,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..precision import full_precision
-from ..scoring import anomaly_score, feature_distance, frame_mse, psnr, regular_score
+from ..scoring import anomaly_score, feature_distance, frame_metrics, frame_mse, psnr, regular_score
 from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Validated, setting
+from .diagnostics import constant_signal_videos
 from .memory import ITEM_INITS, UPDATE_NORMALISERS, Memory
 from .method import ClipLayout, Method
 from .output import ModelOutput
@@ -382,12 +383,20 @@ class MNADMethod(Method):
         """Eq. 3-5 with this frame's queries when its regular score is below γ; decided on the device."""
         model.memory.update(result.queries, accept=signals.regular[0] < gamma)
 
-    def diagnostics(self, signals: MNADSignals, gamma: float, test_time_update: bool) -> dict[str, float]:
-        """The share of test frames that updated the memory (regular score below γ; 0 without the update)."""
+    def diagnostics(
+        self, signals: MNADSignals, arrays: dict[str, np.ndarray], gamma: float, test_time_update: bool
+    ) -> dict[str, float]:
+        """The share of test frames that updated the memory (regular score below γ; 0 without the update), the
+        AUC of the feature distance alone as the score (λ = 0) and the number of videos whose distance is
+        constant (the study's NaN scores on ShanghaiTech)."""
         if signals.distance is None:
             return {}
         updated = np.asarray(signals.regular) < gamma if test_time_update else np.zeros(0, bool)
-        return {"updated_frame_share": float(updated.mean()) if updated.size else 0.0}
+        return {
+            "updated_frame_share": float(updated.mean()) if updated.size else 0.0,
+            "distance_auc": frame_metrics(signals, arrays["label"], arrays["video"], 0.0).auc,
+            "constant_distance_videos": constant_signal_videos(signals.distance, arrays["video"]),
+        }
 
     def probe_point(self, model: MNAD) -> nn.Module:
         return model.encoder

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.evaluate import read_ablation
 from repro.models.diagnostics import (
-    assignment_summary,
+    MemoryTally,
     camera_position_groups,
     constant_signal_videos,
     explained_query_variance,
@@ -17,10 +18,10 @@ from repro.models.diagnostics import (
     item_determination,
     merge,
     perplexity,
-    read_ablation,
     replaced_read,
 )
-from repro.models.mnad import MNAD
+from repro.models.mnad import MNAD, MNADMethod
+from repro.models.output import ModelOutput
 
 
 def test_perplexity_by_hand():
@@ -30,18 +31,43 @@ def test_perplexity_by_hand():
     torch.testing.assert_close(rows, torch.tensor([1.0, 3.0], dtype=torch.float64))
 
 
+def tally_of(assignments, frames, num_items, cameras=None, num_cameras=None, batches=1):
+    """The MemoryTally summary of hand-made nearest items (n,) of `frames` frames, fed in `batches` parts."""
+    weights = F.one_hot(assignments, num_items).float() * 0.9 + 0.01  # nearest = the assigned item
+    queries = F.normalize(torch.randn(len(assignments), 5), dim=1)
+    tally = MemoryTally(num_cameras)
+    per_batch = frames // batches
+    rows = len(assignments) // batches
+    for b in range(batches):
+        part = slice(b * rows, (b + 1) * rows)
+        result = ModelOutput(torch.zeros(per_batch, 3, 8, 8), queries[part], weights[part])
+        tally.add(result, None if cameras is None else cameras[b * per_batch : (b + 1) * per_batch])
+    return tally.summary()
+
+
 def test_per_frame_perplexity_is_the_mean_over_frames_by_hand():
     assignments = torch.tensor([0, 0, 1, 1, 0, 0, 0, 0])  # frame 0 uses items 0, 1 evenly; frame 1 only item 0
-    summary = assignment_summary(assignments, positions_per_frame=4, num_items=4)
-    assert summary.frame_perplexity == pytest.approx((2 + 1) / 2)
-    assert summary.pooled_perplexity == pytest.approx(float(perplexity(torch.tensor([6, 2]))))
-    assert summary.active_fraction == 0.5 and summary.largest_share == 0.75
+    for batches in (1, 2):  # one batch or frame by frame: the same numbers
+        summary = tally_of(assignments, frames=2, num_items=4, batches=batches)
+        assert summary["frame_perplexity"] == pytest.approx((2 + 1) / 2)
+        assert summary["perplexity"] == pytest.approx(float(perplexity(torch.tensor([6, 2]))))
+        assert summary["active_fraction"] == 0.5 and summary["largest_share"] == 0.75
+        assert summary["counts"] == [6, 2, 0, 0] and summary["zero_row_share"] == 0.0
 
 
 def test_collapsed_assignment_has_perplexity_one():
-    summary = assignment_summary(torch.full((3 * 16,), 7), positions_per_frame=16, num_items=10)
-    assert summary.pooled_perplexity == pytest.approx(1.0) and summary.frame_perplexity == pytest.approx(1.0)
-    assert summary.active_fraction == 0.1 and summary.largest_share == 1.0
+    summary = tally_of(torch.full((3 * 16,), 7), frames=3, num_items=10)
+    assert summary["perplexity"] == pytest.approx(1.0) and summary["frame_perplexity"] == pytest.approx(1.0)
+    assert summary["active_fraction"] == 0.1 and summary["largest_share"] == 1.0
+
+
+def test_rows_shrunk_to_zero_belong_to_no_item():
+    weights = torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])  # MemAE: three rows fully shrunk
+    tally = MemoryTally()
+    tally.add(ModelOutput(torch.zeros(2, 3, 4, 4), torch.randn(4, 3), weights))
+    summary = tally.summary()
+    assert summary["counts"] == [0, 1] and summary["zero_row_share"] == 0.75
+    assert summary["frame_perplexity"] == 1.0  # frame 1 has no item: left out of the mean
 
 
 def test_items_fixed_by_camera_and_position_explain_everything_while_pooled_use_looks_healthy():
@@ -53,10 +79,11 @@ def test_items_fixed_by_camera_and_position_explain_everything_while_pooled_use_
     queries = F.normalize(torch.randn(frames * positions, 5), dim=1)  # (n, d): not used by the determination
     determination = item_determination(group_stats(queries, assignments, groups, 3 * positions, items))
     assert determination.explained_share == pytest.approx(1.0) and determination.conditional_entropy == pytest.approx(0)
-    summary = assignment_summary(assignments, positions, items)
-    assert summary.pooled_perplexity == pytest.approx(6.0)  # six items, evenly: "no collapse" when pooled
-    assert summary.frame_perplexity == pytest.approx(2.0)  # but each frame reads two
-    assert summary.frame_perplexity != pytest.approx(summary.pooled_perplexity)
+    summary = tally_of(assignments, frames, items, cameras=cameras, num_cameras=3, batches=3)
+    assert summary["perplexity"] == pytest.approx(6.0)  # six items, evenly: "no collapse" when pooled
+    assert summary["frame_perplexity"] == pytest.approx(2.0)  # but each frame reads two
+    assert summary["camera_position_item_share"] == pytest.approx(1.0)  # merged over the three batches
+    assert summary["camera_position_item_entropy"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_camera_position_groups_are_row_major_per_frame():
@@ -117,15 +144,43 @@ def _model() -> MNAD:
     return MNAD(task="pred", width=2).eval()
 
 
+class Clips(torch.utils.data.Dataset):
+    """Two videos of four random prediction clips, the last of each labelled anomalous."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.items = [
+            {
+                "input": torch.randn(4, 3, 32, 32, generator=g),
+                "target": torch.rand(1, 3, 32, 32, generator=g) * 2 - 1,
+                "video": i // 4,
+                "frame": i % 4,
+                "label": int(i % 4 == 3),
+                "anomaly_type": 0,
+            }
+            for i in range(8)
+        ]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def ablation(model):
+    return read_ablation(model, MNADMethod(), Clips(), torch.device("cpu"), lam=0.6, batch_size=4, progress=False)
+
+
 def test_read_ablation_of_a_decoder_that_ignores_the_read_is_zero_db():
     model = _model()
     d = model.memory.items.shape[1]
     with torch.no_grad():
         model.decoder.block[0].weight[:, d:] = 0  # the decoder's first conv no longer sees the read half
-    x, target = torch.randn(3, 12, 32, 32), torch.rand(3, 3, 32, 32) * 2 - 1
-    result = read_ablation(model, x, target)
-    assert set(result) == {"psnr", "zeros", "mean", "shuffled"}
-    assert all(result[fill] == pytest.approx(0.0, abs=1e-9) for fill in ("zeros", "mean", "shuffled"))
+    result = ablation(model)
+    assert set(result) == {"zeros", "mean", "shuffled"}
+    for fill in ("zeros", "mean", "shuffled"):
+        assert result[fill] == {"psnr_change": pytest.approx(0.0, abs=1e-9), "auc_change": 0.0}, fill
 
 
 class ReadOnlyDecoder(nn.Module):
@@ -140,9 +195,8 @@ class ReadOnlyDecoder(nn.Module):
 def test_read_ablation_of_a_decoder_that_relies_on_the_read_moves_psnr():
     model = _model()
     model.decoder = ReadOnlyDecoder()
-    x, target = torch.randn(3, 12, 32, 32), torch.rand(3, 3, 32, 32) * 2 - 1
-    result = read_ablation(model, x, target)
-    assert min(abs(result[fill]) for fill in ("zeros", "mean", "shuffled")) > 1e-3
+    result = ablation(model)
+    assert min(abs(result[fill]["psnr_change"]) for fill in ("zeros", "mean", "shuffled")) > 1e-3
 
 
 def test_replaced_read_feeds_the_decoder_the_query_and_the_fill_then_restores():
