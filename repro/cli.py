@@ -440,14 +440,14 @@ def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, exec
     from pathlib import Path
 
     from .ablation import load_table, run_grid, table_grid
-    from .report.build import table_report
+    from .report.build import declaration_report
     from .runs import RunStore
 
     declaration = load_table(table)
     runs = table_grid(declaration, profile, seeds, _absolute(data_root), tuple(settings))
     store = RunStore(Path(runs_root))
     failures = run_grid(runs, store, jobs, executor=executor, address=address)
-    paths = table_report(declaration, runs, store, Path(out or f"reports/{declaration.name}"))
+    paths = declaration_report(declaration, runs, store, Path(out or f"reports/{declaration.name}"))
     click.echo(paths["md"].read_text())
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
     _fail_if_any(failures)
