@@ -45,6 +45,7 @@ class Table:
     published: list[dict] = field(default_factory=list)  # one dict per (dataset, model) row
     lambda_grid: tuple[float, ...] = ()
     datasets: tuple[str, ...] = DATASETS
+    collapse: dict[str, str] = field(default_factory=dict)  # a collapse study's roles: reference, recipe -> row
 
 
 def shipped_tables() -> dict[str, Path]:
@@ -87,6 +88,7 @@ def load_table(table: Path | str) -> Table:
         published=list(raw.get("published", [])),
         lambda_grid=tuple(float(x) for x in grid),
         datasets=tuple(raw.get("datasets", DATASETS)),
+        collapse=dict(raw.get("collapse", {})),
     )
 
 
@@ -124,6 +126,10 @@ DECLARATION = {
         lambda v: isinstance(v, dict) and set(v) <= {"lambda_grid"},
         "a table [selection] holding only lambda_grid",
     ),
+    "collapse": (
+        lambda v: isinstance(v, dict) and set(v) == {"reference", "recipe"} and all(map(_text, v.values())),
+        'a table [collapse] naming two rows: reference = "no remedy" and recipe = "study recipe"',
+    ),
 }
 
 
@@ -143,6 +149,9 @@ def _check_declaration(raw: dict, path: Path) -> None:
                 f"{path}: models.{label!r} must be a list of overrides, e.g. "
                 f'["model.task=pred", "model.memory=false"]; got {overrides!r}'
             )
+    unknown_rows = [row for row in raw.get("collapse", {}).values() if row not in raw["models"]]
+    if unknown_rows:
+        raise ConfigError(f"{path}: [collapse] names {unknown_rows[0]!r}, which is not a row of [models]")
     grid = raw.get("selection", {}).get("lambda_grid", [])
     if not (isinstance(grid, list) and all(_number(x) and 0 <= x <= 1 for x in grid)):
         raise ConfigError(f"{path}: selection.lambda_grid must be a list of numbers in [0, 1]; got {grid!r}")

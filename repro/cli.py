@@ -440,14 +440,14 @@ def sweep(table, profile, data_root, seeds, settings, runs_root, out, jobs, exec
     from pathlib import Path
 
     from .ablation import load_table, run_grid, table_grid
-    from .report.build import table_report
+    from .report.build import declaration_report
     from .runs import RunStore
 
     declaration = load_table(table)
     runs = table_grid(declaration, profile, seeds, _absolute(data_root), tuple(settings))
     store = RunStore(Path(runs_root))
     failures = run_grid(runs, store, jobs, executor=executor, address=address)
-    paths = table_report(declaration, runs, store, Path(out or f"reports/{declaration.name}"))
+    paths = declaration_report(declaration, runs, store, Path(out or f"reports/{declaration.name}"))
     click.echo(paths["md"].read_text())
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
     _fail_if_any(failures)
@@ -504,6 +504,15 @@ ABLATION_FLAGS = {
     "no_compactness": "model.mnad.compactness=0",
     "no_test_time_update": "eval.test_time_update=false",
 }
+# ablate options that set one config key to their value: option -> (config key, variant name part)
+KEYED_FLAGS = {
+    "kmeans_init": ("model.mnad.kmeans_init_steps", "kmeans-init"),
+    "reseed_after": ("model.mnad.reseed_after_steps", "reseed-after"),
+    "diversity": ("model.mnad.diversity", "diversity"),
+    "normaliser": ("model.mnad.update_normaliser", "normaliser"),
+    "item_init": ("model.mnad.item_init", "item-init"),
+    "gamma_quantile": ("eval.gamma_quantile", "gamma-quantile"),
+}
 
 
 @main.command(short_help="Compare a variant with the baseline over shared seeds.")
@@ -535,6 +544,46 @@ ABLATION_FLAGS = {
     flag_value=1.0,
     metavar="[WEIGHT]",
     help="Variant with the study's uniform-memory supervision (weight 1 when given alone).",
+)
+@click.option(
+    "--kmeans-init",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Collapse remedy (SPEC sec. 12): items start as the k-means centres of the first K steps' queries.",
+)
+@click.option(
+    "--reseed-after",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Collapse remedy: an item nearest to no query for K training steps is re-seeded from a random query.",
+)
+@click.option(
+    "--diversity",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="W",
+    help="Collapse remedy: weight W of the diversity loss (negative entropy of the mean soft assignment).",
+)
+@click.option(
+    "--normaliser",
+    type=click.Choice(["all", "assigned"]),
+    default=None,
+    help="Collapse remedy: eq. 5's update normaliser over all queries (reference code) or the assigned ones (paper).",
+)
+@click.option(
+    "--item-init",
+    type=click.Choice(["uniform", "gaussian"]),
+    default=None,
+    help="Collapse remedy: items start as uniform [0,1) rows (reference) or Gaussian ones, each L2-normalised.",
+)
+@click.option(
+    "--gamma-quantile",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="Q",
+    help="Variant whose test-time update threshold γ is the training frames' regular score at quantile Q.",
 )
 @_model_option("Method of baseline and variant (default: the profile's, MNAD).", default=None)
 @click.option(
@@ -593,6 +642,7 @@ def ablate(
     seeds,
     out,
     jobs,
+    **keyed,
 ):
     """Compare the profile's configuration (baseline) with a variant, same seeds, and print the difference.
 
@@ -626,6 +676,9 @@ def ablate(
     if uniform_memory is not None:
         changes.append(f"model.mnad.uniform_memory={uniform_memory}")
         names.append(f"uniform-memory-{uniform_memory:g}")
+    keyed_changes, keyed_names = _keyed_variant(keyed)
+    changes += keyed_changes
+    names += keyed_names
     memae_changes, memae_names = _memae_variant(profile, base, shrink_threshold, addressing, entropy, memory_size)
     changes += memae_changes + list(variant_set)
     names += memae_names + [s.replace("=", "-") for s in variant_set]
@@ -639,6 +692,14 @@ def ablate(
     click.echo(paths["md"].read_text())
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
     _fail_if_any(failures)
+
+
+def _keyed_variant(values: dict) -> tuple[list[str], list[str]]:
+    """The KEYED_FLAGS options that were given, as (overrides, name parts): kmeans_init=20 -> kmeans-init-20."""
+    chosen = {option: value for option, value in values.items() if value is not None}
+    changes = [f"{KEYED_FLAGS[option][0]}={value}" for option, value in chosen.items()]
+    names = [f"{KEYED_FLAGS[option][1]}-{value}" for option, value in chosen.items()]
+    return changes, names
 
 
 def _memae_variant(

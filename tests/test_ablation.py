@@ -69,6 +69,16 @@ def test_load_table_defaults_to_every_dataset_and_no_grid(tmp_path):
         (None, "not found; give a path to a TOML file or a shipped name"),
         ('name = "x"\nquestion = ', "is not valid TOML"),
         ('name = "x"\n[models]\nrow = []\n', "lacks question, stand_ins; see ablations/table5.toml"),
+        (
+            'name = "x"\nquestion = "?"\n[stand_ins]\nped2 = "tiny"\n[collapse]\nreference = "row"\n'
+            "[models]\nrow = []\n",
+            "[collapse] naming two rows",
+        ),
+        (
+            'name = "x"\nquestion = "?"\n[stand_ins]\nped2 = "tiny"\n[collapse]\nreference = "row"\nrecipe = "odd"\n'
+            "[models]\nrow = []\n",
+            "[collapse] names 'odd', which is not a row of [models]",
+        ),
     ],
 )
 def test_load_table_errors_name_the_file_and_the_fix(tmp_path, text, message):

@@ -64,6 +64,16 @@ def table_report(table: Table, runs: list[GridRun], store: RunStore, out: Path) 
     return write_table(pd.DataFrame(lines), out, table.name, caption=caption)
 
 
+def declaration_report(table: Table, runs: list[GridRun], store: RunStore, out: Path) -> dict[str, Path]:
+    """The report a table declaration asks for: the collapse study's when it names a [collapse] reference and
+    recipe (report/collapse.py), else the reproduced table beside the published one."""
+    if table.collapse:
+        from .collapse import collapse_report
+
+        return collapse_report(table, runs, store, out)
+    return table_report(table, runs, store, out)
+
+
 def ablation_report(runs: list[GridRun], store: RunStore, out: Path) -> dict[str, Path]:
     """Each metric of the baseline and the variant(s) as mean ± std over the shared seeds, and the variant's
     difference from the baseline with a 95% t-interval over paired seeds."""

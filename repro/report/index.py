@@ -235,14 +235,14 @@ def report_source(
     """A report of a run store folder (every finished run, one summary table) or of a table declaration (its
     runs found by config hash, its table beside the published numbers); returns index.md."""
     from ..ablation import GridRun, load_table, table_grid
-    from .build import table_report
+    from .build import declaration_report
 
     if not source.is_dir():
         table = load_table(source)
         store = RunStore(runs_root)
         grid = _finished(store, table_grid(table, profile, seeds, data_root, overrides))
         rows = run_rows(grid, store)
-        paths = table_report(table, grid, store, out) if not rows.empty else {}
+        paths = declaration_report(table, grid, store, out) if not rows.empty else {}
         return build_report(
             [store.run_dir(g.config) for g in grid], out, f"{table.name}: {table.question}", list(paths.values())
         )
