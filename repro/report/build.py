@@ -26,6 +26,14 @@ def _pm(values: pd.Series, scale: float = 100.0) -> str:
     return format_mean_std(mean, std, n)
 
 
+MEMORY_COLUMNS = {  # run_rows key -> (column title, scale)
+    "frame_perplexity": ("frame perplexity", 1.0),
+    "largest_share": ("largest item share", 1.0),
+    "camera_position_item_share": ("item explained by camera x position", 1.0),
+    "distance_auc": ("distance-only AUC", 100.0),
+}
+
+
 def table_report(table: Table, runs: list[GridRun], store: RunStore, out: Path) -> dict[str, Path]:
     """The reproduced table: published λ, epoch and AUC beside ours at the honest default (last checkpoint,
     the published λ) and ours with the study's test-set selection ("oracle"), kept in separate columns."""
@@ -54,6 +62,8 @@ def table_report(table: Table, runs: list[GridRun], store: RunStore, out: Path) 
         }
         if synthetic:
             line |= {f"AUC {kind.replace('_', '-')}": _pm(group[f"auc_{kind}"]) for kind in TYPES}
+        if group["frame_perplexity"].notna().any():  # a model with memory: does it collapse, does it detect
+            line |= {title: _pm(group[key], scale) for key, (title, scale) in MEMORY_COLUMNS.items()}
         lines.append(line)
     caption = table.question + (
         " Synthetic stand-ins: the dataset column names the preset that plays each "

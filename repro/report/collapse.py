@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from ..runs import RunError, RunStore, read_jsonl
 from ..stats import mean_std, seed_difference_interval
 from .figures import save_figure
+from .results import memory_diagnostics
 from .tables import MISSING, format_interval, format_mean_std, write_table
 
 if TYPE_CHECKING:
@@ -41,11 +42,8 @@ DECIMALS = 3
 def diagnostics(metrics: dict) -> dict[str, float]:
     """The report's numbers of one run's metrics.json (NaN where the run did not record one)."""
     default = metrics["default"]
-    memory = default.get("memory", {})
-    zeros = memory.get("read_ablation", {}).get("zeros", {})
-    values = {key: memory.get(key) for key in COLUMNS if key not in ("auc", "zeros_psnr_change")}
-    values |= {"auc": default.get("auc"), "zeros_psnr_change": zeros.get("psnr_change")}
-    return {key: np.nan if value is None else float(value) for key, value in values.items()}
+    values = memory_diagnostics(default.get("memory", {})) | {"auc": default.get("auc")}
+    return {key: np.nan if values[key] is None else float(values[key]) for key in COLUMNS}
 
 
 def collapse_rows(runs: list[GridRun], store: RunStore) -> pd.DataFrame:

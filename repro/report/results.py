@@ -18,6 +18,23 @@ METRICS = ("auc", "raw_auc", "macro_auc", "aupr", "eer")
 TYPES = tuple(ANOMALY_TYPES.values())
 
 
+MEMORY_DIAGNOSTICS = (  # metrics.json's default.memory numbers a report row carries (SPEC sec. 12)
+    "perplexity",
+    "frame_perplexity",
+    "active_fraction",
+    "largest_share",
+    "camera_position_item_share",
+    "distance_auc",
+)
+
+
+def memory_diagnostics(memory: dict) -> dict[str, float | None]:
+    """The MEMORY_DIAGNOSTICS of a run's default.memory and its read ablation's PSNR change with zeros (None
+    where the run did not record one)."""
+    zeros = memory.get("read_ablation", {}).get("zeros", {})
+    return {key: memory.get(key) for key in MEMORY_DIAGNOSTICS} | {"zeros_psnr_change": zeros.get("psnr_change")}
+
+
 class MissingRunWarning(UserWarning):
     """A run of the grid has no readable metrics; the report covers the rest."""
 
@@ -38,7 +55,6 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
         row |= {f"auc_{kind}": default.get("per_type", {}).get(kind) for kind in TYPES}
         row |= {"epoch": default["epoch"], "lambda": default["lambda"]}
         row |= {"oracle_auc": oracle["auc"], "oracle_epoch": oracle["epoch"], "oracle_lambda": oracle["lambda"]}
-        memory = default.get("memory", {})
-        row |= {"active_fraction": memory.get("active_fraction"), "perplexity": memory.get("perplexity")}
+        row |= memory_diagnostics(default.get("memory", {}))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -130,3 +130,20 @@ def test_repro_report_of_a_collapse_declaration_writes_the_collapse_table(collap
     assert result.exit_code == 0, result.output
     assert (out / "collapse.md").read_text().startswith("Criteria")
     assert "usage_over_epochs.png" in (out / "index.md").read_text()
+
+
+def test_a_plain_table_of_runs_with_memory_shows_the_memory_columns(tmp_path):
+    """A declaration without [collapse] (Table 8's kind) gets the usual table plus the memory diagnostics."""
+    path = tmp_path / "table8.toml"
+    path.write_text(DECLARATION.replace('[collapse]\nreference = "no remedy"\nrecipe = "study recipe"\n', ""))
+    table = load_table(path)
+    assert not table.collapse
+    grid = table_grid(table, "synthetic", 2)
+    store = RunStore(tmp_path / "runs")
+    for run in grid:
+        fabricate(store.run_dir(run.config), run.config, COLLAPSED[run.labels["model"]][run.seed])
+    declaration_report(table, grid, store, tmp_path / "out")
+    rows = pd.read_csv(tmp_path / "out" / "collapse.csv").set_index("model")  # named by the declaration
+    assert rows.loc["no remedy", "frame perplexity"] == "2.25 ± 0.35"  # (2.0, 2.5) over the two seeds
+    assert rows.loc["study recipe", "distance-only AUC"] == "65.00 ± 7.07"  # (0.70, 0.60) in %
+    assert rows.loc["k-means init", "largest item share"] == "0.45 ± 0.07"
