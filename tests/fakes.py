@@ -1,7 +1,9 @@
-"""Fakes of the operating system shared by the tests of atomic files and of the CLI's error path."""
+"""Fakes shared by the tests: of the operating system (atomic files, the CLI's error path) and a tiny dataset."""
 
 import errno
 import os
+
+import torch
 
 
 class FullFile:
@@ -21,3 +23,28 @@ class FullFile:
 
     def __exit__(self, *exc):
         self.handle.close()
+
+
+class PredictionClips(torch.utils.data.Dataset):
+    """Two videos of four random prediction clips (4 input frames, 32x32) in the data layer's format, the last
+    clip of each video labelled anomalous."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.items = [
+            {
+                "input": torch.rand(4, 3, 32, 32, generator=g) * 2 - 1,
+                "target": torch.rand(1, 3, 32, 32, generator=g) * 2 - 1,
+                "video": i // 4,
+                "frame": i % 4,
+                "label": int(i % 4 == 3),
+                "anomaly_type": 0,
+            }
+            for i in range(8)
+        ]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from fakes import PredictionClips
 
 from repro.config import load_config
 from repro.evaluate import evaluate_model, frame_step, signals_step
@@ -78,35 +79,18 @@ def test_the_sequential_test_time_update_on_cuda_follows_the_cpu():
     assert not torch.equal(cpu.memory.items, MNAD(width=4).memory.items)  # the update fired
 
 
-class Frames(torch.utils.data.Dataset):
-    """Two videos of four random prediction clips in the data layer's format."""
-
-    def __init__(self):
-        g = torch.Generator().manual_seed(0)
-        self.items = [
-            {
-                "input": torch.rand(4, 3, SIZE, SIZE, generator=g) * 2 - 1,
-                "target": torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1,
-                "video": i // 4,
-                "frame": i % 4,
-                "label": int(i % 4 == 3),
-                "anomaly_type": 0,
-            }
-            for i in range(8)
-        ]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-
 def test_the_graph_replayed_update_gives_the_op_by_op_numbers():
     model = MNAD(width=4).to(CUDA).eval()
     runs = {
         graphs: evaluate_model(
-            model, MNADMethod(), Frames(), CUDA, test_time_update=True, gamma=0.02, cuda_graphs=graphs, progress=False
+            model,
+            MNADMethod(),
+            PredictionClips(),
+            CUDA,
+            test_time_update=True,
+            gamma=0.02,
+            cuda_graphs=graphs,
+            progress=False,
         )
         for graphs in (False, True)
     }

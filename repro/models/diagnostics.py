@@ -176,7 +176,7 @@ class MemoryTally:
         has_items = frame_counts.sum(dim=1) > 0  # (b,)
         self.counts = counts if self.counts is None else self.counts + counts
         self.frame_perplexity_sum = (
-            self.frame_perplexity_sum + torch.where(has_items, perplexity(frame_counts.clamp_min(0)), 0.0).sum()
+            self.frame_perplexity_sum + torch.where(has_items, perplexity(frame_counts), 0.0).sum()
         )
         self.frames_with_items = self.frames_with_items + has_items.sum()
         self.rows = self.rows.to(weights.device) + torch.stack([(~valid).sum(), valid.new_tensor(n, dtype=torch.long)])

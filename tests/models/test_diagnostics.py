@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import PredictionClips
 from torch import nn
 
 from repro.evaluate import read_ablation
@@ -144,32 +145,10 @@ def _model() -> MNAD:
     return MNAD(task="pred", width=2).eval()
 
 
-class Clips(torch.utils.data.Dataset):
-    """Two videos of four random prediction clips, the last of each labelled anomalous."""
-
-    def __init__(self):
-        g = torch.Generator().manual_seed(0)
-        self.items = [
-            {
-                "input": torch.randn(4, 3, 32, 32, generator=g),
-                "target": torch.rand(1, 3, 32, 32, generator=g) * 2 - 1,
-                "video": i // 4,
-                "frame": i % 4,
-                "label": int(i % 4 == 3),
-                "anomaly_type": 0,
-            }
-            for i in range(8)
-        ]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-
 def ablation(model):
-    return read_ablation(model, MNADMethod(), Clips(), torch.device("cpu"), lam=0.6, batch_size=4, progress=False)
+    return read_ablation(
+        model, MNADMethod(), PredictionClips(), torch.device("cpu"), lam=0.6, batch_size=4, progress=False
+    )
 
 
 def test_read_ablation_of_a_decoder_that_ignores_the_read_is_zero_db():
