@@ -99,6 +99,11 @@ METRICS: dict[str, Metric] = {
         "items",
         lambda run: read_metrics(run)["default"]["memory"]["perplexity"],
     ),
+    "frame_perplexity": Metric(
+        "mean over test frames of the perplexity of that frame's item use (a position code cannot inflate it)",
+        "items",
+        lambda run: read_metrics(run)["default"]["memory"]["frame_perplexity"],
+    ),
     "oracle_gain": Metric(
         "oracle AUC (epoch and λ chosen on the test set) minus the honest default",
         "AUC points",

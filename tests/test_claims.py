@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from repro.ablation import load_table, table_grid
 from repro.claims import ClaimError, claim_runs, decide, judge, load_claims
 from repro.cli import main
 from repro.report.index import ReportWarning
@@ -107,10 +108,33 @@ def test_the_shipped_claims_expand_to_shared_runs():
     runs = claim_runs(claims, "synthetic", None, ("train.epochs=4", "train.checkpoint_every=2"))
     store = RunStore(Path("unused"))
     assert len(claims) >= 20 and all(claim.seeds >= 3 for claim in claims)
-    assert len({store.run_dir(run.config) for run in runs}) == 60  # claims share runs: 117 (claim, arm, seed)
+    assert len({store.run_dir(run.config) for run in runs}) == 63  # claims share runs: 123 (claim, arm, seed)
     ablation_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "separateness-helps-prediction"}
     memory_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "memory-helps-prediction"}
     assert len(ablation_runs & memory_runs) == 3  # pred with memory, seeds 0-2, in both
+
+
+def test_claims_share_the_runs_of_the_memory_study_and_the_baselines():
+    """The prediction arms on `cameras` are Table 8's rows with its schedule (Makefile MEMORY_STUDY), and the MemAE
+    arms are the baselines' rows with the profile's MemAE/AE settings: the claims target reuses those targets'
+    runs, whatever its own schedule (QUICK)."""
+    shipped = Path(__file__).parents[1] / "ablations"
+    store = RunStore(Path("unused"))
+    runs = claim_runs(
+        load_claims(shipped / "claims.toml"), "synthetic", None, ("train.epochs=4", "train.checkpoint_every=2")
+    )
+    memory_study = ("train.epochs=4", "train.checkpoint_every=4")
+    table8 = table_grid(load_table(shipped / "table8.toml"), "synthetic", 3, overrides=memory_study)
+    baselines = table_grid(load_table(shipped / "baselines.toml"), "synthetic", 3)
+    shared = {
+        "memory-collapses-on-multi-camera-data": table8,
+        "uniform-target-alone-prevents-collapse": table8,
+        "uniform-supervision-raises-prediction-auc": table8,
+        "memae-memory-helps": baselines,
+    }
+    for claim, grid in shared.items():
+        dirs = {store.run_dir(run.config) for run in runs if run.labels["claim"] == claim}
+        assert len(dirs) >= 3 and dirs <= {store.run_dir(run.config) for run in grid}, claim
 
 
 @pytest.mark.parametrize(
