@@ -1,6 +1,7 @@
 """Claims: verdicts on hand-made per-seed numbers, refused declarations, a killed claims run, the report's links."""
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro.ablation import load_table, table_grid
-from repro.claims import ClaimError, claim_runs, decide, judge, load_claims
+from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims
 from repro.cli import main
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics
@@ -101,6 +102,30 @@ control = [{control}]
 treatment = [{treatment}]
 {extra}
 """
+
+
+def test_metrics_read_their_numbers_from_a_runs_metrics_json(tmp_path):
+    metrics = {
+        "default": {
+            "auc": 0.8125,
+            "per_type": {"spatial": 0.5, "temporal": 0.75, "spatio_temporal": 1.0},
+            "memory": {"perplexity": 7.5, "frame_perplexity": 2.25},
+        },
+        "oracle": {"auc": 0.875},
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    read = {name: METRICS[name].read(tmp_path) for name in METRICS if name != "probe_psnr_change"}
+    assert read == pytest.approx(
+        {
+            "auc": 81.25,
+            "auc_spatial": 50.0,
+            "auc_temporal": 75.0,
+            "auc_spatio_temporal": 100.0,
+            "perplexity": 7.5,
+            "frame_perplexity": 2.25,
+            "oracle_gain": 6.25,
+        }
+    )
 
 
 def test_the_shipped_claims_expand_to_shared_runs():
