@@ -18,7 +18,9 @@ claimed `direction` ("higher", "lower" or "equal") and `size`:
 - "untested" when fewer than two seeds finished in both arms.
 
 The arms' overrides are applied after the command line's --set: a claim's arms say what it tests, and a
-global setting (e.g. fewer epochs) cannot undo them.
+global setting (e.g. fewer epochs) cannot undo them. `keep_profile` lists keys the --set does not change for
+one claim: their values come from the profile, with its method tables (MemAE's own epochs, say), so the claim
+runs each method at its profile's schedule under the synthetic profile and the paper one alike.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ FIELDS = {
     "note",
     "seeds",
     "figure",
+    "keep_profile",
 }
 REQUIRED = ("id", "source", "statement", "dataset", "metric", "direction")
 
@@ -135,6 +138,7 @@ class Claim:
     published: dict[str, Any] = field(default_factory=dict)  # label -> number or text
     note: str = ""
     figure: str | None = None  # one of FIGURES
+    keep_profile: tuple[str, ...] = ()  # config keys the command line's --set does not change for this claim
 
 
 def _claim(raw: dict[str, Any], stand_ins: dict[str, str], seeds: int, path: Path) -> Claim:
@@ -167,6 +171,7 @@ def _claim(raw: dict[str, Any], stand_ins: dict[str, str], seeds: int, path: Pat
         published=dict(raw.get("published", {})),
         note=raw.get("note", ""),
         figure=raw.get("figure"),
+        keep_profile=tuple(raw.get("keep_profile", ())),
     )
 
 
@@ -194,6 +199,10 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
         (
             raw.get("direction") == "equal" and not raw.get("size"),
             "direction 'equal' needs `size`, the margin within which the effect counts as no difference",
+        ),
+        (
+            any("=" in key for key in raw.get("keep_profile", ())),
+            "`keep_profile` lists config keys (e.g. train.epochs), not overrides",
         ),
         (
             raw.get("figure") not in (None, *FIGURES),
@@ -278,8 +287,13 @@ def _resolver(
     """arm overrides (and a seed) -> the run's config: data, then the global overrides, then the arm's. The arm's
     own overrides must be read by its method; the data and global ones apply where they are read."""
 
+    unknown = [key for key in claim.keep_profile if key not in _flat(to_dict(load_config(profile)))]
+    if unknown:
+        raise ClaimError(f"claim {claim.id!r}: `keep_profile` names unknown key(s) {', '.join(unknown)}")
+    kept = [o for o in overrides if o.split("=", 1)[0].strip() not in claim.keep_profile]
+
     def resolve(arm: tuple[str, ...], seed: int | None = None, unchecked: tuple[str, ...] = ()) -> RunConfig:
-        shared = (*_data_overrides(claim, data_root), *overrides)
+        shared = (*_data_overrides(claim, data_root), *kept)
         chosen = [*shared, *arm, *([f"seed={seed}"] if seed is not None else [])]
         try:
             return load_config(profile, chosen, unchecked=(*shared, *unchecked))

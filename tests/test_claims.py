@@ -210,6 +210,26 @@ def test_the_arms_win_over_the_global_overrides(tmp_path):
     assert {run.config.train.epochs for run in runs} == {1} and [run.seed for run in runs[:3]] == [0, 1, 2]
 
 
+def test_keep_profile_keys_take_each_methods_profile_value_instead_of_the_global_overrides(tmp_path):
+    claim = two_arm(
+        "schedule", '"model.name=ae3d"', '"model.name=memae"', '"model.name"', extra='keep_profile = ["train.epochs"]'
+    )
+    claims = load_claims(claims_file(tmp_path / "c.toml", claim))
+    runs = claim_runs(claims, "synthetic", None, ("train.epochs=4", "train.lr=1e-3"))
+    # the synthetic profile's [method.ae3d.train] and [method.memae.train] say 3 epochs; --set still sets the rest
+    assert {(run.config.train.epochs, run.config.train.lr) for run in runs} == {(3, 1e-3)}
+
+
+@pytest.mark.parametrize(
+    "keep, message", [('["train.epoch"]', "unknown key(s) train.epoch"), ('["train.epochs=3"]', "not overrides")]
+)
+def test_a_bad_keep_profile_is_refused_with_the_claims_name(tmp_path, keep, message):
+    claim = two_arm("keep", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra=f"keep_profile = {keep}")
+    with pytest.raises(ClaimError) as error:
+        claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ())
+    assert "'keep'" in str(error.value) and message in str(error.value), str(error.value)
+
+
 def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
     path = claims_file(
         tmp_path / "c.toml", two_arm("bad", '"model.mnad.memory=false"', '"model.mnad.memory=true", "seed=5"')
