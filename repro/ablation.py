@@ -11,6 +11,8 @@ import difflib
 import importlib.resources
 import multiprocessing
 import os
+import threading
+import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -218,6 +220,19 @@ def _worker(cfg: RunConfig, store_root: str, threads: int) -> str:
     return str(execute_run(cfg, RunStore(Path(store_root)), progress=False))
 
 
+def stop_when_orphaned(parent: int) -> None:
+    """Pool initializer: end this worker when the sweep that started it (pid `parent`) is gone. A sweep killed
+    outright (SIGKILL, or SIGTERM to it alone) would otherwise leave its workers training the runs already
+    queued to them, into the store a rerun of the sweep is using."""
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # as if killed with the sweep: the run's lock names a dead process and a rerun takes it over
+
+
 def plan_parallelism(pending: int, device: str, cores: int | None = None) -> tuple[int, int]:
     """(parallel runs, threads per run): small CPU runs scale better side by side than across threads."""
     cores = cores or os.cpu_count() or 1
@@ -299,7 +314,9 @@ def _execute(
             yield cfg, _capture(lambda cfg=cfg: execute_run(cfg, store, progress=progress))
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=stop_when_orphaned, initargs=(os.getpid(),)
+        ) as pool:
             futures = {pool.submit(_worker, cfg, str(store.root), threads): cfg for cfg in pending}
             for future in as_completed(futures):
                 yield futures[future], _capture(future.result)

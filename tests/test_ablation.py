@@ -1,6 +1,10 @@
 """Grids of runs without running them: table and variant grids, table declarations, parallelism, waves."""
 
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -221,3 +225,36 @@ def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
     ]
     assert training_waves([base, other_loss]) == [[base, other_loss]]  # no second wave when nothing waits
     assert training_waves([]) == []
+
+
+ORPHANING_SWEEP = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from repro.ablation import stop_when_orphaned
+
+context = multiprocessing.get_context("spawn")
+pool = ProcessPoolExecutor(1, mp_context=context, initializer=stop_when_orphaned, initargs=(os.getpid(),))
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 120)  # a long run the worker is busy with when the sweep dies
+time.sleep(1)
+os._exit(0)  # the sweep dies without stopping its pool, as under SIGKILL
+"""
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_killed_sweeps_workers_stop_instead_of_training_on():
+    with subprocess.Popen([sys.executable, "-c", ORPHANING_SWEEP], stdout=subprocess.PIPE, text=True) as sweep:
+        worker = int(sweep.stdout.readline())
+        sweep.wait(timeout=60)
+    deadline = time.time() + 20
+    while _alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker went on after its sweep died"
