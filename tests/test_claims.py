@@ -133,7 +133,7 @@ def test_the_shipped_claims_expand_to_shared_runs():
     runs = claim_runs(claims, "synthetic", None, ("train.epochs=4", "train.checkpoint_every=2"))
     store = RunStore(Path("unused"))
     assert len(claims) >= 20 and all(claim.seeds >= 3 for claim in claims)
-    assert len({store.run_dir(run.config) for run in runs}) == 63  # claims share runs: 123 (claim, arm, seed)
+    assert len({store.run_dir(run.config) for run in runs}) == 66  # claims share runs: 123 (claim, arm, seed)
     ablation_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "separateness-helps-prediction"}
     memory_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "memory-helps-prediction"}
     assert len(ablation_runs & memory_runs) == 3  # pred with memory, seeds 0-2, in both
