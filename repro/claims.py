@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # the grid's record type only: reading claims and judging the
 SHIPPED = PROFILES_DIR.parent / "claims.toml"  # ablations/claims.toml
 DIRECTIONS = ("higher", "lower", "equal")
 VERDICTS = ("supported", "partly supported", "contradicted", "inconclusive", "untested")
-FIGURES = ("memory", "roc", "timeline")  # per-run figures of repro.report.index a claim may point to
+FIGURES = ("memory", "roc", "timeline", "probe")  # per-run figures of repro.report.index a claim may point to
 MIN_SEEDS = 3
 FIELDS = {
     "id",

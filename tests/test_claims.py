@@ -260,6 +260,7 @@ direction = "equal"
 size = 1.0
 arm = ["eval.test_time_update=true"]
 threshold = 0.0
+figure = "probe"
 
 [[claim]]
 id = "oracle-inflates"
@@ -324,6 +325,7 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
         "figures/update-helps/control/timeline.png",
         "figures/update-helps/treatment/timeline.png",
         "figures/oracle-inflates/arm/memory.png",
+        "figures/skips-bypass/arm/probe.png",
     } <= set(re.findall(r'src="([^"]+)"', html))
 
     # a figure whose run lost its signals is not made, and not linked (the old file goes with a fresh report)

@@ -1,4 +1,4 @@
-"""Figures: memory usage, t-SNE of queries and items, ROC curves, score timelines, reconstructions.
+"""Figures: memory usage, t-SNE of queries and items, ROC curves, score timelines, reconstructions, skip probes.
 
 Each `*_figure` function builds a matplotlib Figure from arrays (tests inspect its Axes); the function of the
 same name without the suffix saves it as stem.png and stem.svg through `save_figure`. Figures are made with
@@ -28,6 +28,7 @@ DPI = 100
 HISTOGRAM_SIZE = (6.0, 4.0)  # inches
 TSNE_SIZE = (7.0, 6.0)
 ROC_SIZE = (5.0, 5.0)
+PROBE_SIZE = (6.0, 4.0)
 TIMELINE_WIDTH, TIMELINE_ROW = 10.0, 2.0  # one row per video
 GRID_PANEL = 2.0  # one square panel per image; four columns, one row per example
 TYPE_COLOURS = {"spatial": "tab:orange", "temporal": "tab:purple", "spatio_temporal": "tab:red"}
@@ -145,6 +146,25 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "F
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path, stem: str) -> list[Path]:
     """Save `roc_figure` as stem.png / stem.svg."""
     return save_figure(roc_figure(curves), out_dir, stem)
+
+
+def probe_figure(rows: list[dict], title: str = "Skip probe") -> Figure:
+    """Bars of the PSNR change (dB) per replaced part, one bar per fill: rows of repro.probe.probe_run."""
+    fig = Figure(figsize=PROBE_SIZE, dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    sns.barplot(
+        x=[r["replaced"] for r in rows], y=[r["psnr_change"] for r in rows], hue=[r["fill"] for r in rows], ax=ax
+    )
+    ax.axhline(0, color="gray", linewidth=0.8)
+    ax.set(xlabel="replaced at test time", ylabel="PSNR change of the output (dB)", title=title)
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    return fig
+
+
+def probe_bars(rows: list[dict], out_dir: Path, stem: str) -> list[Path]:
+    """Save `probe_figure` as stem.png / stem.svg."""
+    return save_figure(probe_figure(rows), out_dir, stem)
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:

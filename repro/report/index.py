@@ -19,7 +19,15 @@ from ..atomic import atomic_write
 from ..config import load_config
 from ..models.method import signals_from_arrays
 from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
-from .figures import Example, memory_usage_histogram, reconstruction_grid, roc_curves, score_timeline, tsne_map
+from .figures import (
+    Example,
+    memory_usage_histogram,
+    probe_bars,
+    reconstruction_grid,
+    roc_curves,
+    score_timeline,
+    tsne_map,
+)
 from .results import run_rows
 from .tables import write_table
 
@@ -257,11 +265,21 @@ def report_source(
     return build_report([source / name for name, _ in listed], out, f"Runs in {source}", list(tables.values()))
 
 
+def _probe(run: Path, out: Path) -> list[Path]:
+    from ..probe import probe_run  # loads the run's last checkpoint and its test clips
+
+    return probe_bars(probe_run(run), out, "probe")
+
+
 def run_figure(run: Path, out: Path, kind: str) -> Path | None:
-    """One per-run figure ("memory", "roc" or "timeline") of a finished run, saved under out; its png, or None
-    (with a ReportWarning) when the run's files do not allow it, e.g. a memory histogram of a run without memory."""
+    """One per-run figure ("memory", "roc", "timeline" or "probe") of a finished run, saved under out; its png, or
+    None (with a ReportWarning) when the run's files do not allow it, e.g. a memory histogram of a run without
+    memory."""
     try:
-        made = {"memory": _memory(run, out)} if kind == "memory" else _signal_figures(run, out)
+        if kind in ("memory", "probe"):
+            made = {kind: (_memory if kind == "memory" else _probe)(run, out)}
+        else:
+            made = _signal_figures(run, out)
     except Exception as error:  # noqa: BLE001 - an unreadable file: name it, go on without the figure
         warnings.warn(f"run {run}: no {kind} figure ({type(error).__name__}: {error})", ReportWarning, 2)
         return None

@@ -8,12 +8,15 @@ from repro.report.figures import (
     DPI,
     GRID_PANEL,
     HISTOGRAM_SIZE,
+    PROBE_SIZE,
     ROC_SIZE,
     TIMELINE_ROW,
     TIMELINE_WIDTH,
     TSNE_SIZE,
     memory_usage_figure,
     memory_usage_histogram,
+    probe_bars,
+    probe_figure,
     reconstruction_figure,
     reconstruction_grid,
     roc_curves,
@@ -91,6 +94,22 @@ def test_roc_legend_carries_each_auc(tmp_path):
     legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert legend == ["perfect (AUC 1.000)", "worst (AUC 0.000)"]
     assert_image(roc_curves({"perfect": (perfect, labels)}, tmp_path, "roc")[0], ROC_SIZE)
+
+
+def test_probe_bars_are_the_psnr_changes_grouped_by_part_and_fill(tmp_path):
+    changes = {("bottleneck", "zeros"): -0.5, ("bottleneck", "noise"): -1.25, ("bottleneck+skips", "zeros"): -8.0}
+    rows = [{"replaced": part, "fill": fill, "psnr_change": change} for (part, fill), change in changes.items()]
+    ax = probe_figure(rows).axes[0]
+    parts = {round(tick): label.get_text() for tick, label in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)}
+    fills = [text.get_text() for text in ax.get_legend().get_texts()]  # one bar container per fill, in order
+    bars = {
+        (parts[round(bar.get_x() + bar.get_width() / 2)], fill): bar.get_height()
+        for container, fill in zip(ax.containers, fills, strict=True)
+        for bar in container
+        if np.isfinite(bar.get_height())  # an absent (part, fill) pair draws no bar
+    }
+    assert bars == pytest.approx(changes)
+    assert_image(probe_bars(rows, tmp_path, "probe")[0], PROBE_SIZE)
 
 
 def test_timeline_shades_each_labelled_span_in_its_type_colour(tmp_path):
