@@ -357,6 +357,14 @@ def decide(
     return Verdict("inconclusive", effect, low, high, n)
 
 
+def size_ruled_out(verdict: Verdict, direction: str, size: float | None) -> bool:
+    """Whether the interval excludes an effect as large as the claimed size (a directional claim with a size):
+    what an "inconclusive" or "partly supported" verdict still says against the source's number."""
+    if size is None or direction == "equal" or verdict.n < 2:
+        return False
+    return verdict.high < size if direction == "higher" else verdict.low > -size
+
+
 @dataclass(frozen=True)
 class ClaimResult:
     """A claim's verdict with the per-seed values and the runs behind it."""

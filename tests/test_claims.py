@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro.ablation import load_table, table_grid
-from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims
+from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics
@@ -40,6 +40,15 @@ def test_a_claimed_size_within_reach_is_supported_and_one_beyond_is_partly_suppo
     assert decide(control, treatment, "higher", size=3.5).verdict == "supported"
     assert decide(control, treatment, "higher", size=5.0).verdict == "partly supported"
     assert decide(treatment, control, "lower", size=5.0).verdict == "partly supported"  # mirrored
+
+
+def test_an_inconclusive_interval_can_still_rule_out_the_claimed_size():
+    control, treatment = np.zeros(3), np.array([-1.0, 1.0, 0.5])  # mean 0.17, interval [-2.42, 2.75]
+    verdict = decide(control, treatment, "higher", size=3.0)
+    assert verdict.verdict == "inconclusive" and size_ruled_out(verdict, "higher", 3.0)
+    assert not size_ruled_out(verdict, "higher", 2.5)  # 2.5 lies inside the interval
+    assert size_ruled_out(decide(treatment, control, "lower", size=3.0), "lower", 3.0)  # mirrored
+    assert not size_ruled_out(verdict, "higher", None) and not size_ruled_out(verdict, "equal", 3.0)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..claims import METRICS, VERDICTS
+from ..claims import METRICS, VERDICTS, size_ruled_out
 from .index import run_figure
 from .tables import MISSING, format_interval, to_markdown
 
@@ -28,9 +28,10 @@ READING = (
     "effect (treatment minus control, or the arm minus the threshold) with its 95% t-interval over the paired "
     "seeds. supported: the interval lies on the claimed side of 0 and reaches the claimed size; partly "
     "supported: the claimed side, but wholly below the size; contradicted: the other side of 0; "
-    "inconclusive: it spans 0. A claim of no difference is supported when the interval lies within its "
-    "margin. On the synthetic default each dataset is played by a synthetic stand-in, so the published "
-    "numbers (real data) are context, not targets."
+    "inconclusive: it spans 0 (where the claimed size lies outside the interval, ours says so: the data then "
+    "rule out an effect as large as claimed). A claim of no difference is supported when the interval lies "
+    "within its margin. On the synthetic default each dataset is played by a synthetic stand-in, so the "
+    "published numbers (real data) are context, not targets."
 )
 
 
@@ -60,7 +61,12 @@ def _ours(result: ClaimResult) -> str:
         if "arm" not in means
         else f"{means['arm']:.2f} vs {claim.threshold:g}"
     )
-    return f"{compared} ({verdict.effect:+.2f} {format_interval(verdict.low, verdict.high)})"
+    ruled_out = "; the claimed size lies outside the interval" if _size_ruled_out(result) else ""
+    return f"{compared} ({verdict.effect:+.2f} {format_interval(verdict.low, verdict.high)}{ruled_out})"
+
+
+def _size_ruled_out(result: ClaimResult) -> bool:
+    return size_ruled_out(result.verdict, result.claim.direction, result.claim.size)
 
 
 def _claimed(result: ClaimResult) -> str:
@@ -105,6 +111,7 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
                 "low": verdict.low,
                 "high": verdict.high,
                 "n": verdict.n,
+                "size_ruled_out": _size_ruled_out(result),
                 "seeds": ";".join(map(str, result.seeds)),
                 **{f"{arm} values": ";".join(f"{v:.6g}" for v in values) for arm, values in result.values.items()},
                 "runs": ";".join(f"{arm}:{run.name}" for arm, runs in result.runs.items() for run in runs),
