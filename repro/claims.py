@@ -287,7 +287,8 @@ def _resolver(
     """arm overrides (and a seed) -> the run's config: data, then the global overrides, then the arm's. The arm's
     own overrides must be read by its method; the data and global ones apply where they are read."""
 
-    unknown = [key for key in claim.keep_profile if key not in _flat(to_dict(load_config(profile)))]
+    known = _flat(to_dict(load_config(profile))) if claim.keep_profile else {}
+    unknown = [key for key in claim.keep_profile if key not in known]
     if unknown:
         raise ClaimError(f"claim {claim.id!r}: `keep_profile` names unknown key(s) {', '.join(unknown)}")
     kept = [o for o in overrides if o.split("=", 1)[0].strip() not in claim.keep_profile]
