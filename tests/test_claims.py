@@ -148,6 +148,17 @@ def test_the_shipped_claims_expand_to_shared_runs():
     assert len(ablation_runs & memory_runs) == 3  # pred with memory, seeds 0-2, in both
 
 
+def test_the_shipped_claims_resolve_on_real_data_at_the_papers_schedules(tmp_path):
+    claims = load_claims(Path(__file__).parents[1] / "ablations" / "claims.toml")
+    runs = claim_runs(claims, "paper", str(tmp_path), ("train.epochs=4",))  # QUICK-like --set, as a user might
+    by_claim = {}
+    for run in runs:
+        by_claim.setdefault(run.labels["claim"], []).append(run.config)
+    assert {cfg.data.name for cfg in by_claim["memory-helps-prediction"]} == {"ped2"}
+    assert {cfg.train.epochs for cfg in by_claim["memory-helps-prediction"]} == {4}  # --set applies...
+    assert {cfg.train.epochs for cfg in by_claim["memae-memory-helps"]} == {100}  # ...but not to keep_profile keys
+
+
 def test_claims_share_the_runs_of_the_memory_study_and_the_baselines():
     """The prediction arms on `cameras` are Table 8's rows with its schedule (Makefile MEMORY_STUDY), and the MemAE
     arms are the baselines' rows with the profile's MemAE/AE settings: the claims target reuses those targets'
