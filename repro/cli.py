@@ -472,7 +472,8 @@ def _fail_if_any(failures: dict[str, str]) -> None:
 def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, executor, address):
     """Train what the run store lacks for every claim of CLAIMS.toml, then give each claim a verdict from paired
     per-seed differences (supported, partly supported, contradicted, inconclusive) and write the report.
-    CLAIMS.toml defaults to the shipped ablations/claims.toml; a claim's arms win over --set on the keys they set.
+    CLAIMS.toml defaults to the shipped ablations/claims.toml; a claim's arms win over --set on the keys they set,
+    and its keep_profile keys take the profile's value (e.g. MemAE's own epochs) whatever --set says.
 
     Killing it and rerunning it finishes only the runs that are left.
     Example: repro claims ablations/claims.toml --set train.epochs=4 --set train.checkpoint_every=2
