@@ -157,6 +157,8 @@ def probe_figure(rows: list[dict], title: str = "Skip probe") -> Figure:
     )
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set(xlabel="replaced at test time", ylabel="PSNR change of the output (dB)", title=title)
+    ax.margins(y=0.12)  # room for the labels at the bars' ends
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title="fill")  # beside the bars, never over them
     for bars in ax.containers:
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     return fig
