@@ -16,10 +16,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..runs import RunError, RunStore, read_jsonl
+from ..runs import RunStore, read_jsonl
 from ..stats import mean_std, seed_difference_interval
 from .figures import save_figure
-from .results import memory_diagnostics
+from .results import run_rows
 from .tables import MISSING, format_interval, format_mean_std, write_table
 
 if TYPE_CHECKING:
@@ -39,24 +39,14 @@ COLLAPSED_PERPLEXITY, COLLAPSED_SHARE, USELESS_DISTANCE_AUC, SPREAD_PERPLEXITY =
 DECIMALS = 3
 
 
-def diagnostics(metrics: dict) -> dict[str, float]:
-    """The report's numbers of one run's metrics.json (NaN where the run did not record one)."""
-    default = metrics["default"]
-    values = memory_diagnostics(default.get("memory", {})) | {"auc": default.get("auc")}
-    return {key: np.nan if values[key] is None else float(values[key]) for key in COLUMNS}
-
-
 def collapse_rows(runs: list[GridRun], store: RunStore) -> pd.DataFrame:
-    """One row per finished run: its remedy (the declaration's row), seed, folder and diagnostics."""
-    rows = []
-    for run in runs:
-        folder = store.run_dir(run.config)
-        try:
-            metrics = store.read_metrics(folder)
-        except RunError:
-            continue  # not finished: the sweep names it; the report covers the rest
-        rows.append({"remedy": run.labels["model"], "seed": run.seed, "run": folder, **diagnostics(metrics)})
-    return pd.DataFrame(rows, columns=["remedy", "seed", "run", *COLUMNS])
+    """One row per finished run: its remedy (the declaration's row), seed, folder and diagnostics (NaN where the
+    run did not record one)."""
+    rows = run_rows(runs, store)
+    if rows.empty:
+        return pd.DataFrame(columns=["remedy", "seed", "run", *COLUMNS])
+    rows = rows.rename(columns={"model": "remedy"}).assign(run=[store.root / name for name in rows["run"]])
+    return rows[["remedy", "seed", "run"]].join(rows[list(COLUMNS)].astype(float))
 
 
 def _mean_std(values: pd.Series) -> str:
