@@ -244,8 +244,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def discard_checkpoint(run: Path, epoch: int, reason: str) -> str:
     """Move an unreadable checkpoint aside (`epoch_XXX.pt.corrupt`) with what was derived from it (that epoch's
-    signals, the metrics, the skip probe), so the run is unfinished and a rerun retrains from the last good checkpoint.
-    Returns what happened, in words."""
+    signals, the metrics, the skip probe), so the run is unfinished and a rerun retrains from the last good
+    checkpoint. Returns what happened, in words."""
     path = checkpoint_path(run, epoch)
     aside = path.with_name(path.name + ".corrupt")
     with contextlib.suppress(FileNotFoundError):  # another process (a torchrun rank) moved it first
@@ -462,27 +462,33 @@ class TrainingIndex:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._identities: dict[str, str | None] = {}  # folder name -> training identity (None: bad config.toml)
+        self._folders: dict[str, set[str]] = {}  # training identity -> folder names
 
     def _refresh(self) -> None:
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.root) as entries:
-            names = {entry.name for entry in entries if entry.is_dir()}
-            for gone in self._identities.keys() - names:
-                del self._identities[gone]
-            for name in sorted(names - self._identities.keys()):
-                config = self.root / name / "config.toml"
-                if not config.exists():
-                    continue  # being prepared: seen by a later lookup
-                try:
-                    self._identities[name] = training_identity(load_config(config))
-                except ConfigError as error:
-                    warnings.warn(f"{config.parent}: skipped ({error})", stacklevel=3)
-                    self._identities[name] = None
+        try:
+            with os.scandir(self.root) as entries:
+                names = {entry.name for entry in entries if entry.is_dir()}
+        except FileNotFoundError:
+            names = set()
+        for gone in self._identities.keys() - names:
+            self._folders.get(self._identities.pop(gone), set()).discard(gone)
+        for name in sorted(names - self._identities.keys()):
+            config = self.root / name / "config.toml"
+            if not config.exists():
+                continue  # being prepared: seen by a later lookup
+            try:
+                identity = training_identity(load_config(config))
+            except ConfigError as error:
+                warnings.warn(f"{config.parent}: skipped ({error})", stacklevel=3)
+                identity = None
+            self._identities[name] = identity
+            self._folders.setdefault(identity, set()).add(name)
 
     def finished(self, identity: str) -> list[Path]:
         """The folders of runs with this training identity whose state is done, by name (list_runs' order)."""
         self._refresh()
         found = []
-        for name in sorted(name for name, other in self._identities.items() if other == identity):
+        for name in sorted(self._folders.get(identity, ())):
             try:
                 if status(self.root / name)["state"] == "done":
                     found.append(self.root / name)

@@ -285,3 +285,12 @@ def test_the_store_is_read_once_per_process_not_once_per_run(store, monkeypatch)
         cfg = load_config(None, [*TWO_EPOCHS, f"seed={seed}", "eval.gamma=0.5"])
         assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
     assert len(loaded) == len(set(loaded)) == 6  # each config.toml once: three lenders, three borrowers
+
+
+def test_a_folder_with_a_bad_config_is_skipped_with_a_warning(store):
+    finished_run(store, load_config(None, TWO_EPOCHS))
+    (store.root / "000000000000").mkdir()
+    (store.root / "000000000000" / "config.toml").write_text("seed = [")
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    with pytest.warns(UserWarning, match="000000000000: skipped"):
+        assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
