@@ -8,6 +8,7 @@ reader of each file); no file, model or torch here. `to_json(from_json(data)) ==
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -34,13 +35,13 @@ def _object(value: Any, where: str, required: tuple[str, ...] = (), optional: tu
 def _number(value: Any, where: str) -> float:
     """A JSON number as written (an int stays an int, so that it is written back the same)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecordError(f"{where}: expected a number, got {value!r}")
+        raise RecordError(f"{where}: expected a number, got {reprlib.repr(value)}")
     return value
 
 
 def _integer(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RecordError(f"{where}: expected an integer, got {value!r}")
+        raise RecordError(f"{where}: expected an integer, got {reprlib.repr(value)}")
     return value
 
 
@@ -104,7 +105,7 @@ class Memory:
     def from_json(cls, value: Any, where: str) -> Memory:
         data = _object(value, where, ("counts", "gamma"))
         if not isinstance(data["counts"], list):
-            raise RecordError(f"{where}.counts: expected a list of integers, got {data['counts']!r}")
+            raise RecordError(f"{where}.counts: expected a list of integers, got {reprlib.repr(data['counts'])}")
         ablation = data.get("read_ablation")
         return cls(
             counts=tuple(_integer(c, f"{where}.counts[{i}]") for i, c in enumerate(data["counts"])),
@@ -269,7 +270,7 @@ class ProbeRecord:
     def from_json(cls, value: Any) -> ProbeRecord:
         data = _object(value, "", ("epoch", "clips", "seed", "rows"), ())
         if not isinstance(data["rows"], list):
-            raise RecordError(f"rows: expected a list of objects, got {data['rows']!r}")
+            raise RecordError(f"rows: expected a list of objects, got {reprlib.repr(data['rows'])}")
         for i, row in enumerate(data["rows"]):
             _object(row, f"rows[{i}]", ("run", "replaced", "fill", *PROBE_NUMBERS))
             for key in PROBE_NUMBERS:

@@ -9,11 +9,12 @@ import pytest
 from fakes import metrics_record
 
 import repro
-from repro import claims, runs
+from repro import claims, record, runs
 from repro.ablation import GridRun
 from repro.record import RunMetrics
 from repro.report import index, results
 from repro.runs import RunError, read_metrics, read_record, set_status, write_metrics
+from repro.scoring import FrameMetrics
 
 SCORES = {"auc": 0.75, "raw_auc": 0.7, "macro_auc": 0.8, "aupr": 0.6, "eer": 0.25}
 MEMORY = {  # as MNAD writes it: ints stay ints, the method's own diagnostics beside the shared ones
@@ -58,6 +59,10 @@ def _changed(path: str, value=None) -> dict:
     else:
         target[key] = value
     return document
+
+
+def test_the_scores_are_those_the_scoring_gives():
+    assert SCORES.keys() == set(FrameMetrics._fields) and record.SCORES == FrameMetrics._fields
 
 
 @pytest.mark.parametrize(
