@@ -117,3 +117,14 @@ def test_frame_masks_without_a_test_video_are_an_error(tmp_path):
         read_labels(masks, [4], ["01_001"])
     with pytest.raises(DataError, match="no frame mask for video.* 01_003"):
         read_labels(masks, [4, 3, 2], ["01_001", "01_002", "01_003"])
+
+
+def test_replaced_footage_of_the_same_shape_is_another_dataset_for_the_run_hash(tmp_path):
+    from repro.data.identity import dataset_fingerprint
+
+    first = footage(tmp_path / "first", {"x": 5}, seed=0)
+    second = footage(tmp_path / "second", {"x": 5}, seed=9)  # same names, counts and labels; other pixels
+    import_videos(first, tmp_path / "data", "campus", labels=first / "labels.npy", progress=False)
+    before = dataset_fingerprint(tmp_path / "data", "campus")["digest"]
+    import_videos(second, tmp_path / "data", "campus", labels=second / "labels.npy", progress=False, replace=True)
+    assert dataset_fingerprint(tmp_path / "data", "campus")["digest"] != before
