@@ -23,7 +23,7 @@ from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model, read_ablation
 from .models.diagnostics import READ_FILLS
 from .models.method import signals_from_arrays
-from .runs import RunStore, UnreadableCheckpoint, list_runs, run_record
+from .runs import RunStore, UnreadableCheckpoint, cpu_model, list_runs, run_record
 from .scoring import frame_metrics, gamma_from_quantile, per_type_auc
 from .train import build_model, train
 
@@ -97,8 +97,7 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
     run = store.run_dir(cfg)
     if store.is_done(cfg):
         return run  # rank 0 finds it done too
-    if cfg.exec.threads:
-        torch.set_num_threads(cfg.exec.threads)
+    torch.set_num_threads(cfg.exec.threads or 1)  # the count is part of the run's numerics (config.identity)
     device = join(ranks, resolve_device(cfg.exec.device))
     barrier(ranks)
     training, _ = datasets(cfg)
@@ -146,8 +145,7 @@ def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
-    if cfg.exec.threads:
-        torch.set_num_threads(cfg.exec.threads)
+    torch.set_num_threads(cfg.exec.threads or 1)  # the count is part of the run's numerics (config.identity)
     ranks = ranks_from_environment()
     device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
@@ -162,7 +160,14 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
     store.write_metrics(
-        run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)}
+        run,
+        metrics
+        | {
+            "timings": timings,
+            "record": run_record(
+                device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model()
+            ),
+        },
     )
 
 

@@ -348,6 +348,15 @@ def _version(package: str) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else the platform's word for it): numbers differ by CPU kind."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def run_record(**extra: Any) -> dict[str, Any]:
     """Provenance (SPEC sec. 12): git commit and dirty flag, versions, platform, host, time; plus `extra`."""
     commit = _git("rev-parse", "HEAD")
