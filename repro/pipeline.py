@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .config import RunConfig, training_identity
+from .budget import check_fits
+from .config import ConfigError, RunConfig, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model, read_ablation
 from .models.diagnostics import READ_FILLS
 from .models.method import signals_from_arrays
-from .runs import RunStore, UnreadableCheckpoint, cpu_model, list_runs, run_record
+from .runs import RunError, RunStore, UnreadableCheckpoint, cpu_model, list_runs, run_record
 from .scoring import frame_metrics, gamma_from_quantile, per_type_auc
 from .train import build_model, train
 
@@ -77,9 +78,10 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
     ranks = ranks_from_environment()
     if not ranks.main:
         return _help_train(cfg, store, ranks, progress)
-    run = store.prepare(cfg)
     if store.is_done(cfg):
-        return run
+        return store.run_dir(cfg)
+    check_fits(cfg, resolve_device(cfg.exec.device))  # before its folder, its data or its network exist
+    run = store.prepare(cfg)
     with store.lock(run):
         store.set_status(run, "running")
         try:
@@ -149,11 +151,13 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     ranks = ranks_from_environment()
     device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
+    check_trains(cfg, training, ranks)
     adopt_checkpoints(cfg, run, store)
     barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
     tick = time.perf_counter()
     train(cfg, run, store, training, device, progress, ranks)
+    check_trained(run, store)
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
@@ -169,6 +173,28 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
             ),
         },
     )
+
+
+def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
+    """A ConfigError when no optimiser step would run: every batch incomplete and dropped."""
+    clips = len(training) // ranks.world
+    if cfg.train.drop_last and clips < cfg.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} is larger than the {clips} training clips"
+            f"{' per process' if ranks.distributed else ''}, and train.drop_last drops the incomplete batch: the "
+            f"model would never train. Fix: --set train.batch_size={max(clips, 1)} (or lower), or more training video"
+        )
+
+
+def check_trained(run: Path, store: RunStore) -> None:
+    """A RunError, before anything is scored, when the first epoch's loss is not finite: the model never trained."""
+    records = store.read_jsonl(run / "train.jsonl")
+    first = next((record for record in records if record.get("epoch") == 1), None)
+    if first is not None and not np.isfinite(first.get("total", 0.0)):
+        raise RunError(
+            f"{run}: the training loss is {first['total']} from the first epoch on (see train.jsonl): the model "
+            "never trained and is not scored. Fix: lower train.lr, or use exec.precision=fp32 if it is fp16"
+        )
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:

@@ -120,7 +120,15 @@ def _now() -> str:
 def status(run: Path) -> dict[str, Any]:
     """The run's status.json ({"state": "pending"} before one is written)."""
     path = Path(run) / "status.json"
-    return read_json(path) if path.exists() else {"state": "pending"}
+    if not path.exists():
+        return {"state": "pending"}
+    record = read_json(path)
+    if not (isinstance(record, dict) and record.get("state") in STATES):
+        raise RunError(
+            f"{path} is not a run status (a JSON object whose state is one of {', '.join(STATES)}); "
+            "delete it and rerun the run"
+        )
+    return record
 
 
 def set_status(run: Path, state: str, error: str | None = None) -> None:
