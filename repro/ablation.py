@@ -214,9 +214,9 @@ def variant_grid(
 
 # ------------------------------------------------------------------------------------------- executor
 def _worker(cfg: RunConfig, store_root: str, threads: int) -> str:
+    """One run in a pool process or Ray task (`threads`: what it declared to Ray; the run sets its own count)."""
     from .pipeline import execute_run
 
-    torch.set_num_threads(threads)
     return str(execute_run(cfg, RunStore(Path(store_root)), progress=False))
 
 
@@ -269,9 +269,9 @@ def run_grid(
         return {}
     for cfg in {cfg.data: cfg for cfg in pending}.values():
         datasets(cfg)  # generate synthetic data and fill the frame cache once, before the workers start
-    planned_jobs, threads = plan_parallelism(len(pending), pending[0].exec.device)
-    jobs = jobs or planned_jobs
-    threads = pending[0].exec.threads or threads
+    threads = pending[0].exec.threads or 1  # a run's own count (its numerics), whatever the jobs beside it
+    planned_jobs, _ = plan_parallelism(len(pending), pending[0].exec.device)
+    jobs = jobs or max(1, min(planned_jobs, (os.cpu_count() or 1) // threads))
     failures: dict[str, str] = {}
     bar = tqdm(total=len(pending), desc=f"runs ({executor}, {jobs} at a time)", disable=not progress)
     for wave in training_waves(pending):

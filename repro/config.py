@@ -47,7 +47,8 @@ from .settings import (
 
 DEFAULT_PROFILE = "synthetic"
 PROFILES_DIR = Path(importlib.resources.files("repro.ablations") / "profiles")  # package data, see setup.py
-# How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
+# How a run executes (device, workers) does not change what it is; its precision and CPU thread count do (numerics:
+# see `identity`).
 HASH_EXCLUDED = ("exec",)
 HASH_KEPT_FROM_EXEC = ("precision",)
 DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # data.name: one folder under data.root
@@ -166,7 +167,12 @@ class ExecConfig(Validated):
     prefix: ClassVar[str] = "exec."
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "Device; auto = cuda when available.")
     precision: Literal["fp32", "bf16", "fp16"] = setting("fp32", "Arithmetic precision (autocast for bf16/fp16).")
-    threads: int | None = setting(None, "torch CPU threads; none = torch's default.", AT_LEAST_ONE)
+    threads: int | None = setting(
+        1,
+        "torch CPU threads of the run's arithmetic. Its numbers depend on the count (threads split sums in "
+        "another order), so a count other than 1 is part of the run's identity; none = 1 (older run folders).",
+        AT_LEAST_ONE,
+    )
     num_workers: int = setting(0, "DataLoader worker processes.", NON_NEGATIVE)
     compile: bool = setting(False, "torch.compile the networks (the memory stays eager); a one-off compile cost.")
     cuda_graphs: bool = setting(
@@ -264,7 +270,9 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         cfg.model.name: {k: data["model"][cfg.model.name][k] for k in method.reads(settings)},
     }
     content["eval"] = {k: data["eval"][k] for k in method.reads_eval(settings)}
-    return content | {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC}
+    threads = cfg.exec.threads or 1  # 1 is left out, so the runs of before this key entered keep their hashes
+    numerics = {"exec.threads": threads} if threads != 1 else {}
+    return content | {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC} | numerics
 
 
 def config_hash(cfg: RunConfig) -> str:

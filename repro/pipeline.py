@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .config import RunConfig, training_identity
+from .budget import check_fits
+from .config import ConfigError, RunConfig, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model, read_ablation
 from .models.diagnostics import READ_FILLS
 from .models.method import signals_from_arrays
-from .runs import RunStore, UnreadableCheckpoint, list_runs, run_record
+from .runs import RunError, RunStore, UnreadableCheckpoint, cpu_model, list_runs, run_record
 from .scoring import frame_metrics, gamma_from_quantile, per_type_auc
 from .train import build_model, train
 
@@ -77,9 +78,10 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
     ranks = ranks_from_environment()
     if not ranks.main:
         return _help_train(cfg, store, ranks, progress)
-    run = store.prepare(cfg)
     if store.is_done(cfg):
-        return run
+        return store.run_dir(cfg)
+    check_fits(cfg, resolve_device(cfg.exec.device))  # before its folder, its data or its network exist
+    run = store.prepare(cfg)
     with store.lock(run):
         store.set_status(run, "running")
         try:
@@ -97,8 +99,7 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
     run = store.run_dir(cfg)
     if store.is_done(cfg):
         return run  # rank 0 finds it done too
-    if cfg.exec.threads:
-        torch.set_num_threads(cfg.exec.threads)
+    torch.set_num_threads(cfg.exec.threads or 1)  # the count is part of the run's numerics (config.identity)
     device = join(ranks, resolve_device(cfg.exec.device))
     barrier(ranks)
     training, _ = datasets(cfg)
@@ -146,24 +147,54 @@ def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
-    if cfg.exec.threads:
-        torch.set_num_threads(cfg.exec.threads)
+    torch.set_num_threads(cfg.exec.threads or 1)  # the count is part of the run's numerics (config.identity)
     ranks = ranks_from_environment()
     device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
+    check_trains(cfg, training, ranks)
     adopt_checkpoints(cfg, run, store)
     barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
     tick = time.perf_counter()
     train(cfg, run, store, training, device, progress, ranks)
+    check_trained(run, store)
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
     store.write_metrics(
-        run, metrics | {"timings": timings, "record": run_record(device=str(device), processes=ranks.world)}
+        run,
+        metrics
+        | {
+            "timings": timings,
+            "record": run_record(
+                device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model()
+            ),
+        },
     )
+
+
+def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
+    """A ConfigError when no optimiser step would run: every batch incomplete and dropped."""
+    clips = len(training) // ranks.world
+    if cfg.train.drop_last and clips < cfg.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} is larger than the {clips} training clips"
+            f"{' per process' if ranks.distributed else ''}, and train.drop_last drops the incomplete batch: the "
+            f"model would never train. Fix: --set train.batch_size={max(clips, 1)} (or lower), or more training video"
+        )
+
+
+def check_trained(run: Path, store: RunStore) -> None:
+    """A RunError, before anything is scored, when the first epoch's loss is not finite: the model never trained."""
+    records = store.read_jsonl(run / "train.jsonl")
+    first = next((record for record in records if record.get("epoch") == 1), None)
+    if first is not None and not np.isfinite(first.get("total", 0.0)):
+        raise RunError(
+            f"{run}: the training loss is {first['total']} from the first epoch on (see train.jsonl): the model "
+            "never trained and is not scored. Fix: lower train.lr, or use exec.precision=fp32 if it is fp16"
+        )
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:

@@ -120,7 +120,15 @@ def _now() -> str:
 def status(run: Path) -> dict[str, Any]:
     """The run's status.json ({"state": "pending"} before one is written)."""
     path = Path(run) / "status.json"
-    return read_json(path) if path.exists() else {"state": "pending"}
+    if not path.exists():
+        return {"state": "pending"}
+    record = read_json(path)
+    if not (isinstance(record, dict) and record.get("state") in STATES):
+        raise RunError(
+            f"{path} is not a run status (a JSON object whose state is one of {', '.join(STATES)}); "
+            "delete it and rerun the run"
+        )
+    return record
 
 
 def set_status(run: Path, state: str, error: str | None = None) -> None:
@@ -346,6 +354,15 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else the platform's word for it): numbers differ by CPU kind."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 def run_record(**extra: Any) -> dict[str, Any]:

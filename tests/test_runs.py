@@ -60,8 +60,8 @@ def test_done_run_keeps_its_files_when_prepared_again(store):
     run = store.prepare(cfg)
     store.write_metrics(run, {"default": {"auc": 0.9}})
     store.set_status(run, "done")
-    store.prepare(load_config(None, ["exec.threads=1"]))  # same hash: exec is not part of it
-    assert store.is_done(cfg) and load_config(run / "config.toml").exec.threads is None
+    store.prepare(load_config(None, ["exec.num_workers=2"]))  # same hash: how it executes is not part of it
+    assert store.is_done(cfg) and load_config(run / "config.toml").exec.num_workers == 0
 
 
 def test_atomic_write_leaves_no_temp_files_and_a_crash_keeps_the_old_file(tmp_path):
