@@ -7,9 +7,10 @@ PROFILE ?= synthetic
 DATA    ?=
 RUNS    ?= runs
 
-# TORCH_INDEX: where pip takes torch from. Empty (the default): pip's choice, which on Linux x86_64 is the CUDA build
-# (the wheel and its NVIDIA libraries: several GB); TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU
-# build (a 190 MB wheel, 750 MB installed). A torch 2.13.0 wheel on local disk (pip's find-links) is used first.
+# TORCH_INDEX: where pip takes torch from. TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU build (a
+# 190 MB wheel, 750 MB installed). Empty (the default): the CPU build 2.13.0+cpu if pip finds one (this project's
+# machines hold it on local disk), else pip's choice, which on Linux x86_64 is the CUDA build (the wheel and its
+# NVIDIA libraries: several GB).
 TORCH_INDEX ?=
 
 .PHONY: setup lint test test-min-torch reproduce-table5 bench clean
@@ -19,7 +20,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q --no-index "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.3" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q "torch>=2.3" --index-url $(TORCH_INDEX),\
+		$(BIN)/pip install -q "torch==2.13.0+cpu" || $(BIN)/pip install -q "torch>=2.3")
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
