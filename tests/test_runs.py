@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from repro.runs import (
     append_jsonl,
     atomic_write_json,
     list_runs,
+    project_repository,
     read_jsonl,
     run_record,
 )
@@ -208,6 +210,35 @@ def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
 
 def test_run_record_has_the_provenance_of_spec_section_12():
     record = run_record(device="cpu")
-    for key in ("git_commit", "git_dirty", "python", "torch", "numpy", "sklearn", "platform", "host", "time"):
+    for key in (
+        "repro_version",
+        "git_commit",
+        "git_dirty",
+        "python",
+        "torch",
+        "numpy",
+        "sklearn",
+        "platform",
+        "host",
+        "time",
+    ):
         assert key in record
     assert record["device"] == "cpu" and record["torch"] == torch.__version__
+
+
+def _repository(root: Path, distribution: str) -> Path:
+    """A git repository holding a package folder `repro/` and a pyproject.toml naming `distribution`."""
+    (root / "repro").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(f'[project]\nname = "{distribution}"\n')
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def test_the_git_commit_is_recorded_only_from_this_projects_repository(tmp_path):
+    ours = _repository(tmp_path / "ours", "mnad-repro")
+    other = _repository(tmp_path / "other", "someone-else")
+    assert project_repository(ours / "repro") == ours
+    assert project_repository(other / "repro") is None  # a package installed inside another repository
+    (ours / "elsewhere").mkdir()
+    assert project_repository(ours / "elsewhere") is None  # the package folder is not at the top level
