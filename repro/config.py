@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import tomli_w
 
-from .models.registry import METHODS, on_register
+from .models.registry import METHODS, load_environment, on_register
 from .settings import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -561,3 +561,6 @@ def load_config(
     cfg = _validated(merged, "override")
     check_applies(cfg, [key for (key, _), text in zip(pairs, overrides) if text not in unchecked])
     return cfg
+
+
+load_environment()  # last: a method's module named in REPRO_METHODS may import this one

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -38,10 +38,12 @@ def train_step(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
     observe: Callable[[ModelOutput], None] | None = None,
+    settings: Any = None,
 ) -> dict[str, Tensor]:
     """One training step of `method` on one batch: its `Method.train_step` (by default forward, the method's
-    training loss, backward, one optimiser step; a method may run an inner loop). Returns the detached terms."""
-    return method.train_step(model, optimizer, inputs, target, precision, scaler, observe)
+    training loss, backward, one optimiser step; a method may run an inner loop, reading its `settings`).
+    Returns the detached terms."""
+    return method.train_step(model, optimizer, inputs, target, precision, scaler, observe, settings)
 
 
 def build_model(cfg: RunConfig, device: torch.device | str = "cpu", compile: bool | None = None) -> nn.Module:
@@ -165,8 +167,9 @@ def train(
         )
         for batch in bar:
             observe = partial(tally.add, cameras=camera_of_video[batch["video"]] if cameras else None)
+            inputs, target = _to_device(batch, method, device)
             terms = train_step(
-                method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision, scaler, observe
+                method, network, optimizer, inputs, target, cfg.exec.precision, scaler, observe, cfg.model.settings
             )
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()

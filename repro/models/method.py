@@ -160,9 +160,10 @@ class Method:
         precision: str = "fp32",
         scaler: torch.amp.GradScaler | None = None,
         observe: Callable[[ModelOutput], None] | None = None,
+        settings: Any = None,
     ) -> dict[str, Tensor]:
         """One optimisation step on one batch (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s); a method may run an
-        inner loop here.
+        inner loop here, reading its `settings` (the run's [model.<name>] section).
 
         Returns the detached terms (each term, total) without a host sync. `scaler` scales the loss for fp16 (a
         disabled or absent scaler is a plain backward and step); `observe` sees the forward's result (the

@@ -2,8 +2,8 @@
 
 Every list of model names (config choices, CLI choices, settings sections) is derived from `METHODS`;
 adding a method is its file plus one line here. A method outside the package is registered by `register`, or
-named in the environment as `REPRO_METHODS="pkg.module:Class[,other.module:Class]"` (imported with this
-module, so every process of a sweep knows it); the config sections are rebuilt on registration, so the order
+named in the environment as `REPRO_METHODS="pkg.module:Class[,other.module:Class]"` (imported with
+repro.config, so every process of a sweep knows it); the config sections are rebuilt on registration, so the order
 of imports does not matter (docs/methods.md).
 """
 
@@ -23,6 +23,7 @@ METHODS: dict[str, Method] = {
 }
 ENVIRONMENT = "REPRO_METHODS"
 _listeners: list[Callable[[], None]] = []  # called after each registration (repro.config rebuilds its sections)
+_loaded: set[str] = set()  # the REPRO_METHODS entries registered so far
 
 
 def on_register(listener: Callable[[], None]) -> None:
@@ -41,6 +42,13 @@ def register(method: Method) -> Method:
     return method
 
 
+def unregister(name: str) -> None:
+    """Forget the method registered as `name` (its config sections go with it)."""
+    del METHODS[name]
+    for listener in _listeners:
+        listener()
+
+
 def load_method(path: str) -> Method:
     """Import and register the `Method` subclass at "pkg.module:Class"."""
     module_name, _, class_name = path.strip().partition(":")
@@ -55,5 +63,10 @@ def load_method(path: str) -> Method:
     return register(cls())
 
 
-for _entry in filter(None, os.environ.get(ENVIRONMENT, "").split(",")):
-    load_method(_entry)
+def load_environment() -> None:
+    """Register the methods named in REPRO_METHODS (once each); repro.config calls it once it is complete, so a
+    method's module may import any of repro."""
+    for entry in filter(None, os.environ.get(ENVIRONMENT, "").split(",")):
+        if entry not in _loaded:
+            load_method(entry)
+            _loaded.add(entry)
