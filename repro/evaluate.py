@@ -152,12 +152,12 @@ def evaluate_model(
     layout = inference_layout(method, model, device)
     memory = method.state_memory(model)
     sequential = test_time_update and memory is not None
-    loaders = _loaders(dataset, 1 if sequential else batch_size, method.adapts_at_test_time)
+    adapts = method.adapts_at_test_time
+    loaders = _loaders(dataset, 1 if sequential else batch_size, adapts)
     collected: dict[str, list[Tensor]] = {}
     cameras = video_cameras_of(dataset)
     camera_of_video = torch.tensor(cameras[0]) if cameras else None
     tally = MemoryTally(cameras[1] if cameras else None)
-    adapts = method.adapts_at_test_time
     trained = {key: value.clone() for key, value in model.state_dict().items()} if adapts else {}
     with (
         memory.scratch() if memory is not None else contextlib.nullcontext(),
