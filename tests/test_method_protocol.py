@@ -3,6 +3,7 @@ optimiser (SGD with momentum), an inner training loop (two steps per batch) and 
 (steps on each test video's clips before they are scored), registered without editing repro/, then trained,
 evaluated and judged by a claim through the normal verbs."""
 
+import ast
 import csv
 import os
 import subprocess
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from einops import rearrange
 from torch import nn
 
+import repro
 from repro.claims import claim_runs, load_claims
 from repro.cli import main
 from repro.config import load_config
@@ -231,3 +233,11 @@ def test_a_method_registered_after_the_config_was_imported_is_known_and_gone_whe
     assert cfg.model.settings == AdaptingSettings()
     with pytest.raises(ValueError, match="taken by"):
         registry.register(type("Impostor", (AdaptingMethod,), {})())
+
+
+@pytest.mark.parametrize("module", ["config", "train", "evaluate", "pipeline", "bench"])
+def test_the_generic_modules_import_no_particular_method(module):
+    tree = ast.parse((Path(repro.__file__).parent / f"{module}.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    particular = {"models.mnad", "models.memae", "models.convlstm", "models.read_ablation", "models.memory"}
+    assert not imported & particular, imported & particular

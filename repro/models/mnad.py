@@ -277,7 +277,7 @@ class MNADSettings(Validated):
 
 @dataclass(frozen=True)
 class MNADEvalSettings(Validated):
-    """MNAD's evaluation settings, the config section [eval.mnad] (SPEC sec. 2, 4, 5): its score and its
+    """MNAD's evaluation settings, the config section [eval.mnad]: its score (eq. 16) and its
     test-time memory update. Runs that differ only here share their checkpoints."""
 
     prefix: ClassVar[str] = "eval.mnad."
