@@ -219,12 +219,21 @@ def _run_config() -> type:
     return RunConfig
 
 
+_BUILT: dict[tuple, tuple[type, type, type]] = {}  # the classes built for each set of registered methods
+
+
 def _build_sections() -> None:
-    """(Re)build the classes that hold one section per registered method; called again on registration."""
+    """(Re)build the classes that hold one section per registered method; called again on registration. The
+    same methods give the same classes, so unregistering a method restores the classes from before."""
     global ModelConfig, EvalConfig, RunConfig, SECTIONS
-    ModelConfig = _model_config()
-    EvalConfig = _eval_config()
-    RunConfig = _run_config()
+    registered = tuple((name, type(method)) for name, method in METHODS.items())
+    if registered in _BUILT:
+        ModelConfig, EvalConfig, RunConfig = _BUILT[registered]
+    else:
+        ModelConfig = _model_config()
+        EvalConfig = _eval_config()
+        RunConfig = _run_config()  # its section types resolve to the two above (module globals)
+        _BUILT[registered] = ModelConfig, EvalConfig, RunConfig
     SECTIONS = {name: tp for name, tp in hints(RunConfig).items() if is_dataclass(tp)}
 
 

@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 import repro
+from repro import config
 from repro.claims import claim_runs, load_claims
 from repro.cli import main
 from repro.config import load_config
@@ -227,12 +228,18 @@ def test_a_method_outside_the_package_is_named_in_the_environment(tmp_path):
     assert refused.returncode != 0 and "is not a subclass of repro.models.method.Method" in refused.stderr
 
 
-def test_a_method_registered_after_the_config_was_imported_is_known_and_gone_when_unregistered(adapting):
-    cfg = load_config(None, ["model.name=adapting", "eval.adapting.adapt_steps=3"])
-    assert cfg.model.method is adapting and cfg.method_eval.adapt_steps == 3
-    assert cfg.model.settings == AdaptingSettings()
-    with pytest.raises(ValueError, match="taken by"):
-        registry.register(type("Impostor", (AdaptingMethod,), {})())
+def test_a_method_registered_after_the_config_was_imported_is_known_and_unregistering_restores_the_config():
+    before = config.RunConfig
+    method = registry.register(AdaptingMethod())
+    try:
+        cfg = load_config(None, ["model.name=adapting", "eval.adapting.adapt_steps=3"])
+        assert cfg.model.method is method and cfg.method_eval.adapt_steps == 3
+        assert cfg.model.settings == AdaptingSettings() and type(cfg) is config.RunConfig is not before
+        with pytest.raises(ValueError, match="taken by"):
+            registry.register(type("Impostor", (AdaptingMethod,), {})())
+    finally:
+        registry.unregister(method.name)
+    assert config.RunConfig is before and type(load_config()) is before  # configs made earlier still compare equal
 
 
 @pytest.mark.parametrize("module", ["config", "train", "evaluate", "pipeline", "bench"])
