@@ -63,7 +63,7 @@ def benchmark(
     clips = torch.rand(batch, clip.in_frames, channels, size, size, device=dev).mul(2).sub(1)
     targets = clips[:, -1:] if clip.predict else clips
     inputs, target = method.to_input(clips), method.to_target(targets)
-    optimizer = torch.optim.Adam(network.parameters(), lr=2e-4)
+    optimizer = method.optimizer(network, cfg.model.settings, cfg.train.lr)
 
     train_fps = throughput(
         lambda: train_step(method, network, optimizer, inputs, target, precision), batch, dev, min_seconds
@@ -77,7 +77,8 @@ def benchmark(
     if memory is not None:
         with memory.scratch():
             one_in, one_target = inputs[:1], target[:1]
-            update = frame_step(method, network, precision, cfg.eval.gamma, cfg.exec.cuda_graphs)
+            gamma = method.update_threshold(cfg.method_eval)
+            update = frame_step(method, network, precision, gamma, cfg.exec.cuda_graphs)
             eval_update = round(throughput(lambda: update(one_in, one_target), 1, dev, min_seconds), 3)
     return {
         "model": method.describe(cfg.model.settings),

@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,10 @@ from .budget import check_fits
 from .config import ConfigError, RunConfig, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
-from .evaluate import collect_examples, evaluate_model, read_ablation
-from .models.diagnostics import READ_FILLS
+from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
 from .runs import RunError, RunStore, UnreadableCheckpoint, cpu_model, list_runs, run_record
-from .scoring import frame_metrics, gamma_from_quantile, per_type_auc
+from .scoring import frame_metrics, per_type_auc
 from .train import build_model, train
 
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
@@ -198,12 +198,23 @@ def check_trained(run: Path, store: RunStore) -> None:
 
 
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:
-    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), with γ from
-    the training frames where eval.gamma_quantile asks, the read ablation at the last epoch where
-    eval.read_ablation asks, and the final checkpoint's examples for the report's figures."""
+    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), as the
+    method evaluates a checkpoint (`Method.evaluate_checkpoint`: MNAD's γ from the training frames and read
+    ablation included), and the final checkpoint's examples for the report's figures."""
     method = cfg.model.method
     model = build_model(cfg, device)
     done = set(store.signal_epochs(run))
+    score = partial(
+        evaluate_model,
+        model,
+        method,
+        device=device,
+        batch_size=cfg.eval.batch_size,
+        precision=cfg.exec.precision,
+        cuda_graphs=cfg.exec.cuda_graphs,
+        progress=progress,
+        evaluation=cfg.method_eval,
+    )
     for epoch, path in store.checkpoints(run):
         needs_examples = epoch == cfg.train.epochs and not (run / EXAMPLES).exists()
         if epoch in done and not needs_examples:
@@ -212,39 +223,14 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
         if epoch in done:
             signals = store.load_signals(run, epoch)
         else:
-            evaluation = dict(batch_size=cfg.eval.batch_size, precision=cfg.exec.precision, progress=progress)
-            gamma = _gamma(cfg, model, training, device, evaluation)
-            signals = evaluate_model(
-                model,
-                method,
-                testing,
-                device,
-                test_time_update=cfg.eval.test_time_update,
-                gamma=gamma,
-                reset_memory_per_video=cfg.eval.reset_memory_per_video,
-                cuda_graphs=cfg.exec.cuda_graphs,
-                **evaluation,
-            )
-            if "item_counts" in signals:
-                signals["gamma"] = np.asarray([gamma])
-            if cfg.eval.read_ablation and epoch == cfg.train.epochs and method.state_memory(model) is not None:
-                changes = read_ablation(model, method, testing, device, cfg.eval.lambda_score, **evaluation)
-                signals["read_ablation"] = np.asarray([[c["psnr_change"], c["auc_change"]] for c in changes.values()])
+            last = epoch == cfg.train.epochs
+            signals = method.evaluate_checkpoint(model, score, training, testing, cfg.method_eval, last)
             store.save_signals(run, epoch, **signals)
         if needs_examples:
             examples = collect_examples(
                 model, method, method.layout(cfg.model.settings), testing, signals, device, seed=cfg.seed
             )
             atomic_write(run / EXAMPLES, _npz_bytes(examples))
-
-
-def _gamma(cfg: RunConfig, model, training, device, evaluation: dict) -> float:
-    """eval.gamma, or with eval.gamma_quantile that quantile of the training frames' regular scores (the model
-    as trained, no test-time update)."""
-    if cfg.eval.gamma_quantile is None:
-        return cfg.eval.gamma
-    arrays = evaluate_model(model, cfg.model.method, training, device, test_time_update=False, gamma=0.0, **evaluation)
-    return gamma_from_quantile(arrays["regular"], cfg.eval.gamma_quantile)
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -256,19 +242,20 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]]) -> dict:
     """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection."""
     signals_type = cfg.model.method.Signals
+    score_lambda = cfg.model.method.score_lambda(cfg.method_eval)
     per_epoch, best = {}, None
     for epoch, arrays in sorted(signals_by_epoch.items()):
         signals = signals_from_arrays(signals_type, arrays)
         by_lambda = {}
-        for lam in signals.lambdas(cfg.eval.lambda_grid + (cfg.eval.lambda_score,)):
+        for lam in signals.lambdas(cfg.eval.lambda_grid + (score_lambda,)):
             values = frame_metrics(signals, arrays["label"], arrays["video"], lam)._asdict()
             by_lambda[f"{lam:g}"] = values
             if best is None or values["auc"] > best["auc"]:
                 best = {"epoch": epoch, "lambda": lam, **values}
-        lam = signals.default_lambda(cfg.eval.lambda_score)
+        lam = signals.default_lambda(score_lambda)
         per_epoch[epoch] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, arrays, lam)}
     last = max(per_epoch)
-    lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(cfg.eval.lambda_score)
+    lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(score_lambda)
     default = {
         "epoch": last,
         "lambda": lam,
@@ -280,21 +267,14 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
 
 def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: float) -> dict:
     """Per-type AUCs (synthetic data) and memory usage at test time, with the method's own diagnostics (MNAD:
-    the share of test frames that updated the memory)."""
+    γ, the share of test frames that updated the memory, the read ablation)."""
     extras = {}
     if (arrays["anomaly_type"] >= 0).all():
         extras["per_type"] = per_type_auc(signals.score(arrays["video"], lam), arrays["anomaly_type"])
     if "item_counts" in arrays:
-        gamma = float(arrays["gamma"][0]) if "gamma" in arrays else cfg.eval.gamma
         extras["memory"] = {
             "counts": arrays["item_counts"].tolist(),
             **{key.removeprefix("memory_"): float(v[0]) for key, v in arrays.items() if key.startswith("memory_")},
-            "gamma": gamma,
-            **cfg.model.method.diagnostics(signals, arrays, gamma, cfg.eval.test_time_update),
+            **cfg.model.method.diagnostics(signals, arrays, cfg.method_eval),
         }
-        if "read_ablation" in arrays:  # (fills, 2): PSNR change (dB), AUC change
-            extras["memory"]["read_ablation"] = {
-                fill: {"psnr_change": float(psnr), "auc_change": float(auc)}
-                for fill, (psnr, auc) in zip(READ_FILLS, arrays["read_ablation"])
-            }
     return extras

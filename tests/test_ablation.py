@@ -215,8 +215,8 @@ def test_plan_parallelism_on_cuda_runs_one_at_a_time_with_every_core(monkeypatch
 # ------------------------------------------------------------------------------------- training_waves
 def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
     base = load_config(None, ["model.mnad.task=recon"])
-    no_update = load_config(None, ["model.mnad.task=recon", "eval.test_time_update=false"])
-    other_gamma = load_config(None, ["model.mnad.task=recon", "eval.gamma=0.5"])
+    no_update = load_config(None, ["model.mnad.task=recon", "eval.mnad.test_time_update=false"])
+    other_gamma = load_config(None, ["model.mnad.task=recon", "eval.mnad.gamma=0.5"])
     other_loss = load_config(None, ["model.mnad.task=recon", "model.mnad.separateness=0"])
     other_seed = load_config(None, ["model.mnad.task=recon", "seed=1"])
     assert training_waves([no_update, other_loss, base, other_seed, other_gamma]) == [

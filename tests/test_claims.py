@@ -219,7 +219,7 @@ def test_a_change_of_task_carries_the_tasks_own_settings(tmp_path):
     claim = two_arm("task", '"model.mnad.task=recon"', '"model.mnad.task=pred"', '"model.mnad.task"')
     runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ())
     control, treatment = runs[0].config, runs[3].config
-    assert (control.eval.lambda_score, treatment.eval.lambda_score) == (0.7, 0.6)  # the profile's per-task λ
+    assert (control.eval.mnad.lambda_score, treatment.eval.mnad.lambda_score) == (0.7, 0.6)  # the profile's per-task λ
 
 
 def test_the_arms_win_over_the_global_overrides(tmp_path):
@@ -264,9 +264,9 @@ def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
 TINY_CLAIMS = (
     two_arm(
         "update-helps",
-        '"eval.test_time_update=false"',
-        '"eval.test_time_update=true"',
-        '"eval.test_time_update"',
+        '"eval.mnad.test_time_update=false"',
+        '"eval.mnad.test_time_update=true"',
+        '"eval.mnad.test_time_update"',
         extra='figure = "timeline"',
     )
     + """
@@ -278,7 +278,7 @@ dataset = "ped2"
 metric = "probe_psnr_change"
 direction = "equal"
 size = 1.0
-arm = ["eval.test_time_update=true"]
+arm = ["eval.mnad.test_time_update=true"]
 threshold = 0.0
 figure = "probe"
 
@@ -289,7 +289,7 @@ statement = "the oracle is higher"
 dataset = "ped2"
 metric = "oracle_gain"
 direction = "higher"
-arm = ["eval.test_time_update=true"]
+arm = ["eval.mnad.test_time_update=true"]
 threshold = 0.0
 figure = "memory"
 """

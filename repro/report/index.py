@@ -69,7 +69,7 @@ def _describe(run: Path) -> str:
             f"{name}={getattr(settings, name)}" for name in method.reads(settings) if name not in ("task", "memory")
         ),  # already in describe
         *(
-            [f"update={'on' if cfg.eval.test_time_update else 'off'}"]
+            [f"update={'on' if cfg.method_eval.test_time_update else 'off'}"]
             if "test_time_update" in method.reads_eval(settings)
             else []
         ),
@@ -94,7 +94,7 @@ def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
     signals = load_signals(run, epochs[-1])
     cfg = load_config(run / "config.toml")
     record = signals_from_arrays(cfg.model.method.Signals, signals)
-    lam = record.default_lambda(cfg.eval.lambda_score)
+    lam = record.default_lambda(cfg.model.method.score_lambda(cfg.method_eval))
     scores = record.score(signals["video"], lam)
     labels, videos = signals["label"].astype(int), signals["video"]
     figures = {}
