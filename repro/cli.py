@@ -270,7 +270,7 @@ def _base_overrides(dataset, data_root, task, settings, device, precision, lam=N
     if precision:
         overrides.append(f"exec.precision={precision}")
     if lam is not None:
-        overrides.append(f"eval.lambda_score={lam}")
+        overrides.append(f"eval.mnad.lambda_score={lam}")
     return (*overrides, *settings)
 
 
@@ -325,7 +325,9 @@ def train(profile, dataset, data_root, task, settings, runs_root, device, precis
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--no-test-time-update", "no_update", is_flag=True, help="Score with the trained items, no update.")
 @_lambda_option
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Evaluation fields, e.g. eval.gamma=0.02.")
+@click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE", help="Evaluation fields, e.g. eval.mnad.gamma=0.02."
+)
 def evaluate(run, no_update, lam, settings):
     """Re-evaluate a finished run's checkpoints with other evaluation settings (no retraining).
 
@@ -341,8 +343,8 @@ def evaluate(run, no_update, lam, settings):
 
     source = Path(run)
     overrides = (
-        *(["eval.test_time_update=false"] if no_update else []),
-        *([f"eval.lambda_score={lam}"] if lam is not None else []),
+        *(["eval.mnad.test_time_update=false"] if no_update else []),
+        *([f"eval.mnad.lambda_score={lam}"] if lam is not None else []),
         *settings,
     )
     for override in overrides:
@@ -503,7 +505,7 @@ def claims(claims_file, profile, data_root, settings, runs_root, out, jobs, exec
 ABLATION_FLAGS = {
     "no_separateness": "model.mnad.separateness=0",
     "no_compactness": "model.mnad.compactness=0",
-    "no_test_time_update": "eval.test_time_update=false",
+    "no_test_time_update": "eval.mnad.test_time_update=false",
 }
 # ablate options that set one config key to their value: option -> (config key, variant name part)
 KEYED_FLAGS = {
@@ -512,7 +514,7 @@ KEYED_FLAGS = {
     "diversity": ("model.mnad.diversity", "diversity"),
     "normaliser": ("model.mnad.update_normaliser", "normaliser"),
     "item_init": ("model.mnad.item_init", "item-init"),
-    "gamma_quantile": ("eval.gamma_quantile", "gamma-quantile"),
+    "gamma_quantile": ("eval.mnad.gamma_quantile", "gamma-quantile"),
 }
 
 

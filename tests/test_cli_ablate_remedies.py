@@ -15,7 +15,7 @@ REMEDIES = [
     (["--diversity", "0.1"], lambda c: c.model.mnad.diversity == 0.1, "diversity-0.1"),
     (["--normaliser", "assigned"], lambda c: c.model.mnad.update_normaliser == "assigned", "normaliser-assigned"),
     (["--item-init", "gaussian"], lambda c: c.model.mnad.item_init == "gaussian", "item-init-gaussian"),
-    (["--gamma-quantile", "0.25"], lambda c: c.eval.gamma_quantile == 0.25, "gamma-quantile-0.25"),
+    (["--gamma-quantile", "0.25"], lambda c: c.eval.mnad.gamma_quantile == 0.25, "gamma-quantile-0.25"),
 ]
 
 
