@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from repro.ablation import load_table, table_grid
+from repro.grids import load_table, table_grid
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from repro.ablation import load_table, table_grid
+from repro.grids import load_table, table_grid
 from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
 from repro.report.index import ReportWarning

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.ablation import load_table, table_grid
+from repro.grids import load_table, table_grid
 from repro.claims import claim_runs, load_claims
 from repro.runs import RunStore
 

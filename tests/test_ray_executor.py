@@ -9,7 +9,8 @@ import time
 import pytest
 import ray
 
-from repro.ablation import load_table, run_grid, table_grid
+from repro.executors import run_grid
+from repro.grids import load_table, table_grid
 from repro.runs import RunStore, list_runs, read_metrics
 
 pytestmark = pytest.mark.slow

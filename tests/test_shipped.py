@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from repro.ablation import load_table, resolve_table, shipped_tables
+from repro.grids import load_table, resolve_table, shipped_tables
 from repro.cli import main
 from repro.config import ConfigError
 from repro.data.labels import DataError, load_flat_labels, published_label_file

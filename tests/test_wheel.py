@@ -49,7 +49,7 @@ def test_the_wheel_trains_from_an_empty_folder(installed):
     where = run([python, "-c", "import repro; print(repro.__file__)"], cwd=empty, env=env)
     assert where.startswith(str(installed / "venv")), where  # the wheel, not the repository
     shipped = (
-        "from repro.ablation import load_table; from repro.config import load_config; "
+        "from repro.grids import load_table; from repro.config import load_config; "
         "from repro.data.labels import load_flat_labels, published_label_file as f; "
         "print(load_table('table5').name, load_config('paper').data.size, "
         "sum(len(load_flat_labels(f(n))) for n in ('ped2', 'avenue', 'shanghaitech')))"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from repro.ablation import load_table, table_grid
+from repro.grids import load_table, table_grid
 from repro.cli import main
 from repro.config import to_toml
 from repro.report.build import declaration_report
