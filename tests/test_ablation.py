@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from repro.config import ConfigError, config_hash, load_config, to_dict
 from repro.executors import plan_parallelism, training_waves
 from repro.grids import DATASETS, load_table, table_grid, variant_grid
-from repro.config import ConfigError, config_hash, load_config, to_dict
 
 TABLE = """
 name = "tiny"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from repro.grids import load_table, table_grid
 from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
+from repro.grids import load_table, table_grid
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics
 

@@ -66,6 +66,8 @@ def test_a_killed_ray_sweep_completes_on_rerun(grid):
         "from repro.cli import main; main()",
         "sweep",
         str(root / "tiny.toml"),
+        "--seeds",
+        "1",
         "--runs",
         str(root / "runs"),
         "--out",
