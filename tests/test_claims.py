@@ -348,6 +348,10 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
         "figures/skips-bypass/arm/probe.png",
     } <= set(re.findall(r'src="([^"]+)"', html))
 
+    written = (out / "claims.md").read_text()
+    from_manifest = CliRunner().invoke(main, ["report", str(out)], catch_exceptions=False)  # reads manifest.json
+    assert from_manifest.exit_code == 0 and (out / "claims.md").read_text() == written
+
     # a figure whose run lost its signals is not made, and not linked (the old file goes with a fresh report)
     shutil.rmtree(arm_runs["control"][0] / "signals")
     again = tmp_path / "again"

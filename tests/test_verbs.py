@@ -14,7 +14,7 @@ from repro.manifest import read_manifest
 from repro.pipeline import rescore
 from repro.runs import RunStore, read_metrics
 from repro.variants import variant
-from repro.verbs import sweep
+from repro.verbs import ablate, sweep
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +130,16 @@ def test_report_defaults_to_the_report_folder_it_is_given(swept):
     *_, library, _ = swept
     result = cli("report", library)
     assert f"written: {library / 'index.md'}" in result.output
+
+
+def test_an_ablation_writes_a_manifest_that_report_reads(swept, tmp_path):
+    _, settings, store, *_ = swept
+    base = ("data.name=synthetic", "data.preset=tiny", *settings)
+    result = ablate({"no-separateness": True}, profile="synthetic", base=base, seeds=1, runs=store, out=tmp_path)
+    assert not result.failures and result.paths["manifest"] == tmp_path / "manifest.json"
+    manifest = read_manifest(tmp_path)
+    assert manifest.kind == "ablate" and [r.labels["variant"] for r in manifest.runs] == ["baseline", "no-separateness"]
+    comparison = (tmp_path / "comparison.md").read_text()
+    assert cli("report", tmp_path).exit_code == 0
+    assert (tmp_path / "comparison.md").read_text() == comparison and "no-separateness" in comparison
+    assert "ablate: no-separateness" in (tmp_path / "index.md").read_text()

@@ -258,7 +258,10 @@ def report_source(
     listed = [(name, cfg) for name, cfg, state in list_runs(source) if state == "done"]
     done = [GridRun({"run": name, "dataset": cfg.data.name}, cfg.seed, cfg, source / name) for name, cfg in listed]
     if not done:
-        raise FileNotFoundError(f"{source}: no finished runs (status done) in this run store; train some first")
+        raise FileNotFoundError(
+            f"{source}: neither a run store with finished runs nor a report folder with a manifest.json; train "
+            "some runs, or rerun the sweep, claims or ablate that wrote it (finished runs are reused)"
+        )
     rows = run_rows(done, store)
     caption = "Every finished run: default and oracle metrics."
     tables = write_table(rows, out, "runs", caption=caption) if len(rows) else {}
