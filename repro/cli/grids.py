@@ -129,8 +129,8 @@ def ablate(
     """Compare the profile's configuration (baseline) with a variant, same seeds, and print the difference;
     write comparison.md/csv/tex and manifest.json into OUT (default reports/ablate-<variant>).
 
-    Every option after --variant-set in this list changes the variant only (each method declares its own);
-    several make one combined variant. Example: repro ablate --no-separateness --seeds 3
+    --no-memory, --variant-set and the options after --address change the variant only (each method declares
+    its own); several make one combined variant. Example: repro ablate --no-separateness --seeds 3
     """
     from ..verbs import ablate as compare
 
