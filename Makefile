@@ -49,11 +49,11 @@ test-min-torch:
 # Table 5 of the reproduction study. Default: the synthetic stand-ins on this machine's CPU.
 # Real data on a GPU: make reproduce-table5 DATA=/path/to/datasets PROFILE=paper
 reproduce-table5: setup
-	$(BIN)/repro sweep ablations/table5.toml --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/table5
+	$(BIN)/repro sweep ablations/table5.toml --seeds 1 --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/table5
 
 bench: setup
-	$(BIN)/repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32
-	$(BIN)/repro bench --task pred --size 64 --width 64 --batch 4 --precision fp32
+	$(BIN)/repro bench --task pred --size 256 --width 64 --batch 4 --precision fp32 --device cpu
+	$(BIN)/repro bench --task pred --size 64 --width 64 --batch 4 --precision fp32 --device cpu
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) .pytest_cache
@@ -64,20 +64,20 @@ reproduce-baselines: setup
 	$(BIN)/repro sweep ablations/baselines.toml --seeds 3 --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) --out reports/baselines
 
 # RUNS: the run store (finished runs are reused; RUNS=/tmp/fresh times a target from scratch).
-# Reports (docs/reports.md): each target trains what is missing via the run store, then writes its report into
-# reports/<name>/. QUICK shortens training to 4 epochs (QUICK= for the profile's); the time of each target, measured
-# on 2 CPU cores, is in docs/reports.md.
+# Reports (docs/reports.md): each target trains what is missing via the run store, then `repro report` adds the
+# figures and index, reading the runs from the sweep's manifest.json. QUICK shortens training to 4 epochs (QUICK= for
+# the profile's); the time of each target, measured on 2 CPU cores, is in docs/reports.md.
 QUICK ?= --set train.epochs=4 --set train.checkpoint_every=2
-SWEEP  = $(BIN)/repro sweep --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) $(QUICK)
-REPORT = $(BIN)/repro report --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) $(QUICK)
+SWEEP  = $(BIN)/repro sweep --seeds 1 --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) $(QUICK)
+REPORT = $(BIN)/repro report
 
 .PHONY: reproduce-ablations reproduce-memory reproduce-collapse reproduce-denoising reproduce-figures reproduce-all
 
 reproduce-ablations: setup
 	$(SWEEP) ablations/table6.toml --out reports/table6
-	$(REPORT) ablations/table6.toml --out reports/table6
+	$(REPORT) reports/table6
 	$(SWEEP) ablations/table7.toml --out reports/table7
-	$(REPORT) ablations/table7.toml --out reports/table7
+	$(REPORT) reports/table7
 
 # The memory studies (docs/memory.md) run at 128x128 on `cameras`: 3 seeds, 4 epochs, one checkpoint at the end.
 MEMORY_SETS  = --set train.epochs=4 --set train.checkpoint_every=4
@@ -85,30 +85,30 @@ MEMORY_STUDY = --profile $(PROFILE) $(if $(DATA),--data $(DATA)) --runs $(RUNS) 
 
 reproduce-memory: setup
 	$(BIN)/repro sweep ablations/table8.toml $(MEMORY_STUDY) --out reports/table8
-	$(BIN)/repro report ablations/table8.toml $(MEMORY_STUDY) --out reports/table8
+	$(REPORT) reports/table8
 	$(SWEEP) ablations/table9.toml --out reports/table9
-	$(REPORT) ablations/table9.toml --out reports/table9
+	$(REPORT) reports/table9
 
 # The collapse remedies on `cameras` (ablations/collapse.toml); shares its "no remedy" and "study recipe" runs
 # with reproduce-memory. The sweep writes reports/collapse/ (collapse.md checks the study's fixed criteria, and
-# usage_over_epochs.png); `repro report ablations/collapse.toml` with the same options adds index.html with each
+# usage_over_epochs.png); `repro report reports/collapse` adds index.html with each
 # run's histograms and t-SNE maps (about 6 more minutes on 2 cores).
 reproduce-collapse: setup
 	$(BIN)/repro sweep ablations/collapse.toml $(MEMORY_STUDY) --out reports/collapse
 
 reproduce-denoising: setup
 	$(SWEEP) ablations/denoising.toml --out reports/denoising
-	$(REPORT) ablations/denoising.toml --out reports/denoising
+	$(REPORT) reports/denoising
 
 reproduce-figures: setup
 	$(SWEEP) ablations/figures.toml --out reports/figures
-	$(REPORT) ablations/figures.toml --out reports/figures
+	$(REPORT) reports/figures
 
 reproduce-all: reproduce-ablations reproduce-memory reproduce-skip-probe reproduce-denoising reproduce-figures
 
 .PHONY: reproduce-skip-probe
 reproduce-skip-probe: setup
-	$(BIN)/repro sweep --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(QUICK) ablations/skipprobe.toml --runs $(RUNS)/skip-probe --out reports/skip-probe
+	$(BIN)/repro sweep --seeds 1 --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(QUICK) ablations/skipprobe.toml --runs $(RUNS)/skip-probe --out reports/skip-probe
 	$(BIN)/repro probe $(RUNS)/skip-probe --out reports/skip-probe
 
 # The papers' and the study's claims (ablations/claims.toml), each checked over 3 seeds: trains what the run store

@@ -44,8 +44,8 @@ def benchmark(
     overrides: tuple[str, ...] = (),
     size: int = 64,
     batch: int = 4,
-    precision: str = "fp32",
-    device: str = "cpu",
+    precision: str | None = None,
+    device: str | None = None,
     min_seconds: float = 5.0,
     seed: int = 0,
     compiled: bool = False,
@@ -53,9 +53,13 @@ def benchmark(
     """train_fps, eval_fps (sequential test-time update, batch 1, for methods with state memory; else None; on
     CUDA replayed as a graph unless exec.cuda_graphs=false),
     eval_fps_no_update (batched) and the seconds of a Ped2-size training epoch at train_fps, for the paper
-    profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first."""
+    profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first. `precision`
+    and `device` default to the profile's (exec.precision, exec.device: auto = cuda when available)."""
+    from .pipeline import resolve_device
+
     cfg = load_config("paper", (*overrides, f"data.size={size}", f"seed={seed}"))
-    dev = torch.device(device)
+    precision = precision or cfg.exec.precision
+    dev = resolve_device(device or cfg.exec.device)
     method = cfg.model.method
     network = build_model(cfg, dev, compile=compiled)
     clip = method.layout(cfg.model.settings)

@@ -11,20 +11,32 @@ import io
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write
 from .budget import check_fits
-from .config import ConfigError, RunConfig, training_identity
+from .config import ConfigError, RunConfig, load_config, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
-from .runs import RunError, RunStore, UnreadableCheckpoint, cpu_model, list_runs, run_record
+from .runs import (
+    RunError,
+    RunStore,
+    UnreadableCheckpoint,
+    cpu_model,
+    finish_command,
+    is_finished,
+    list_runs,
+    run_record,
+    status,
+)
 from .scoring import frame_metrics, per_type_auc
 from .train import build_model, train
 
@@ -278,3 +290,66 @@ def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: f
             **cfg.model.method.diagnostics(signals, arrays, cfg.method_eval),
         }
     return extras
+
+
+# ---------------------------------------------------------------------------------- library calls of the verbs
+class RunResult(NamedTuple):
+    """A run made or found: its folder and its default metrics (None on a torchrun rank other than 0)."""
+
+    folder: Path
+    metrics: dict | None
+
+
+def train_run(
+    profile: str | Path | None = "synthetic", overrides: Sequence[str] = (), runs: Path = Path("runs")
+) -> RunResult:
+    """Train, evaluate and score one run (`repro train`), or find it done in the run store `runs`.
+
+    Example: train_run("synthetic", ["model.mnad.task=recon", "train.epochs=2"]).metrics["auc"]
+    """
+    store = RunStore(Path(runs))
+    run = execute_run(load_config(profile, tuple(overrides)), store)
+    if not ranks_from_environment().main:
+        return RunResult(run, None)  # rank 0 evaluates and scores
+    return RunResult(run, store.read_metrics(run)["default"])
+
+
+RESCORED = ("eval.", "exec.")  # what a re-scoring may change: how a run is scored and executed, never trained
+
+
+def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
+    """Score a finished run's checkpoints again with other evaluation settings (`repro evaluate`), never training:
+    the result is a run of its own (its config differs in [eval]) beside `run` in the same store, which adopts
+    the checkpoints of `run`.
+
+    Example: rescore(Path("runs/3f2a9c1b0d4e"), ["eval.mnad.test_time_update=false"]).folder
+    """
+    source = Path(run)
+    for override in overrides:
+        if not override.startswith(RESCORED):
+            raise ValueError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
+    finish = f"`{finish_command(source)}`, then rerun this command"
+    if not is_finished(source):
+        raise ValueError(
+            f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never "
+            f"trains; finish it with {finish}"
+        )
+    cfg = load_config(source / "config.toml", tuple(overrides))
+    store = RunStore(source.parent)
+    if not store.is_done(cfg):
+        target = store.prepare(cfg)
+        adopt_checkpoints(cfg, target, store)
+        if not store.checkpoint_path(target, cfg.train.epochs).exists():
+            raise ValueError(_unusable_checkpoints(source, cfg.train.epochs, finish))
+    result = execute_run(cfg, store)
+    return RunResult(result, store.read_metrics(result)["default"])
+
+
+def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:
+    """Why the checkpoints of a finished run cannot be re-scored, and the command that retrains them."""
+    if not is_finished(source):  # a checkpoint of it was unreadable and has been moved aside
+        return f"{status(source)['error']}; evaluate never trains: retrain it from the last good one with {finish}"
+    return (
+        f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
+        f"{source / 'metrics.json'} and run {finish}"
+    )

@@ -11,7 +11,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from repro.ablation import load_table, table_grid
+from repro.grids import load_table, table_grid
 from repro.config import config_hash
 
 RECIPE = "Pred w/ Mem, uniform supervision, λ_c = λ_s = 0.001 (the study's recipe)"

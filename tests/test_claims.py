@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from repro.ablation import load_table, table_grid
 from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
+from repro.grids import load_table, table_grid
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics
 
@@ -347,6 +347,10 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
         "figures/oracle-inflates/arm/memory.png",
         "figures/skips-bypass/arm/probe.png",
     } <= set(re.findall(r'src="([^"]+)"', html))
+
+    written = (out / "claims.md").read_text()
+    from_manifest = CliRunner().invoke(main, ["report", str(out)], catch_exceptions=False)  # reads manifest.json
+    assert from_manifest.exit_code == 0 and (out / "claims.md").read_text() == written
 
     # a figure whose run lost its signals is not made, and not linked (the old file goes with a fresh report)
     shutil.rmtree(arm_runs["control"][0] / "signals")

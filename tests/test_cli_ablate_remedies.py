@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from repro import ablation
+from repro import executors
 from repro.cli import main
 from repro.report import build
 
@@ -33,7 +33,7 @@ def grids(monkeypatch, tmp_path):
         (out / "comparison.md").write_text("stub\n")
         return {"md": out / "comparison.md"}
 
-    monkeypatch.setattr(ablation, "run_grid", catch)
+    monkeypatch.setattr(executors, "run_grid", catch)
     monkeypatch.setattr(build, "ablation_report", stub_report)
     return caught
 

@@ -136,7 +136,7 @@ auc_paper = 97.0
 
 def test_a_killed_sweep_resumes_without_recomputing(world, tmp_path):
     table, runs, out = write_table(tmp_path / "tiny.toml"), tmp_path / "runs", tmp_path / "report"
-    args = ["sweep", table, "--runs", runs, "--out", out, "--jobs", 1, *world["tiny"]]
+    args = ["sweep", table, "--seeds", 1, "--runs", runs, "--out", out, "--jobs", 1, *world["tiny"]]
     command = [sys.executable, "-c", "from repro.cli import main; main()", *map(str, args)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from repro.ablation import load_table, table_grid
 from repro.claims import claim_runs, load_claims
+from repro.grids import load_table, table_grid
 from repro.runs import RunStore
 
 ABLATIONS = Path(__file__).parents[1] / "ablations"

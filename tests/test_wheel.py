@@ -97,7 +97,7 @@ def test_installed_package_trains_from_an_empty_folder(installed):
     assert where[0].startswith(str(env_dir)) and where[1] == "0.1.0", where  # the installed copy, not the checkout
     assert "Usage: repro" in run([repro, "--help"], cwd=empty, env=env)
     shipped = (
-        "from repro.ablation import load_table; from repro.config import load_config; "
+        "from repro.grids import load_table; from repro.config import load_config; "
         "from repro.data.labels import load_flat_labels, published_label_file as f; "
         "print(load_table('table5').name, load_config('paper').data.size, "
         "sum(len(load_flat_labels(f(n))) for n in ('ped2', 'avenue', 'shanghaitech')))"

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..precision import full_precision
 from ..settings import AT_LEAST_ONE, NON_NEGATIVE, Interval, Validated, setting
-from .method import ClipLayout, ErrorSignals, Method
+from .method import ClipLayout, ErrorSignals, Method, VariantFlag
 from .output import ModelOutput
 
 ADDRESSINGS = ("dot", "cosine")
@@ -299,10 +299,33 @@ class AEMethod(Method):
         return ErrorSignals(ae_frame_score(result.output, target))
 
 
+# `repro ablate` options of MemAE: each sets its key in the variant only.
+MEMAE_VARIANT_FLAGS = (
+    VariantFlag(
+        "memory-size",
+        "model.memae.num_items",
+        "MemAE variant's number of memory items (official 2000).",
+        kind=int,
+        low=1,
+    ),
+    VariantFlag(
+        "shrink-threshold",
+        "model.memae.shrink_threshold",
+        "MemAE variant with hard-shrinkage threshold K/N (N = the memory size; 0 = off; official 5).",
+        low=0,
+        per="model.memae.num_items",
+        name="shrink-{value}-over-n",
+    ),
+    VariantFlag("addressing", "model.memae.addressing", "MemAE variant's addressing.", kind=ADDRESSINGS),
+    VariantFlag("entropy", "model.memae.entropy", "MemAE variant's entropy-loss weight (official 0.0002).", low=0),
+)
+
+
 class MemAEMethod(AEMethod):
     name = "memae"
     help = "MemAE (Gong et al. 2019): the 3-D autoencoder reading a trained memory with hard shrinkage."
     Settings = MemAESettings
+    variant_flags = MEMAE_VARIANT_FLAGS
 
     def build(self, settings: MemAESettings, channels: int, size: int) -> MemAE:
         return MemAE(channels=channels, memory=True, **asdict(settings))

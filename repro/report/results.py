@@ -12,7 +12,7 @@ from ..anomaly_types import ANOMALY_TYPES
 from ..runs import RunError, RunStore
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
-    from ..ablation import GridRun
+    from ..grids import GridRun
 
 METRICS = ("auc", "raw_auc", "macro_auc", "aupr", "eer")
 TYPES = tuple(ANOMALY_TYPES.values())
@@ -43,7 +43,7 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
     """One row per run with its labels, seed, default and oracle metrics, per-type AUCs and memory usage."""
     rows = []
     for grid_run in runs:
-        run = store.run_dir(grid_run.config)
+        run = grid_run.folder_in(store)
         try:
             metrics = store.read_metrics(run)
         except RunError as error:

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from repro.ablation import load_table, table_grid
 from repro.cli import main
 from repro.config import to_toml
+from repro.grids import load_table, table_grid
 from repro.report.build import declaration_report
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, set_status, write_metrics
