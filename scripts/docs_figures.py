@@ -11,8 +11,8 @@ import shlex
 import shutil
 from pathlib import Path
 
-from repro.grids import load_table, table_grid
 from repro.config import config_hash
+from repro.grids import load_table, table_grid
 
 RECIPE = "Pred w/ Mem, uniform supervision, λ_c = λ_s = 0.001 (the study's recipe)"
 NO_REMEDY = "Pred w/ Mem, no supervision, λ_c = λ_s = 0.1"

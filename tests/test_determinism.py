@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from repro.config import config_hash, load_config
 from repro.executors import run_grid
 from repro.grids import variant_grid
-from repro.config import config_hash, load_config
 from repro.pipeline import execute_run
 from repro.runs import RunStore
 
