@@ -44,8 +44,8 @@ def benchmark(
     overrides: tuple[str, ...] = (),
     size: int = 64,
     batch: int = 4,
-    precision: str = "fp32",
-    device: str = "cpu",
+    precision: str | None = None,
+    device: str | None = None,
     min_seconds: float = 5.0,
     seed: int = 0,
     compiled: bool = False,
@@ -53,9 +53,13 @@ def benchmark(
     """train_fps, eval_fps (sequential test-time update, batch 1, for methods with state memory; else None; on
     CUDA replayed as a graph unless exec.cuda_graphs=false),
     eval_fps_no_update (batched) and the seconds of a Ped2-size training epoch at train_fps, for the paper
-    profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first."""
+    profile with `overrides` (e.g. "model.name=memae"); `compiled` torch.compiles the networks first. `precision`
+    and `device` default to the profile's (exec.precision, exec.device: auto = cuda when available)."""
+    from .pipeline import resolve_device
+
     cfg = load_config("paper", (*overrides, f"data.size={size}", f"seed={seed}"))
-    dev = torch.device(device)
+    precision = precision or cfg.exec.precision
+    dev = resolve_device(device or cfg.exec.device)
     method = cfg.model.method
     network = build_model(cfg, dev, compile=compiled)
     clip = method.layout(cfg.model.settings)
@@ -63,7 +67,7 @@ def benchmark(
     clips = torch.rand(batch, clip.in_frames, channels, size, size, device=dev).mul(2).sub(1)
     targets = clips[:, -1:] if clip.predict else clips
     inputs, target = method.to_input(clips), method.to_target(targets)
-    optimizer = torch.optim.Adam(network.parameters(), lr=2e-4)
+    optimizer = method.optimizer(network, cfg.model.settings, cfg.train.lr)
 
     train_fps = throughput(
         lambda: train_step(method, network, optimizer, inputs, target, precision), batch, dev, min_seconds
@@ -77,7 +81,8 @@ def benchmark(
     if memory is not None:
         with memory.scratch():
             one_in, one_target = inputs[:1], target[:1]
-            update = frame_step(method, network, precision, cfg.eval.gamma, cfg.exec.cuda_graphs)
+            gamma = method.update_threshold(cfg.method_eval)
+            update = frame_step(method, network, precision, gamma, cfg.exec.cuda_graphs)
             eval_update = round(throughput(lambda: update(one_in, one_target), 1, dev, min_seconds), 3)
     return {
         "model": method.describe(cfg.model.settings),

@@ -36,11 +36,11 @@ import numpy as np
 
 from .config import PROFILES_DIR, ConfigError, RunConfig, identity, load_config, to_dict
 from .record import Selection
-from .runs import RunStore, read_record
+from .runs import RunStore, is_finished, read_record
 from .stats import seed_difference_interval
 
 if TYPE_CHECKING:  # the grid's record type only: reading claims and judging them never imports the training loops
-    from .ablation import GridRun
+    from .grids import GridRun
 
 SHIPPED = PROFILES_DIR.parent / "claims.toml"  # ablations/claims.toml
 DIRECTIONS = ("higher", "lower", "equal")
@@ -329,7 +329,7 @@ def claim_runs(
 ) -> list[GridRun]:
     """Every (claim, arm, seed) run, labelled {"claim": id, "arm": name}; refuses an unknown config key or arms
     that differ beyond their declared change, naming the claim. Seeds are the profile's seed + 0, 1, ..."""
-    from .ablation import GridRun
+    from .grids import GridRun
 
     runs = []
     for claim in claims:
@@ -415,8 +415,8 @@ def judge(claims: list[Claim], runs: list[GridRun], store: RunStore) -> list[Cla
         folders: dict[str, dict[int, Path]] = {arm: {} for arm in claim.arms}
         missing = []
         for run in (r for r in runs if r.labels["claim"] == claim.id):
-            folder = store.run_dir(run.config)
-            if store.is_done(run.config):
+            folder = run.folder_in(store)  # placed runs (a manifest's) are not hashed again
+            if is_finished(folder):
                 folders[run.labels["arm"]][run.seed] = folder
             else:
                 missing.append(folder.name)

@@ -2,11 +2,12 @@
 
 The dataclass defaults are the paper's prediction setting (SPEC sec. 4); profiles in `ablations/profiles/`
 override them, and dotted overrides (`model.mnad.separateness=0`) override the profile. Each method declares
-its own section beside its network (`[model.mnad]`, `[model.memae]`, ...; repro/models/*); this module
-composes them. A profile may hold MNAD task tables (`[task.recon.train]`, applied when model.mnad.task
-matches) and method tables (`[method.memae.train]`, when model.name matches; they win over the task's),
-both before the overrides. TOML has no
-null: the string "none" sets an optional field to None.
+its own section beside its network (`[model.mnad]`, `[model.memae]`, ...; repro/models/*) and, where it has
+evaluation settings, `[eval.<name>]` (`[eval.mnad]`: λ, γ, the test-time update); this module composes them
+and rebuilds them when a method is registered later (repro.models.registry). A profile may hold the tables a
+method declares (`Method.profile_tables`: MNAD's task tables `[task.recon.train]`, applied when
+model.mnad.task matches) and method tables (`[method.memae.train]`, when model.name matches; they win over the
+task's), both before the overrides. TOML has no null: the string "none" sets an optional field to None.
 
     cfg = load_config("paper", ["model.mnad.task=recon", "eval.lambda_grid=[0.5, 0.6]"])
     config_hash(cfg)  # '3f1c...': names the run's folder; [exec] and settings its method ignores are not part
@@ -28,8 +29,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import tomli_w
 
-from .models.mnad import TASKS, MNADSettings
-from .models.registry import METHODS
+from .models.registry import METHODS, load_environment, on_register
 from .settings import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -47,7 +47,8 @@ from .settings import (
 
 DEFAULT_PROFILE = "synthetic"
 PROFILES_DIR = Path(importlib.resources.files("repro.ablations") / "profiles")  # package data, see setup.py
-# How a run executes (device, threads, workers) does not change what it is; its precision does (numerics).
+# How a run executes (device, workers) does not change what it is; its precision and CPU thread count do (numerics:
+# see `identity`).
 HASH_EXCLUDED = ("exec",)
 HASH_KEPT_FROM_EXEC = ("precision",)
 DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # data.name: one folder under data.root
@@ -90,34 +91,6 @@ class DataConfig(Validated):
             raise ConfigError(f"data.name must be a folder name (letters, digits, '.', '_', '-'); got {self.name!r}")
 
 
-def _model_config() -> type:
-    """[model]: the method's name and one settings section per registered method ([model.mnad], ...).
-
-    Built from the registry, so a new method needs no edit here; a run's identity holds only the section of
-    its own method (`config_hash`).
-    """
-    names = tuple(METHODS)
-    sections = [(name, method.Settings, section(method.Settings, method.help)) for name, method in METHODS.items()]
-    cls = make_dataclass(
-        "ModelConfig",
-        [
-            ("prefix", ClassVar[str], "model."),
-            ("name", Literal[names], setting("mnad", "Method: " + ", ".join(names) + ".")),
-            *sections,
-        ],
-        bases=(Validated,),
-        frozen=True,
-    )
-    cls.__module__ = __name__
-    cls.__doc__ = "The method and its settings: [model] name = ..., [model.<name>] its section."
-    cls.settings = property(lambda self: getattr(self, self.name), doc="The chosen method's settings section.")
-    cls.method = property(lambda self: METHODS[self.name], doc="The chosen method (repro.models.method.Method).")
-    return cls
-
-
-ModelConfig = _model_config()
-
-
 @dataclass(frozen=True)
 class TrainConfig(Validated):
     prefix: ClassVar[str] = "train."
@@ -139,34 +112,16 @@ def _grid(step: float = 0.05) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class EvalConfig(Validated):
-    prefix: ClassVar[str] = "eval."
-    lambda_score: float = setting(0.6, "λ, weight of PSNR vs feature distance in the score (eq. 16).", UNIT)
-    gamma: float = setting(0.01, "γ, test-time update threshold on the weighted regular score (eq. 6-7).", NON_NEGATIVE)
-    test_time_update: bool = setting(True, "Update the memory items during testing (frames scoring below γ).")
-    reset_memory_per_video: bool = setting(False, "Restart each test video from the trained items (reference: false).")
-    lambda_grid: tuple[float, ...] = setting(
-        _grid(), "λ values swept on saved signals for the study's selection.", UNIT
-    )
-    batch_size: int = setting(8, "Clips per evaluation batch when no test-time update forces batch 1.", AT_LEAST_ONE)
-    gamma_quantile: float | None = setting(
-        None,
-        "γ from the training frames' regular scores at this quantile instead of eval.gamma (none = off).",
-        UNIT,
-    )
-    read_ablation: bool = setting(
-        False,
-        "At the last epoch, evaluate again with the memory read replaced by zeros, its mean and a read from "
-        "shuffled items (no test-time update): the PSNR and AUC changes say whether the read matters.",
-    )
-
-
-@dataclass(frozen=True)
 class ExecConfig(Validated):
     prefix: ClassVar[str] = "exec."
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "Device; auto = cuda when available.")
     precision: Literal["fp32", "bf16", "fp16"] = setting("fp32", "Arithmetic precision (autocast for bf16/fp16).")
-    threads: int | None = setting(None, "torch CPU threads; none = torch's default.", AT_LEAST_ONE)
+    threads: int | None = setting(
+        1,
+        "torch CPU threads of the run's arithmetic. Its numbers depend on the count (threads split sums in "
+        "another order), so a count other than 1 is part of the run's identity; none = 1 (older run folders).",
+        AT_LEAST_ONE,
+    )
     num_workers: int = setting(0, "DataLoader worker processes.", NON_NEGATIVE)
     compile: bool = setting(False, "torch.compile the networks (the memory stays eager); a one-off compile cost.")
     cuda_graphs: bool = setting(
@@ -181,28 +136,130 @@ class ExecConfig(Validated):
     )
 
 
-@dataclass(frozen=True)
-class RunConfig(Validated):
-    prefix: ClassVar[str] = ""
-    data: DataConfig = section(DataConfig, "Frames and clips.")
-    model: ModelConfig = section(ModelConfig, "The method and its settings (its losses' weights included).")
-    train: TrainConfig = section(TrainConfig, "Optimisation and checkpoints.")
-    eval: EvalConfig = section(EvalConfig, "Scoring and test-time memory.")
-    exec: ExecConfig = section(ExecConfig, "How the run executes (not part of its hash).")
-    seed: int = setting(0, "Seed of weights, items and data order.")
+def _with_sections(name: str, doc: str, prefix: str, own: list[tuple], sections: dict[str, tuple[type, str]]) -> type:
+    """A frozen, validated section class holding `own` fields and one sub-section per method, {method: (its
+    settings class, help)}."""
+    cls = make_dataclass(
+        name,
+        [
+            ("prefix", ClassVar[str], prefix),
+            *own,
+            *((method, settings, section(settings, help)) for method, (settings, help) in sections.items()),
+        ],
+        bases=(Validated,),
+        frozen=True,
+    )
+    cls.__module__, cls.__doc__ = __name__, doc
+    return cls
 
-    def check(self) -> None:
-        try:
-            self.model.method.validate(self.model.settings, self.data.size)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+
+def _model_config() -> type:
+    """[model]: the method's name and one settings section per registered method ([model.mnad], ...).
+
+    Built from the registry, so a new method needs no edit here; a run's identity holds only the section of
+    its own method (`config_hash`).
+    """
+    names = tuple(METHODS)
+    cls = _with_sections(
+        "ModelConfig",
+        "The method and its settings: [model] name = ..., [model.<name>] its section.",
+        "model.",
+        [("name", Literal[names], setting("mnad", "Method: " + ", ".join(names) + "."))],
+        {name: (method.Settings, method.help) for name, method in METHODS.items()},
+    )
+    cls.settings = property(lambda self: getattr(self, self.name), doc="The chosen method's settings section.")
+    cls.method = property(lambda self: METHODS[self.name], doc="The chosen method (repro.models.method.Method).")
+    return cls
 
 
-SECTIONS: dict[str, type] = {name: tp for name, tp in hints(RunConfig).items() if is_dataclass(tp)}
+def _eval_config() -> type:
+    """[eval]: the settings every method's scoring shares, and one section per method that declares evaluation
+    settings ([eval.mnad], ...: `Method.EvalSettings`)."""
+    return _with_sections(
+        "EvalConfig",
+        "Scoring: [eval] the shared settings, [eval.<name>] each method's own.",
+        "eval.",
+        [
+            (
+                "lambda_grid",
+                tuple[float, ...],
+                setting(_grid(), "λ values swept on saved signals for the study's selection.", UNIT),
+            ),
+            (
+                "batch_size",
+                int,
+                setting(8, "Clips per evaluation batch when no test-time update forces batch 1.", AT_LEAST_ONE),
+            ),
+        ],
+        {
+            name: (method.EvalSettings, f"How {name} scores a checkpoint (its evaluation settings).")
+            for name, method in METHODS.items()
+            if method.EvalSettings is not None
+        },
+    )
+
+
+def _run_config() -> type:
+    @dataclass(frozen=True)
+    class RunConfig(Validated):
+        prefix: ClassVar[str] = ""
+        data: DataConfig = section(DataConfig, "Frames and clips.")
+        model: ModelConfig = section(ModelConfig, "The method and its settings (its losses' weights included).")
+        train: TrainConfig = section(TrainConfig, "Optimisation and checkpoints.")
+        eval: EvalConfig = section(EvalConfig, "Scoring: the shared settings and each method's own.")
+        exec: ExecConfig = section(ExecConfig, "How the run executes (not part of its hash).")
+        seed: int = setting(0, "Seed of weights, items and data order.")
+
+        @property
+        def method_eval(self) -> Any:
+            """The chosen method's evaluation section ([eval.<name>]), or None where it declares none."""
+            return getattr(self.eval, self.model.name, None)
+
+        def check(self) -> None:
+            try:
+                self.model.method.validate(self.model.settings, self.data.size)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+
+    RunConfig.__qualname__ = "RunConfig"  # pickled by name (the process pool's workers)
+    return RunConfig
+
+
+_BUILT: dict[tuple, tuple[type, type, type]] = {}  # the classes built for each set of registered methods
+
+
+def _build_sections() -> None:
+    """(Re)build the classes that hold one section per registered method; called again on registration. The
+    same methods give the same classes, so unregistering a method restores the classes from before."""
+    global ModelConfig, EvalConfig, RunConfig, SECTIONS
+    registered = tuple((name, type(method)) for name, method in METHODS.items())
+    if registered in _BUILT:
+        ModelConfig, EvalConfig, RunConfig = _BUILT[registered]
+    else:
+        ModelConfig = _model_config()
+        EvalConfig = _eval_config()
+        RunConfig = _run_config()  # its section types resolve to the two above (module globals)
+        _BUILT[registered] = ModelConfig, EvalConfig, RunConfig
+    SECTIONS = {name: tp for name, tp in hints(RunConfig).items() if is_dataclass(tp)}
+
+
+ModelConfig: type
+EvalConfig: type
+RunConfig: type
+SECTIONS: dict[str, type]
+_build_sections()
+on_register(_build_sections)
 
 
 # ----------------------------------------------------------------------------------- dicts and TOML
 def _unknown(prefix: str, name: str, allowed: Sequence[str]) -> ConfigError:
+    owners = [
+        owner
+        for owner, method in METHODS.items()
+        if prefix == "eval." and method.EvalSettings is not None and name in method.EvalSettings.__dataclass_fields__
+    ]
+    if owners:
+        return ConfigError(f"unknown key {prefix + name!r}: it is {owners[0]}'s, set eval.{owners[0]}.{name}")
     close = difflib.get_close_matches(name, allowed, n=1)
     hint = f" did you mean {prefix + close[0]!r}?" if close else ""
     return ConfigError(f"unknown key {prefix + name!r};{hint} allowed: {', '.join(allowed)}")
@@ -263,8 +320,18 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         "name": cfg.model.name,
         cfg.model.name: {k: data["model"][cfg.model.name][k] for k in method.reads(settings)},
     }
-    content["eval"] = {k: data["eval"][k] for k in method.reads_eval(settings)}
-    return content | {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC}
+    scoring = _flat_eval(data["eval"], cfg.model.name)
+    content["eval"] = {k: scoring[k] for k in method.reads_eval(settings)}
+    threads = cfg.exec.threads or 1  # 1 is left out, so the runs of before this key entered keep their hashes
+    numerics = {"exec.threads": threads} if threads != 1 else {}
+    return content | {f"exec.{key}": getattr(cfg.exec, key) for key in HASH_KEPT_FROM_EXEC} | numerics
+
+
+def _flat_eval(values: dict[str, Any], method: str) -> dict[str, Any]:
+    """[eval]'s shared settings and the method's own [eval.<method>] in one flat dict (the names `reads_eval`
+    gives); a run's identity keeps this flat form, so moving a setting into a method's section changes no hash."""
+    shared = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    return shared | values.get(method, {})
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -300,11 +367,26 @@ def check_applies(cfg: RunConfig, keys: Sequence[str]) -> None:
                 )
             if name not in method.reads(settings):
                 raise ConfigError(f"{key} changes nothing for {method.describe(settings)}: its network never reads it")
-        elif section == "eval" and rest not in method.reads_eval(settings):
-            raise ConfigError(
-                f"{key} changes nothing for {method.describe(settings)}: its scores never read it "
-                f"(it reads eval.{', eval.'.join(method.reads_eval(settings))})"
-            )
+        elif section == "eval":
+            owner, _, name = rest.rpartition(".")
+            if owner and owner != cfg.model.name:
+                raise ConfigError(
+                    f"{key} is an evaluation setting of {owner}, but this run's model is {cfg.model.name}: "
+                    f"set model.name={owner} or drop it"
+                )
+            if name not in method.reads_eval(settings):
+                read = [_eval_key(cfg, n) for n in method.reads_eval(settings)]
+                raise ConfigError(
+                    f"{key} changes nothing for {method.describe(settings)}: its scores never read it "
+                    f"(it reads {', '.join(read)})"
+                )
+
+
+def _eval_key(cfg: RunConfig, name: str) -> str:
+    """The dotted key of an evaluation setting `reads_eval` names: eval.<name> or eval.<method>.<name>."""
+    own = cfg.method_eval
+    owned = own is not None and name in own.__dataclass_fields__
+    return f"eval.{cfg.model.name}.{name}" if owned else f"eval.{name}"
 
 
 def settings_help() -> dict[str, str]:
@@ -424,34 +506,78 @@ def _lookup(data: Mapping[str, Any], key: str) -> Any:
     return data
 
 
+def _declared_tables() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The profile tables the registered methods declare: {kind: (dotted key, allowed values)}."""
+    return {kind: spec for method in METHODS.values() for kind, spec in method.profile_tables.items()}
+
+
+def _default(key: str) -> Any:
+    """The declared default of a dotted key (e.g. model.mnad.task)."""
+    *parents, last = key.split(".")
+    cls = RunConfig
+    for name in parents:
+        cls = hints(cls)[name]
+    return cls.__dataclass_fields__[last].default
+
+
+def _moved_to_method_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """A file written before the methods' evaluation sections existed ([eval] gamma = ..., as old runs'
+    config.toml): each [eval] key that a method's [eval.<name>] declares is read as that section's."""
+    scoring = data.get("eval")
+    if not isinstance(scoring, dict):
+        return data
+    shared = {f.name for f in fields(EvalConfig)}
+    moved = dict(scoring)
+    for name, method in METHODS.items():
+        own = {f.name for f in fields(method.EvalSettings)} if method.EvalSettings is not None else set()
+        for key in (own - shared) & set(scoring):
+            moved.setdefault(name, {}).setdefault(key, scoring[key])
+    for key in set(scoring) - shared - set(METHODS):
+        if any(key in moved.get(name, {}) for name in METHODS):
+            del moved[key]
+    return data | {"eval": moved}
+
+
 def load_config(
     profile: Path | str | None = None, overrides: Sequence[str] = (), unchecked: Sequence[str] = ()
 ) -> RunConfig:
-    """Defaults <- profile base <- its [task.<task>] table <- its [method.<name>] table <- overrides, validated.
+    """Defaults <- profile base <- its declared tables (MNAD's [task.<task>]) <- its [method.<name>] table <-
+    overrides, validated.
 
-    MNAD's task and the method are resolved first (overrides win over the profile), so `model.mnad.task=recon`
-    selects the recon table and `model.name=memae` MemAE's, whose values win over the task's. Every override
-    must be read by the run's method (`check_applies`), except those listed in `unchecked` (settings shared by
-    every row of a table, which some of its methods ignore).
+    The keys of the declared tables (`Method.profile_tables`: model.mnad.task) and the method are resolved first
+    (overrides win over the profile), so `model.mnad.task=recon` selects the recon table and `model.name=memae`
+    MemAE's, whose values win over the task's. Every override must be read by the run's method
+    (`check_applies`), except those listed in `unchecked` (settings shared by every row of a table, which some
+    of its methods ignore).
     """
     path = resolve_profile(DEFAULT_PROFILE if profile is None else profile)
-    base = _read_toml(path)
+    base = _moved_to_method_sections(_read_toml(path))
     methods = _tables(base, "method", tuple(METHODS), path, "model.name")
-    tasks = _tables(base, "task", TASKS, path, "model.mnad.task")
+    declared = [
+        (table, key, _tables(base, table, allowed, path, key)) for table, (key, allowed) in _declared_tables().items()
+    ]
     pairs = [parse_override(text) for text in overrides]
     _validated(base, str(path))
 
-    def resolved(key: str, data: Mapping[str, Any], default: Any) -> Any:
-        given = _lookup(data, key)
-        return next((v for k, v in reversed(pairs) if k == key), default if given is None else given)
+    def resolved(key: str) -> Any:
+        given = _lookup(base, key)
+        return next((v for k, v in reversed(pairs) if k == key), _default(key) if given is None else given)
 
-    task = resolved("model.mnad.task", base, MNADSettings.__dataclass_fields__["task"].default)
-    name = resolved("model.name", base, ModelConfig.__dataclass_fields__["name"].default)
-    merged = _merge(_merge(base, tasks.get(task, {})), methods.get(name, {}))
-    merged = _merge(merged, {"model": {"name": name, "mnad": {"task": task}}})  # as resolved, for the check below
-    _validated(merged, f"{path} [method.{name}] [task.{task}]")
+    chosen = [(table, key, resolved(key), tables) for table, key, tables in declared]
+    name = resolved("model.name")
+    merged = base
+    for _, _, value, tables in chosen:
+        merged = _merge(merged, _moved_to_method_sections(tables.get(value, {})))
+    merged = _merge(merged, _moved_to_method_sections(methods.get(name, {})))
+    for key, value in [*((key, value) for _, key, value, _ in chosen), ("model.name", name)]:
+        _set(merged, key, value)  # as resolved, for the check below
+    tables = " ".join(f"[{table}.{value}]" for table, _, value, _ in chosen)
+    _validated(merged, f"{path} [method.{name}] {tables}".rstrip())
     for key, value in pairs:
         _set(merged, key, value)
     cfg = _validated(merged, "override")
     check_applies(cfg, [key for (key, _), text in zip(pairs, overrides) if text not in unchecked])
     return cfg
+
+
+load_environment()  # last: a method's module named in REPRO_METHODS may import this one

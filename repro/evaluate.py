@@ -1,7 +1,8 @@
 """Evaluation: per-frame signals of any method, with or without the test-time memory update (SPEC sec. 2, 5).
 
 Written once for every method (repro/models/method.py): the method turns a forward pass into its typed
-signals and, where it has state memory, updates it frame by frame.
+signals, where it has state memory updates it frame by frame, and where it adapts at test time takes its
+gradient steps on each test video before the video is scored.
 
 Glossary: b frames in a batch, t input frames, c channels, h w size, n queries, d dim, m items.
 """
@@ -9,7 +10,7 @@ Glossary: b frames in a batch, t input frames, c channels, h w size, n queries, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,10 @@ from tqdm import tqdm
 
 from .data.clips import loader_workers
 from .data.layout import video_cameras_of
-from .models.diagnostics import READ_FILLS, MemoryTally, replaced_read
+from .models.diagnostics import MemoryTally
 from .models.method import ClipLayout, Method, signals_from_arrays, signals_to_arrays
 from .models.output import ModelOutput
 from .precision import autocast
-from .scoring import frame_metrics
 
 
 @torch.no_grad()
@@ -126,13 +126,14 @@ def evaluate_model(
     dataset: Dataset,
     device: torch.device,
     *,
-    test_time_update: bool,
-    gamma: float,
+    test_time_update: bool = False,
+    gamma: float = 0.0,
     reset_memory_per_video: bool = False,
     batch_size: int = 8,
     precision: str = "fp32",
     cuda_graphs: bool = False,
     progress: bool = True,
+    evaluation: Any = None,
 ) -> dict[str, np.ndarray]:
     """Raw per-frame signals over a test set in sorted video order (SPEC sec. 2, 5).
 
@@ -143,35 +144,44 @@ def evaluate_model(
     and with camera names the camera x position numbers). With the test-time update (a method with state
     memory) the frames go one at a time, since the update makes each frame depend on the last (on CUDA with
     `cuda_graphs`, one graph replay per frame: `GraphedFrameStep`); otherwise in batches. The trained items
-    are restored afterwards.
+    are restored afterwards. A method that adapts at test time (`Method.adapts_at_test_time`) is evaluated video
+    by video: before a video is scored, `Method.adapt_to_video` gets its clips with gradients enabled
+    (`evaluation`: the method's [eval.<name>] section); each video starts from the trained weights, which are
+    restored afterwards.
     """
     layout = inference_layout(method, model, device)
     memory = method.state_memory(model)
     sequential = test_time_update and memory is not None
-    loader = DataLoader(
-        dataset, batch_size=1 if sequential else batch_size, shuffle=False, num_workers=loader_workers(dataset, 0)
-    )
+    adapts = method.adapts_at_test_time
+    loaders = _loaders(dataset, 1 if sequential else batch_size, adapts)
     collected: dict[str, list[Tensor]] = {}
     cameras = video_cameras_of(dataset)
     camera_of_video = torch.tensor(cameras[0]) if cameras else None
     tally = MemoryTally(cameras[1] if cameras else None)
-    with memory.scratch() if memory is not None else contextlib.nullcontext():
+    trained = {key: value.clone() for key, value in model.state_dict().items()} if adapts else {}
+    with (
+        memory.scratch() if memory is not None else contextlib.nullcontext(),
+        _restored(model, trained) if adapts else contextlib.nullcontext(),
+    ):
         trained_items = memory.items.clone() if memory is not None else None
         previous_video = None
         update = frame_step(method, model, precision, gamma, cuda_graphs) if sequential else None
-        for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
-            inputs, target = _batch_tensors(batch, method, device, layout)
-            if sequential and reset_memory_per_video and previous_video not in (None, int(batch["video"][0])):
-                memory.items.copy_(trained_items)
-            previous_video = int(batch["video"][0])
-            signals, result = (
-                update(inputs, target) if sequential else signals_step(method, model, inputs, target, precision)
-            )
-            tally.add(result, camera_of_video[batch["video"]] if cameras else None)
-            for key, value in signals_to_arrays(signals).items():  # kept on the device: no host sync per frame
-                collected.setdefault(key, []).append(value.float())
-            for key in ("video", "frame", "label", "anomaly_type"):
-                collected.setdefault(key, []).append(batch[key])
+        for loader in loaders:
+            if adapts:
+                _adapt(method, model, trained, _Clips(loader, method, device, layout), evaluation)
+            for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+                inputs, target = _batch_tensors(batch, method, device, layout)
+                if sequential and reset_memory_per_video and previous_video not in (None, int(batch["video"][0])):
+                    memory.items.copy_(trained_items)
+                previous_video = int(batch["video"][0])
+                signals, result = (
+                    update(inputs, target) if sequential else signals_step(method, model, inputs, target, precision)
+                )
+                tally.add(result, camera_of_video[batch["video"]] if cameras else None)
+                for key, value in signals_to_arrays(signals).items():  # kept on the device: no host sync per frame
+                    collected.setdefault(key, []).append(value.float())
+                for key in ("video", "frame", "label", "anomaly_type"):
+                    collected.setdefault(key, []).append(batch[key])
     arrays = {key: torch.cat(values).cpu().numpy() for key, values in collected.items()}
     usage = tally.summary()
     if usage:
@@ -180,27 +190,45 @@ def evaluate_model(
     return arrays
 
 
-def read_ablation(
-    model: nn.Module, method: Method, dataset: Dataset, device: torch.device, lam: float, **evaluation
-) -> dict[str, dict[str, float]]:
-    """Does the memory read matter: the change of the mean primary signal (MNAD: PSNR, dB) and of the frame
-    AUC at λ when the decoder's read is replaced by zeros, its mean or a read from shuffled items
-    (`diagnostics.replaced_read`), each against the same evaluation with the read intact; batched, without
-    the test-time update. `evaluation`: evaluate_model's keyword arguments (batch_size, precision)."""
+def _loaders(dataset: Dataset, batch_size: int, per_video: bool) -> list[DataLoader]:
+    """The test set in order: one loader, or with `per_video` one per video (a batch never spans two videos;
+    the dataset's `item_video` (clips,) says whose each clip is)."""
+    workers = loader_workers(dataset, 0)
+    if not per_video:
+        return [DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)]
+    videos = np.asarray(dataset.item_video)
+    _, first = np.unique(videos, return_index=True)
+    return [
+        DataLoader(Subset(dataset, np.flatnonzero(videos == videos[start]).tolist()), batch_size, num_workers=workers)
+        for start in np.sort(first)
+    ]
 
-    def primary_and_auc() -> tuple[float, float]:
-        arrays = evaluate_model(model, method, dataset, device, test_time_update=False, gamma=0.0, **evaluation)
-        signals = signals_from_arrays(method.Signals, arrays)
-        auc = frame_metrics(signals, arrays["label"], arrays["video"], signals.default_lambda(lam)).auc
-        return float(np.mean(signals[0])), auc
 
-    signal, auc = primary_and_auc()
-    changes = {}
-    for fill in READ_FILLS:
-        with replaced_read(model, fill):
-            replaced_signal, replaced_auc = primary_and_auc()
-        changes[fill] = {"psnr_change": replaced_signal - signal, "auc_change": replaced_auc - auc}
-    return changes
+class _Clips:
+    """A test video's (inputs, target) batches in the network's layout; iterable as often as a hook wishes."""
+
+    def __init__(self, loader: DataLoader, method: Method, device: torch.device, layout: torch.memory_format) -> None:
+        self.loader, self.method, self.device, self.layout = loader, method, device, layout
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return (_batch_tensors(batch, self.method, self.device, self.layout) for batch in self.loader)
+
+
+def _adapt(method: Method, model: nn.Module, trained: dict[str, Tensor], clips: _Clips, evaluation: Any) -> None:
+    """The method's test-time adaptation on one video, from the trained weights, with gradients enabled."""
+    model.load_state_dict(trained)
+    with torch.enable_grad():
+        method.adapt_to_video(model, clips, evaluation)
+    model.eval()
+
+
+@contextlib.contextmanager
+def _restored(model: nn.Module, trained: dict[str, Tensor]) -> Iterator[None]:
+    """The model's `trained` state back on exit (after test-time adaptation changed its weights)."""
+    try:
+        yield
+    finally:
+        model.load_state_dict(trained)
 
 
 @torch.no_grad()

@@ -11,21 +11,34 @@ import io
 import os
 import shutil
 import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .config import RunConfig, training_identity
+from .budget import check_fits
+from .config import ConfigError, RunConfig, load_config, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
-from .evaluate import collect_examples, evaluate_model, read_ablation
-from .models.diagnostics import READ_FILLS
+from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
 from .record import RunMetrics
-from .runs import RunStore, UnreadableCheckpoint, run_record, training_index
-from .scoring import frame_metrics, gamma_from_quantile, per_type_auc
+from .runs import (
+    RunError,
+    RunStore,
+    UnreadableCheckpoint,
+    cpu_model,
+    finish_command,
+    is_finished,
+    run_record,
+    status,
+    training_index,
+)
+from .scoring import frame_metrics, per_type_auc
 from .train import build_model, train
 
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
@@ -78,9 +91,10 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
     ranks = ranks_from_environment()
     if not ranks.main:
         return _help_train(cfg, store, ranks, progress)
-    run = store.prepare(cfg)
     if store.is_done(cfg):
-        return run
+        return store.run_dir(cfg)
+    check_fits(cfg, resolve_device(cfg.exec.device))  # before its folder, its data or its network exist
+    run = store.prepare(cfg)
     with store.lock(run):
         store.set_status(run, "running")
         try:
@@ -98,8 +112,7 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
     run = store.run_dir(cfg)
     if store.is_done(cfg):
         return run  # rank 0 finds it done too
-    if cfg.exec.threads:
-        torch.set_num_threads(cfg.exec.threads)
+    torch.set_num_threads(cfg.exec.threads or 1)  # the count is part of the run's numerics (config.identity)
     device = join(ranks, resolve_device(cfg.exec.device))
     barrier(ranks)
     training, _ = datasets(cfg)
@@ -146,32 +159,66 @@ def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
-    if cfg.exec.threads:
-        torch.set_num_threads(cfg.exec.threads)
+    torch.set_num_threads(cfg.exec.threads or 1)  # the count is part of the run's numerics (config.identity)
     ranks = ranks_from_environment()
     device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
+    check_trains(cfg, training, ranks)
     adopt_checkpoints(cfg, run, store)
     barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
     tick = time.perf_counter()
     train(cfg, run, store, training, device, progress, ranks)
+    check_trained(run, store)
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
-    provenance = run_record(device=str(device), processes=ranks.world)
+    provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
     store.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
 
+def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
+    """A ConfigError when no optimiser step would run: every batch incomplete and dropped."""
+    clips = len(training) // ranks.world
+    if cfg.train.drop_last and clips < cfg.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} is larger than the {clips} training clips"
+            f"{' per process' if ranks.distributed else ''}, and train.drop_last drops the incomplete batch: the "
+            f"model would never train. Fix: --set train.batch_size={max(clips, 1)} (or lower), or more training video"
+        )
+
+
+def check_trained(run: Path, store: RunStore) -> None:
+    """A RunError, before anything is scored, when the first epoch's loss is not finite: the model never trained."""
+    records = store.read_jsonl(run / "train.jsonl")
+    first = next((record for record in records if record.get("epoch") == 1), None)
+    if first is not None and not np.isfinite(first.get("total", 0.0)):
+        raise RunError(
+            f"{run}: the training loss is {first['total']} from the first epoch on (see train.jsonl): the model "
+            "never trained and is not scored. Fix: lower train.lr, or use exec.precision=fp32 if it is fp16"
+        )
+
+
 def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:
-    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), with γ from
-    the training frames where eval.gamma_quantile asks, the read ablation at the last epoch where
-    eval.read_ablation asks, and the final checkpoint's examples for the report's figures."""
+    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), as the
+    method evaluates a checkpoint (`Method.evaluate_checkpoint`: MNAD's γ from the training frames and read
+    ablation included), and the final checkpoint's examples for the report's figures."""
     method = cfg.model.method
     model = build_model(cfg, device)
     done = set(store.signal_epochs(run))
+    score = partial(
+        evaluate_model,
+        model,
+        method,
+        device=device,
+        batch_size=cfg.eval.batch_size,
+        precision=cfg.exec.precision,
+        cuda_graphs=cfg.exec.cuda_graphs,
+        progress=progress,
+        evaluation=cfg.method_eval,
+    )
     for epoch, path in store.checkpoints(run):
         needs_examples = epoch == cfg.train.epochs and not (run / EXAMPLES).exists()
         if epoch in done and not needs_examples:
@@ -180,39 +227,14 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
         if epoch in done:
             signals = store.load_signals(run, epoch)
         else:
-            evaluation = dict(batch_size=cfg.eval.batch_size, precision=cfg.exec.precision, progress=progress)
-            gamma = _gamma(cfg, model, training, device, evaluation)
-            signals = evaluate_model(
-                model,
-                method,
-                testing,
-                device,
-                test_time_update=cfg.eval.test_time_update,
-                gamma=gamma,
-                reset_memory_per_video=cfg.eval.reset_memory_per_video,
-                cuda_graphs=cfg.exec.cuda_graphs,
-                **evaluation,
-            )
-            if "item_counts" in signals:
-                signals["gamma"] = np.asarray([gamma])
-            if cfg.eval.read_ablation and epoch == cfg.train.epochs and method.state_memory(model) is not None:
-                changes = read_ablation(model, method, testing, device, cfg.eval.lambda_score, **evaluation)
-                signals["read_ablation"] = np.asarray([[c["psnr_change"], c["auc_change"]] for c in changes.values()])
+            last = epoch == cfg.train.epochs
+            signals = method.evaluate_checkpoint(model, score, training, testing, cfg.method_eval, last)
             store.save_signals(run, epoch, **signals)
         if needs_examples:
             examples = collect_examples(
                 model, method, method.layout(cfg.model.settings), testing, signals, device, seed=cfg.seed
             )
             atomic_write(run / EXAMPLES, _npz_bytes(examples))
-
-
-def _gamma(cfg: RunConfig, model, training, device, evaluation: dict) -> float:
-    """eval.gamma, or with eval.gamma_quantile that quantile of the training frames' regular scores (the model
-    as trained, no test-time update)."""
-    if cfg.eval.gamma_quantile is None:
-        return cfg.eval.gamma
-    arrays = evaluate_model(model, cfg.model.method, training, device, test_time_update=False, gamma=0.0, **evaluation)
-    return gamma_from_quantile(arrays["regular"], cfg.eval.gamma_quantile)
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -224,19 +246,20 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]]) -> dict:
     """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection."""
     signals_type = cfg.model.method.Signals
+    score_lambda = cfg.model.method.score_lambda(cfg.method_eval)
     per_epoch, best = {}, None
     for epoch, arrays in sorted(signals_by_epoch.items()):
         signals = signals_from_arrays(signals_type, arrays)
         by_lambda = {}
-        for lam in signals.lambdas(cfg.eval.lambda_grid + (cfg.eval.lambda_score,)):
+        for lam in signals.lambdas(cfg.eval.lambda_grid + (score_lambda,)):
             values = frame_metrics(signals, arrays["label"], arrays["video"], lam)._asdict()
             by_lambda[f"{lam:g}"] = values
             if best is None or values["auc"] > best["auc"]:
                 best = {"epoch": epoch, "lambda": lam, **values}
-        lam = signals.default_lambda(cfg.eval.lambda_score)
+        lam = signals.default_lambda(score_lambda)
         per_epoch[epoch] = {"lambdas": by_lambda, **_epoch_extras(cfg, signals, arrays, lam)}
     last = max(per_epoch)
-    lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(cfg.eval.lambda_score)
+    lam = signals_from_arrays(signals_type, signals_by_epoch[last]).default_lambda(score_lambda)
     default = {
         "epoch": last,
         "lambda": lam,
@@ -248,21 +271,77 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
 
 def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: float) -> dict:
     """Per-type AUCs (synthetic data) and memory usage at test time, with the method's own diagnostics (MNAD:
-    the share of test frames that updated the memory)."""
+    γ, the share of test frames that updated the memory, the read ablation)."""
     extras = {}
     if (arrays["anomaly_type"] >= 0).all():
         extras["per_type"] = per_type_auc(signals.score(arrays["video"], lam), arrays["anomaly_type"])
     if "item_counts" in arrays:
-        gamma = float(arrays["gamma"][0]) if "gamma" in arrays else cfg.eval.gamma
         extras["memory"] = {
             "counts": arrays["item_counts"].tolist(),
             **{key.removeprefix("memory_"): float(v[0]) for key, v in arrays.items() if key.startswith("memory_")},
-            "gamma": gamma,
-            **cfg.model.method.diagnostics(signals, arrays, gamma, cfg.eval.test_time_update),
+            **cfg.model.method.diagnostics(signals, arrays, cfg.method_eval),
         }
-        if "read_ablation" in arrays:  # (fills, 2): PSNR change (dB), AUC change
-            extras["memory"]["read_ablation"] = {
-                fill: {"psnr_change": float(psnr), "auc_change": float(auc)}
-                for fill, (psnr, auc) in zip(READ_FILLS, arrays["read_ablation"])
-            }
     return extras
+
+
+# ---------------------------------------------------------------------------------- library calls of the verbs
+class RunResult(NamedTuple):
+    """A run made or found: its folder and its default metrics (None on a torchrun rank other than 0)."""
+
+    folder: Path
+    metrics: dict | None
+
+
+def train_run(
+    profile: str | Path | None = "synthetic", overrides: Sequence[str] = (), runs: Path = Path("runs")
+) -> RunResult:
+    """Train, evaluate and score one run (`repro train`), or find it done in the run store `runs`.
+
+    Example: train_run("synthetic", ["model.mnad.task=recon", "train.epochs=2"]).metrics["auc"]
+    """
+    store = RunStore(Path(runs))
+    run = execute_run(load_config(profile, tuple(overrides)), store)
+    if not ranks_from_environment().main:
+        return RunResult(run, None)  # rank 0 evaluates and scores
+    return RunResult(run, store.read_metrics(run)["default"])
+
+
+RESCORED = ("eval.", "exec.")  # what a re-scoring may change: how a run is scored and executed, never trained
+
+
+def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
+    """Score a finished run's checkpoints again with other evaluation settings (`repro evaluate`), never training:
+    the result is a run of its own (its config differs in [eval]) beside `run` in the same store, which adopts
+    the checkpoints of `run`.
+
+    Example: rescore(Path("runs/3f2a9c1b0d4e"), ["eval.mnad.test_time_update=false"]).folder
+    """
+    source = Path(run)
+    for override in overrides:
+        if not override.startswith(RESCORED):
+            raise ValueError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
+    finish = f"`{finish_command(source)}`, then rerun this command"
+    if not is_finished(source):
+        raise ValueError(
+            f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never "
+            f"trains; finish it with {finish}"
+        )
+    cfg = load_config(source / "config.toml", tuple(overrides))
+    store = RunStore(source.parent)
+    if not store.is_done(cfg):
+        target = store.prepare(cfg)
+        adopt_checkpoints(cfg, target, store)
+        if not store.checkpoint_path(target, cfg.train.epochs).exists():
+            raise ValueError(_unusable_checkpoints(source, cfg.train.epochs, finish))
+    result = execute_run(cfg, store)
+    return RunResult(result, store.read_metrics(result)["default"])
+
+
+def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:
+    """Why the checkpoints of a finished run cannot be re-scored, and the command that retrains them."""
+    if not is_finished(source):  # a checkpoint of it was unreadable and has been moved aside
+        return f"{status(source)['error']}; evaluate never trains: retrain it from the last good one with {finish}"
+    return (
+        f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
+        f"{source / 'metrics.json'} and run {finish}"
+    )

@@ -92,27 +92,23 @@ class ReadChange:
 
 @dataclass(frozen=True)
 class Memory:
-    """Memory use at test: nearest-item counts, γ, the diagnostics (perplexity, frame_perplexity, active_fraction,
-    largest_share, distance_auc, ... and the method's own, e.g. MNAD's updated_frame_share), and the read
+    """Memory use at test: nearest-item counts, the diagnostics (perplexity, frame_perplexity, active_fraction,
+    largest_share, ... and the method's own, e.g. MNAD's gamma, updated_frame_share, distance_auc), and the read
     ablation where one was asked for."""
 
     counts: tuple[int, ...]  # (m,) test queries per nearest item
-    gamma: float
     diagnostics: dict[str, float]
     read_ablation: dict[str, ReadChange] | None = None  # fill -> change
 
     @classmethod
     def from_json(cls, value: Any, where: str) -> Memory:
-        data = _object(value, where, ("counts", "gamma"))
+        data = _object(value, where, ("counts",))
         if not isinstance(data["counts"], list):
             raise RecordError(f"{where}.counts: expected a list of integers, got {reprlib.repr(data['counts'])}")
         ablation = data.get("read_ablation")
         return cls(
             counts=tuple(_integer(c, f"{where}.counts[{i}]") for i, c in enumerate(data["counts"])),
-            gamma=_number(data["gamma"], f"{where}.gamma"),
-            diagnostics=_numbers(
-                {k: v for k, v in data.items() if k not in ("counts", "gamma", "read_ablation")}, where
-            ),
+            diagnostics=_numbers({k: v for k, v in data.items() if k not in ("counts", "read_ablation")}, where),
             read_ablation=None
             if ablation is None
             else {
@@ -124,7 +120,7 @@ class Memory:
     def to_json(self) -> dict[str, Any]:
         ablation = self.read_ablation
         read = {} if ablation is None else {"read_ablation": {fill: c.to_json() for fill, c in ablation.items()}}
-        return {"counts": list(self.counts), "gamma": self.gamma, **self.diagnostics, **read}
+        return {"counts": list(self.counts), **self.diagnostics, **read}
 
 
 def _extras(data: dict[str, Any], where: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import shlex
 import socket
 import subprocess
 import tempfile
+import tomllib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import DISTRIBUTION, __version__
 from .atomic import atomic_file, atomic_write, named
 from .config import ConfigError, RunConfig, config_hash, load_config, to_toml, training_identity
 from .record import ProbeRecord, RecordError, RunMetrics
 
 STATES = ("pending", "running", "done", "failed")
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(pt|npz)$")
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class RunError(RuntimeError):
@@ -121,7 +124,15 @@ def _now() -> str:
 def status(run: Path) -> dict[str, Any]:
     """The run's status.json ({"state": "pending"} before one is written)."""
     path = Path(run) / "status.json"
-    return read_json(path) if path.exists() else {"state": "pending"}
+    if not path.exists():
+        return {"state": "pending"}
+    record = read_json(path)
+    if not (isinstance(record, dict) and record.get("state") in STATES):
+        raise RunError(
+            f"{path} is not a run status (a JSON object whose state is one of {', '.join(STATES)}); "
+            "delete it and rerun the run"
+        )
+    return record
 
 
 def set_status(run: Path, state: str, error: str | None = None) -> None:
@@ -364,12 +375,26 @@ def is_finished(run: Path) -> bool:
     return True
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: Path = PACKAGE_DIR) -> str | None:
     try:
-        result = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def project_repository(package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The git work tree this package was imported from, if it is this project's: its top level holds the package
+    and a pyproject.toml naming the distribution. None otherwise (an installed package inside some other
+    repository must not record that repository's commit)."""
+    top = _git("rev-parse", "--show-toplevel", cwd=package_dir)
+    if top is None or Path(top).resolve() / "repro" != package_dir.resolve():
+        return None
+    try:
+        name = tomllib.loads((Path(top) / "pyproject.toml").read_text())["project"]["name"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
+    return Path(top) if name == DISTRIBUTION else None
 
 
 def _version(package: str) -> str | None:
@@ -379,11 +404,22 @@ def _version(package: str) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else the platform's word for it): numbers differ by CPU kind."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def run_record(**extra: Any) -> dict[str, Any]:
     """Provenance (SPEC sec. 12): git commit and dirty flag, versions, platform, host, time; plus `extra`."""
-    commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain") if commit else None
+    repository = project_repository()
+    commit = _git("rev-parse", "HEAD", cwd=repository) if repository else None
+    dirty = _git("status", "--porcelain", cwd=repository) if commit else None
     record = {
+        "repro_version": __version__,
         "git_commit": commit,
         "git_dirty": None if dirty is None else bool(dirty),
         "python": platform.python_version(),

@@ -53,7 +53,7 @@ def regular_score(output: Tensor, target: Tensor) -> Tensor:
 
 
 def gamma_from_quantile(training_regular_scores: np.ndarray, quantile: float) -> float:
-    """γ (eqs. 6-7) at `quantile` of the training frames' weighted regular scores (eval.gamma_quantile).
+    """γ (eqs. 6-7) at `quantile` of the training frames' weighted regular scores (eval.mnad.gamma_quantile).
 
     A fixed γ depends on image contrast; this one lets about that share of normal frames update the memory
     at test time. The scores come from the trained model on the training clips, without test-time update.
@@ -61,11 +61,11 @@ def gamma_from_quantile(training_regular_scores: np.ndarray, quantile: float) ->
     scores = np.asarray(training_regular_scores, dtype=np.float64).ravel()
     if scores.size == 0 or not np.isfinite(scores).all():
         raise ValueError(
-            f"eval.gamma_quantile needs finite regular scores of the training frames, got {scores.size} "
+            f"eval.mnad.gamma_quantile needs finite regular scores of the training frames, got {scores.size} "
             f"values ({int((~np.isfinite(scores)).sum())} not finite)"
         )
     if not 0 <= quantile <= 1:
-        raise ValueError(f"eval.gamma_quantile must be in [0, 1], got {quantile}")
+        raise ValueError(f"eval.mnad.gamma_quantile must be in [0, 1], got {quantile}")
     return float(np.quantile(scores, quantile))
 
 

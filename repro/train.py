@@ -1,5 +1,6 @@
-"""Training (SPEC sec. 4): Adam on the network, a cosine schedule stepped per epoch, memory items carried
-across steps and epochs, a checkpoint every k epochs and at the end; resumes from the last checkpoint."""
+"""Training (SPEC sec. 4): the method's optimiser (Adam by default) and training step, a cosine schedule stepped
+per epoch, memory items carried across steps and epochs, a checkpoint every k epochs and at the end (the
+optimiser's state with it); resumes from the last checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -20,15 +21,12 @@ from .data.clips import loader_workers
 from .data.layout import video_cameras_of
 from .distributed import Ranks, gather_rows, per_rank_batch
 from .models.diagnostics import MemoryTally
-from .models.method import Method
+from .models.method import MemoryItems, Method
 from .models.output import ModelOutput
-from .precision import autocast
 
 if TYPE_CHECKING:
     from .config import RunConfig
     from .runs import RunStore
-
-ADAM_BETAS = (0.9, 0.999)
 
 
 def train_step(
@@ -40,29 +38,12 @@ def train_step(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
     observe: Callable[[ModelOutput], None] | None = None,
+    settings: Any = None,
 ) -> dict[str, Tensor]:
-    """One optimisation step on the method's training loss (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s).
-
-    Returns the detached terms (each term, total) without a host sync. `scaler` scales the loss for fp16 (a
-    disabled or absent scaler is a plain backward and step); `observe` sees the forward's result (the
-    epoch's memory tally).
-    """
-    model.train()
-    with autocast(inputs.device, precision):
-        result = model(inputs)
-    if observe is not None:
-        observe(result)
-    terms = method.training_losses(result, target)
-    total = sum(terms.values())
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        total.backward()
-        optimizer.step()
-    else:
-        scaler.scale(total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    return {name: value.detach() for name, value in (terms | {"total": total}).items()}
+    """One training step of `method` on one batch: its `Method.train_step` (by default forward, the method's
+    training loss, backward, one optimiser step; a method may run an inner loop, reading its `settings`).
+    Returns the detached terms."""
+    return method.train_step(model, optimizer, inputs, target, precision, scaler, observe, settings)
 
 
 def build_model(cfg: RunConfig, device: torch.device | str = "cpu", compile: bool | None = None) -> nn.Module:
@@ -156,7 +137,7 @@ def train(
     """
     method = cfg.model.method
     model = build_model(cfg, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, betas=ADAM_BETAS)
+    optimizer = method.optimizer(model, cfg.model.settings, cfg.train.lr)
     scheduler = lr_schedule(optimizer, cfg.train.schedule, cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
     start = _resume(run, store, model, optimizer, scheduler, scaler)
@@ -186,8 +167,9 @@ def train(
         )
         for batch in bar:
             observe = partial(tally.add, cameras=camera_of_video[batch["video"]] if cameras else None)
+            inputs, target = _to_device(batch, method, device)
             terms = train_step(
-                method, network, optimizer, *_to_device(batch, method, device), cfg.exec.precision, scaler, observe
+                method, network, optimizer, inputs, target, cfg.exec.precision, scaler, observe, cfg.model.settings
             )
             sums = {k: sums.get(k, 0) + v for k, v in terms.items()}
         scheduler.step()
@@ -221,7 +203,7 @@ def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, epochs: int) ->
     raise ValueError(f"unknown train.schedule {schedule!r}; allowed: cosine, constant")
 
 
-def _replicate(model: nn.Module, memory: nn.Module | None, device: torch.device, ranks: Ranks) -> nn.Module:
+def _replicate(model: nn.Module, memory: MemoryItems | None, device: torch.device, ranks: Ranks) -> nn.Module:
     """The module to train: `model` itself, or under torchrun its DDP replica with the state `memory` updated
     from every rank's queries (the items are a buffer DDP does not broadcast)."""
     if not ranks.distributed:

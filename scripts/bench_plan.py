@@ -59,7 +59,7 @@ def plan(store: Path, sweep: int) -> dict:
     from repro.runs import RunStore
 
     runs = RunStore(store)
-    configs = [load_config(None, [f"seed={seed}", "eval.test_time_update=false"]) for seed in range(sweep)]
+    configs = [load_config(None, [f"seed={seed}", "eval.mnad.test_time_update=false"]) for seed in range(sweep)]
     start = time.perf_counter()
     for cfg in configs:
         if not runs.is_done(cfg):

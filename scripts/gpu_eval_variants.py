@@ -38,7 +38,7 @@ def variant(task, deterministic, channels_last, precision, graph):
     x = x.contiguous(memory_format=layout)
     target = torch.rand(1, 3, SIZE, SIZE, device=device) * 2 - 1
     with method.state_memory(model).scratch():
-        step = frame_step(method, model, precision, cfg.eval.gamma, graphs=graph)
+        step = frame_step(method, model, precision, cfg.eval.mnad.gamma, graphs=graph)
         return fps(lambda: step(x, target))
 
 

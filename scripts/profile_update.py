@@ -45,7 +45,7 @@ def main(device: torch.device, size: int) -> None:
     profiled("training step (batch 4)", lambda: train_step(method, model, optimizer, x, target), device)
     inference_layout(method, model, device)
     with method.state_memory(model).scratch():
-        frame = lambda: signals_step(method, model, x[:1], target[:1], gamma=cfg.eval.gamma)  # noqa: E731
+        frame = lambda: signals_step(method, model, x[:1], target[:1], gamma=cfg.eval.mnad.gamma)  # noqa: E731
         profiled("test-time update (one frame, op by op)", frame, device)
 
 

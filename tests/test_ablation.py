@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.ablation import DATASETS, load_table, plan_parallelism, table_grid, training_waves, variant_grid
 from repro.config import ConfigError, config_hash, load_config, to_dict
+from repro.executors import plan_parallelism, training_waves
+from repro.grids import DATASETS, load_table, table_grid, variant_grid
 
 TABLE = """
 name = "tiny"
@@ -215,8 +216,8 @@ def test_plan_parallelism_on_cuda_runs_one_at_a_time_with_every_core(monkeypatch
 # ------------------------------------------------------------------------------------- training_waves
 def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
     base = load_config(None, ["model.mnad.task=recon"])
-    no_update = load_config(None, ["model.mnad.task=recon", "eval.test_time_update=false"])
-    other_gamma = load_config(None, ["model.mnad.task=recon", "eval.gamma=0.5"])
+    no_update = load_config(None, ["model.mnad.task=recon", "eval.mnad.test_time_update=false"])
+    other_gamma = load_config(None, ["model.mnad.task=recon", "eval.mnad.gamma=0.5"])
     other_loss = load_config(None, ["model.mnad.task=recon", "model.mnad.separateness=0"])
     other_seed = load_config(None, ["model.mnad.task=recon", "seed=1"])
     assert training_waves([no_update, other_loss, base, other_seed, other_gamma]) == [
@@ -230,7 +231,7 @@ def test_runs_differing_only_in_eval_wait_for_the_training_they_share():
 ORPHANING_SWEEP = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from repro.ablation import stop_when_orphaned
+from repro.executors import stop_when_orphaned
 
 context = multiprocessing.get_context("spawn")
 pool = ProcessPoolExecutor(1, mp_context=context, initializer=stop_when_orphaned, initargs=(os.getpid(),))

@@ -7,10 +7,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from repro.ablation import load_table, table_grid
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
+from repro.grids import load_table, table_grid
 from repro.models.registry import METHODS
 from repro.pipeline import datasets, execute_run
 from repro.runs import RunStore, list_runs, read_metrics

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from fakes import metrics_record
 
-from repro.ablation import load_table, table_grid
 from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
+from repro.grids import load_table, table_grid
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics, write_metrics
 
@@ -119,7 +119,7 @@ def test_metrics_read_their_numbers_from_a_runs_metrics_json(tmp_path):
         **scores,
         "auc": 0.8125,
         "per_type": {"spatial": 0.5, "temporal": 0.75, "spatio_temporal": 1.0},
-        "memory": {"counts": [3, 1], "gamma": 0.01, "perplexity": 7.5, "frame_perplexity": 2.25},
+        "memory": {"counts": [3, 1], "perplexity": 7.5, "frame_perplexity": 2.25},
     }
     write_metrics(tmp_path, metrics_record(default, {**scores, "auc": 0.875}))
     read = {name: METRICS[name].read(tmp_path) for name in METRICS if name != "probe_psnr_change"}
@@ -218,7 +218,7 @@ def test_a_change_of_task_carries_the_tasks_own_settings(tmp_path):
     claim = two_arm("task", '"model.mnad.task=recon"', '"model.mnad.task=pred"', '"model.mnad.task"')
     runs = claim_runs(load_claims(claims_file(tmp_path / "c.toml", claim)), "synthetic", None, ())
     control, treatment = runs[0].config, runs[3].config
-    assert (control.eval.lambda_score, treatment.eval.lambda_score) == (0.7, 0.6)  # the profile's per-task λ
+    assert (control.eval.mnad.lambda_score, treatment.eval.mnad.lambda_score) == (0.7, 0.6)  # the profile's per-task λ
 
 
 def test_the_arms_win_over_the_global_overrides(tmp_path):
@@ -263,9 +263,9 @@ def test_the_cli_refuses_a_bad_claim_before_training(tmp_path):
 TINY_CLAIMS = (
     two_arm(
         "update-helps",
-        '"eval.test_time_update=false"',
-        '"eval.test_time_update=true"',
-        '"eval.test_time_update"',
+        '"eval.mnad.test_time_update=false"',
+        '"eval.mnad.test_time_update=true"',
+        '"eval.mnad.test_time_update"',
         extra='figure = "timeline"',
     )
     + """
@@ -277,7 +277,7 @@ dataset = "ped2"
 metric = "probe_psnr_change"
 direction = "equal"
 size = 1.0
-arm = ["eval.test_time_update=true"]
+arm = ["eval.mnad.test_time_update=true"]
 threshold = 0.0
 figure = "probe"
 
@@ -288,7 +288,7 @@ statement = "the oracle is higher"
 dataset = "ped2"
 metric = "oracle_gain"
 direction = "higher"
-arm = ["eval.test_time_update=true"]
+arm = ["eval.mnad.test_time_update=true"]
 threshold = 0.0
 figure = "memory"
 """
@@ -346,6 +346,10 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
         "figures/oracle-inflates/arm/memory.png",
         "figures/skips-bypass/arm/probe.png",
     } <= set(re.findall(r'src="([^"]+)"', html))
+
+    written = (out / "claims.md").read_text()
+    from_manifest = CliRunner().invoke(main, ["report", str(out)], catch_exceptions=False)  # reads manifest.json
+    assert from_manifest.exit_code == 0 and (out / "claims.md").read_text() == written
 
     # a figure whose run lost its signals is not made, and not linked (the old file goes with a fresh report)
     shutil.rmtree(arm_runs["control"][0] / "signals")

@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from repro import ablation
+from repro import executors
 from repro.cli import main
 from repro.report import build
 
@@ -15,7 +15,7 @@ REMEDIES = [
     (["--diversity", "0.1"], lambda c: c.model.mnad.diversity == 0.1, "diversity-0.1"),
     (["--normaliser", "assigned"], lambda c: c.model.mnad.update_normaliser == "assigned", "normaliser-assigned"),
     (["--item-init", "gaussian"], lambda c: c.model.mnad.item_init == "gaussian", "item-init-gaussian"),
-    (["--gamma-quantile", "0.25"], lambda c: c.eval.gamma_quantile == 0.25, "gamma-quantile-0.25"),
+    (["--gamma-quantile", "0.25"], lambda c: c.eval.mnad.gamma_quantile == 0.25, "gamma-quantile-0.25"),
 ]
 
 
@@ -33,7 +33,7 @@ def grids(monkeypatch, tmp_path):
         (out / "comparison.md").write_text("stub\n")
         return {"md": out / "comparison.md"}
 
-    monkeypatch.setattr(ablation, "run_grid", catch)
+    monkeypatch.setattr(executors, "run_grid", catch)
     monkeypatch.setattr(build, "ablation_report", stub_report)
     return caught
 

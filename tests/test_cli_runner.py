@@ -62,14 +62,17 @@ def test_train_writes_metrics_and_the_same_seed_gives_the_same_auc(world, tmp_pa
 FLAGS = [
     (["--no-separateness"], lambda c: c.model.mnad.separateness == 0),
     (["--no-compactness"], lambda c: c.model.mnad.compactness == 0),
-    (["--no-test-time-update"], lambda c: not c.eval.test_time_update),
+    (["--no-test-time-update"], lambda c: not c.eval.mnad.test_time_update),
     (["--no-memory"], lambda c: not c.model.mnad.memory),
     (["--no-skip"], lambda c: c.model.mnad.skips is False),
     (["--skip", "--task", "recon"], lambda c: c.model.mnad.skips is True and c.model.mnad.task == "recon"),
     (["--salt-pepper", "0.25"], lambda c: c.data.salt_pepper == 0.25),
     (["--uniform-memory"], lambda c: c.model.mnad.uniform_memory == 1.0),
     (["--uniform-memory", "0.5"], lambda c: c.model.mnad.uniform_memory == 0.5),
-    (["--no-separateness", "--lambda", "0.5"], lambda c: c.model.mnad.separateness == 0 and c.eval.lambda_score == 0.5),
+    (
+        ["--no-separateness", "--lambda", "0.5"],
+        lambda c: c.model.mnad.separateness == 0 and c.eval.mnad.lambda_score == 0.5,
+    ),
     (["--no-compactness", "--dataset", "synthetic", "--profile", "synthetic"], lambda c: c.model.mnad.compactness == 0),
 ]
 
@@ -133,7 +136,7 @@ auc_paper = 97.0
 
 def test_a_killed_sweep_resumes_without_recomputing(world, tmp_path):
     table, runs, out = write_table(tmp_path / "tiny.toml"), tmp_path / "runs", tmp_path / "report"
-    args = ["sweep", table, "--runs", runs, "--out", out, "--jobs", 1, *world["tiny"]]
+    args = ["sweep", table, "--seeds", 1, "--runs", runs, "--out", out, "--jobs", 1, *world["tiny"]]
     command = [sys.executable, "-c", "from repro.cli import main; main()", *map(str, args)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -164,7 +167,7 @@ def test_a_killed_sweep_resumes_without_recomputing(world, tmp_path):
         (["train", "--set", "trian.epochs=1"], "trian"),
         (["train", "--set", "train.epocs=1"], "epochs"),
         (["train", "--lambda", "1.5"], "1.5 is not in the range"),
-        (["train", "--set", "eval.lambda_score=2"], "lambda_score"),
+        (["train", "--set", "eval.mnad.lambda_score=2"], "lambda_score"),
         (["ablate"], "name at least one change"),
     ],
 )
@@ -193,7 +196,7 @@ def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):
     result = invoke("evaluate", tmp_path / source, "--no-test-time-update")
     assert result.exit_code == 0, result.output
     target = Path(result.output.split("run: ")[1].split()[0])
-    assert target.name != source and not load_config(target / "config.toml").eval.test_time_update
+    assert target.name != source and not load_config(target / "config.toml").eval.mnad.test_time_update
     ((epoch, linked),) = RunStore(tmp_path).checkpoints(target)
     assert linked.stat().st_ino == (tmp_path / source / "checkpoints" / linked.name).stat().st_ino  # not retrained
     assert read_metrics(target)["default"]["auc"] >= 0

@@ -21,6 +21,7 @@ from repro.config import (
     to_dict,
     to_toml,
 )
+from repro.models.mnad import MNADEvalSettings
 
 
 def test_toml_round_trip_is_exact(tmp_path):
@@ -80,8 +81,10 @@ def test_hash_changes_with_every_field_its_method_reads_and_no_other():
             continue
         section = getattr(cfg, name)
         for f in dataclasses.fields(section):
+            if dataclasses.is_dataclass(getattr(section, f.name)):
+                continue  # a method's [eval.<name>]: below
             other = _changed(cfg, f"{name}.{f.name}", _other_value(cls, f.name, getattr(section, f.name)))
-            unchanged = name == "exec" and f.name != "precision"  # precision changes the numbers
+            unchanged = name == "exec" and f.name not in ("precision", "threads")  # these change the numbers
             assert (config_hash(other) == base) == unchanged, f"{name}.{f.name}"
     for method_name in ("mnad", "memae", "ae3d", "convlstm"):
         settings = getattr(cfg.model, method_name)
@@ -92,6 +95,11 @@ def test_hash_changes_with_every_field_its_method_reads_and_no_other():
                 cfg, f"model.{method_name}.{f.name}", _other_value(type(settings), f.name, getattr(settings, f.name))
             )
             assert (config_hash(other) == base) == (method_name != "mnad"), f"model.{method_name}.{f.name}"
+    for f in dataclasses.fields(cfg.eval.mnad):  # MNAD with memory reads every field of its [eval.mnad]
+        other = _changed(
+            cfg, f"eval.mnad.{f.name}", _other_value(type(cfg.eval.mnad), f.name, getattr(cfg.eval.mnad, f.name))
+        )
+        assert config_hash(other) != base, f"eval.mnad.{f.name}"
     assert config_hash(dataclasses.replace(cfg, seed=1)) != base
     assert config_hash(load_config(None, ["model.name=convlstm"])) != base
 
@@ -101,14 +109,14 @@ def test_settings_the_network_ignores_are_not_part_of_the_run():
     for change in (
         ["model.mnad.compactness=0"],
         ["model.mnad.num_items=3"],
-        ["eval.test_time_update=false"],
-        ["eval.lambda_score=0.1"],
+        ["eval.mnad.test_time_update=false"],
+        ["eval.mnad.lambda_score=0.1"],
         ["model.memae.width=12"],
     ):
         other = load_config(None, ["model.mnad.memory=false", *change], unchecked=change)
         assert other != plain and config_hash(other) == config_hash(plain), change
     memae = load_config(None, ["model.name=memae"])
-    ignored = ["model.mnad.width=8", "eval.gamma=0.5"]
+    ignored = ["model.mnad.width=8", "eval.mnad.gamma=0.5"]
     assert config_hash(load_config(None, ["model.name=memae", *ignored], unchecked=ignored)) == config_hash(memae)
 
 
@@ -124,8 +132,8 @@ def test_settings_the_network_ignores_are_not_part_of_the_run():
             r"model\.mnad\.separateness changes nothing for mnad \(pred, without memory\)",
         ),
         (
-            ["model.name=convlstm", "eval.test_time_update=false"],
-            r"eval\.test_time_update changes nothing for convlstm",
+            ["model.name=convlstm", "eval.mnad.test_time_update=false"],
+            r"eval\.mnad\.test_time_update is an evaluation setting of mnad, but this run.s model is convlstm",
         ),
         (["model.name=ae3d", "model.memae.num_items=3"], r"model\.memae\.num_items is a setting of memae"),
         (["data.size=60"], r"data\.size=60: MNAD pools three times, so the frame size must be a multiple of 8"),
@@ -170,7 +178,7 @@ def test_int_widens_to_float_so_the_hash_does_not_depend_on_spelling():
     [
         ("model.mnad.separateness=0", "model.mnad.separateness", 0.0),
         ("train.epochs=3", "train.epochs", 3),
-        ("eval.test_time_update=false", "eval.test_time_update", False),
+        ("eval.mnad.test_time_update=false", "eval.mnad.test_time_update", False),
         ("model.mnad.skips=true", "model.mnad.skips", True),
         ("model.mnad.skips=none", "model.mnad.skips", True),  # none = the task's: prediction has skips
         ("exec.threads=none", "exec.threads", None),
@@ -210,8 +218,8 @@ def test_unknown_key_in_a_profile_names_the_file(tmp_path):
 def test_wrong_type_names_key_type_and_value():
     with pytest.raises(ConfigError, match=r"model\.mnad\.width must be an integer; got 16\.5 \(float\)"):
         load_config(None, ["model.mnad.width=16.5"])
-    with pytest.raises(ConfigError, match=r"eval\.test_time_update must be true or false; got 'yes'"):
-        load_config(None, ["eval.test_time_update=yes"])
+    with pytest.raises(ConfigError, match=r"eval\.mnad\.test_time_update must be true or false; got 'yes'"):
+        load_config(None, ["eval.mnad.test_time_update=yes"])
     with pytest.raises(ConfigError, match=r"train\.epochs must be an integer; got True"):
         load_config(None, ["train.epochs=true"])
 
@@ -219,8 +227,8 @@ def test_wrong_type_names_key_type_and_value():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("eval.lambda_score=1.5", r"eval\.lambda_score must be in \[0, 1\]; got 1\.5"),
-        ("eval.lambda_score=-0.1", r"eval\.lambda_score must be in \[0, 1\]"),
+        ("eval.mnad.lambda_score=1.5", r"eval\.mnad\.lambda_score must be in \[0, 1\]; got 1\.5"),
+        ("eval.mnad.lambda_score=-0.1", r"eval\.mnad\.lambda_score must be in \[0, 1\]"),
         ("data.salt_pepper=1", r"data\.salt_pepper must be in \[0, 1\); got 1\.0"),
         ("eval.lambda_grid=[0.5, 2]", r"eval\.lambda_grid must be in \[0, 1\]"),
         ("train.lr=0", r"train\.lr must be > 0; got 0\.0"),
@@ -241,21 +249,42 @@ def test_bad_values_are_rejected_with_the_help(override, message):
 
 def test_validation_also_guards_direct_construction_and_replace():
     with pytest.raises(ConfigError, match="lambda_score"):
-        EvalConfig(lambda_score=2.0)
+        MNADEvalSettings(lambda_score=2.0)
     with pytest.raises(ConfigError, match="gamma"):
-        dataclasses.replace(EvalConfig(), gamma=-1.0)
+        dataclasses.replace(MNADEvalSettings(), gamma=-1.0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        EvalConfig(batch_size=0)
+
+
+def test_the_methods_evaluation_settings_are_their_own_section_and_old_keys_say_where_they_went(tmp_path):
+    cfg = load_config(None, ["eval.mnad.gamma=0.02"])
+    assert cfg.method_eval is cfg.eval.mnad and cfg.method_eval.gamma == 0.02
+    assert load_config(None, ["model.name=convlstm"]).method_eval is None  # no evaluation settings of its own
+    with pytest.raises(ConfigError, match=r"unknown key 'eval\.gamma': it is mnad's, set eval\.mnad\.gamma"):
+        load_config(None, ["eval.gamma=0.02"])
+    with pytest.raises(ConfigError, match=r"eval\.mnad\.gamma is an evaluation setting of mnad, but .* memae"):
+        load_config(None, ["model.name=memae", "eval.mnad.gamma=0.02"])
+    old = tmp_path / "config.toml"  # a run folder written before [eval.mnad] existed
+    old.write_text("[eval]\nbatch_size = 4\ngamma = 0.02\ntest_time_update = false\n")
+    moved = load_config(old)
+    assert (moved.eval.batch_size, moved.eval.mnad.gamma, moved.eval.mnad.test_time_update) == (4, 0.02, False)
 
 
 @pytest.mark.parametrize("profile", ["paper", "synthetic"])
 def test_task_tables_follow_the_task_also_from_an_override(profile):
     pred, recon = load_config(profile), load_config(profile, ["model.mnad.task=recon"])
-    assert (pred.train.lr, pred.eval.lambda_score, pred.eval.gamma, pred.model.mnad.compactness) == (
+    assert (pred.train.lr, pred.eval.mnad.lambda_score, pred.eval.mnad.gamma, pred.model.mnad.compactness) == (
         2e-4,
         0.6,
         0.01,
         0.1,
     )
-    assert (recon.eval.lambda_score, recon.eval.gamma, recon.model.mnad.compactness, recon.model.mnad.separateness) == (
+    assert (
+        recon.eval.mnad.lambda_score,
+        recon.eval.mnad.gamma,
+        recon.model.mnad.compactness,
+        recon.model.mnad.separateness,
+    ) == (
         0.7,
         0.015,
         0.01,
@@ -265,8 +294,15 @@ def test_task_tables_follow_the_task_also_from_an_override(profile):
 
 
 def test_overrides_win_over_task_tables():
-    cfg = load_config("paper", ["model.mnad.task=recon", "train.lr=1e-3", "model.mnad.task=pred", "eval.gamma=0.5"])
-    assert (cfg.model.mnad.task, cfg.train.lr, cfg.eval.lambda_score, cfg.eval.gamma) == ("pred", 1e-3, 0.6, 0.5)
+    cfg = load_config(
+        "paper", ["model.mnad.task=recon", "train.lr=1e-3", "model.mnad.task=pred", "eval.mnad.gamma=0.5"]
+    )
+    assert (cfg.model.mnad.task, cfg.train.lr, cfg.eval.mnad.lambda_score, cfg.eval.mnad.gamma) == (
+        "pred",
+        1e-3,
+        0.6,
+        0.5,
+    )
 
 
 def test_paper_profile_is_spec_section_4():
@@ -296,13 +332,15 @@ def test_profiles_resolve_by_name_or_path_and_explain_a_miss(tmp_path):
 
 def test_parse_override_keeps_text_for_string_fields():
     assert parse_override("data.labels = labels.npy") == ("data.labels", "labels.npy")
-    assert parse_override("eval.gamma=1e-2") == ("eval.gamma", 0.01)
+    assert parse_override("eval.mnad.gamma=1e-2") == ("eval.mnad.gamma", 0.01)
 
 
 def test_every_setting_has_help():
     helps = settings_help()
     nested = [getattr(RunConfig().model, name) for name in ("mnad", "memae", "ae3d", "convlstm")]
+    nested.append(RunConfig().eval.mnad)
     plain = [c for name, c in SECTIONS.items() if name != "model"]
-    assert len(helps) == sum(len(dataclasses.fields(c)) for c in [*plain, *nested]) + 2  # + seed, model.name
-    assert "λ_s" in helps["model.mnad.separateness"] and "[0, 1]" in helps["eval.lambda_score"]
+    fields = sum(len(dataclasses.fields(c)) for c in [*plain, *nested]) - 1  # less the section eval.mnad itself
+    assert len(helps) == fields + 2  # + seed, model.name
+    assert "λ_s" in helps["model.mnad.separateness"] and "[0, 1]" in helps["eval.mnad.lambda_score"]
     assert all(text.strip() for text in helps.values())

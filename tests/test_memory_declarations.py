@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from repro.ablation import load_table, table_grid
 from repro.claims import claim_runs, load_claims
+from repro.grids import load_table, table_grid
 from repro.runs import RunStore
 
 ABLATIONS = Path(__file__).parents[1] / "ablations"
@@ -25,7 +25,7 @@ def test_table8_is_the_studys_2x2_on_cameras_and_single_at_128():
     table = load_table(ABLATIONS / "table8.toml")
     runs = table_grid(table, "synthetic", 1)
     assert {r.config.data.preset for r in runs} == {"cameras", "single"}
-    assert all(r.config.data.size == 128 and r.config.eval.read_ablation for r in runs)
+    assert all(r.config.data.size == 128 and r.config.eval.mnad.read_ablation for r in runs)
     mnad = {r.labels["model"]: r.config.model.mnad for r in runs}
     del mnad["Pred w/ Mem, no separateness"]  # the t-SNE's row, outside the 2x2
     grid = {(m.uniform_memory, m.compactness, m.separateness) for m in mnad.values()}

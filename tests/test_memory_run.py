@@ -25,8 +25,8 @@ def test_a_run_records_usage_per_epoch_gamma_from_training_frames_and_the_read_a
             "model.mnad.width=4",
             "train.epochs=2",
             "train.checkpoint_every=2",
-            "eval.gamma_quantile=0.5",
-            "eval.read_ablation=true",
+            "eval.mnad.gamma_quantile=0.5",
+            "eval.mnad.read_ablation=true",
         ],
     )
     run = execute_run(cfg, RunStore(tmp_path / "runs"), progress=False)
@@ -44,7 +44,7 @@ def test_a_run_records_usage_per_epoch_gamma_from_training_frames_and_the_read_a
         model, cfg.model.method, training, torch.device("cpu"), test_time_update=False, gamma=0
     )
     assert memory["gamma"] == pytest.approx(np.quantile(on_training["regular"], 0.5), rel=1e-6)
-    assert memory["gamma"] != cfg.eval.gamma
+    assert memory["gamma"] != cfg.eval.mnad.gamma
     assert set(memory["read_ablation"]) == {"zeros", "mean", "shuffled"}
     assert all(set(change) == {"psnr_change", "auc_change"} for change in memory["read_ablation"].values())
     assert 0 <= memory["distance_auc"] <= 1 and memory["constant_distance_videos"] >= 0

@@ -87,7 +87,17 @@ def test_campus_trains_evaluates_and_appears_in_a_table_report(campus, tmp_path)
         'datasets = ["campus"]\n[stand_ins]\n[models]\n"Pred w/ Mem" = ["model.mnad.task=pred"]\n'
     )
     result = invoke(
-        "sweep", declaration, "--data", campus, "--runs", tmp_path / "runs", "--out", tmp_path / "report", *SMALL
+        "sweep",
+        declaration,
+        "--seeds",
+        1,
+        "--data",
+        campus,
+        "--runs",
+        tmp_path / "runs",
+        "--out",
+        tmp_path / "report",
+        *SMALL,
     )
     assert result.exit_code == 0, result.output
     ((name, cfg, state),) = list_runs(tmp_path / "runs")

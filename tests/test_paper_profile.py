@@ -51,7 +51,12 @@ def test_paper_profile_trains_and_evaluates_ped2_with_the_published_labels(ped2_
 
     ((name, cfg, state),) = list_runs(tmp_path)
     paper = load_config("paper")
-    assert state == "done" and cfg.model.mnad.task == "pred" and cfg.eval.lambda_score == 0.6 and cfg.eval.gamma == 0.01
+    assert (
+        state == "done"
+        and cfg.model.mnad.task == "pred"
+        and cfg.eval.mnad.lambda_score == 0.6
+        and cfg.eval.mnad.gamma == 0.01
+    )
     assert (cfg.train.lr, cfg.model.mnad.compactness, cfg.model.mnad.num_items) == (paper.train.lr, 0.1, 10)
     signals = load_signals(tmp_path / name, 1)
     # Labels are split per video, and prediction scores each video from its 5th frame on (SPEC sec. 5).

@@ -33,7 +33,7 @@ def finished_run(store, cfg, state="done"):
 
 def test_a_run_differing_only_in_eval_links_the_finished_runs_checkpoints(store):
     source = finished_run(store, load_config(None, TWO_EPOCHS))
-    cfg = load_config(None, [*TWO_EPOCHS, "eval.test_time_update=false"])
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
     run = store.prepare(cfg)
     assert run != source
     assert adopt_checkpoints(cfg, run, store) == 2
@@ -65,14 +65,14 @@ def test_a_run_with_another_training_adopts_nothing(store, other):
 @pytest.mark.parametrize("state", ["running", "failed"])
 def test_an_unfinished_run_lends_no_checkpoints(store, state):
     finished_run(store, load_config(None, TWO_EPOCHS), state=state)
-    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     run = store.prepare(cfg)
     assert adopt_checkpoints(cfg, run, store) == 0 and store.checkpoints(run) == []
 
 
 def test_a_run_with_its_own_final_checkpoint_keeps_it(store):
     finished_run(store, load_config(None, TWO_EPOCHS))
-    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     run = store.prepare(cfg)
     own = store.save_checkpoint(run, 2, {"model": {"weight": torch.full((2,), -1.0)}})
     assert adopt_checkpoints(cfg, run, store) == 0
@@ -134,7 +134,14 @@ def mnad_epochs():
 
 def mnad_config(*overrides):
     return load_config(
-        None, [*TWO_EPOCHS, f"eval.lambda_grid={GRID}", f"eval.lambda_score={LAMBDA}", "eval.gamma=0.01", *overrides]
+        None,
+        [
+            *TWO_EPOCHS,
+            f"eval.lambda_grid={GRID}",
+            f"eval.mnad.lambda_score={LAMBDA}",
+            "eval.mnad.gamma=0.01",
+            *overrides,
+        ],
     )
 
 
@@ -196,7 +203,7 @@ def test_memory_usage_and_the_share_of_frames_that_updated_the_memory(mnad_epoch
     assert memory["active_fraction"] == 0.5 and memory["frame_perplexity"] == 1.5
     assert memory["updated_frame_share"] == pytest.approx(np.mean(last["regular"] < 0.01))
     assert 0 < memory["updated_frame_share"] < 1 and memory["gamma"] == 0.01
-    without_update = run_metrics(mnad_config("eval.test_time_update=false"), mnad_epochs)
+    without_update = run_metrics(mnad_config("eval.mnad.test_time_update=false"), mnad_epochs)
     assert without_update["default"]["memory"]["updated_frame_share"] == 0.0
 
 
@@ -222,7 +229,7 @@ def test_without_memory_lambda_is_one_whatever_the_profile_says(mnad_epochs):
             del arrays[key]  # what the evaluation of a memory-less MNAD saves
     mnad_epochs[1]["psnr"] = 50 - mnad_epochs[1]["psnr"]  # epoch 1's PSNR now ranks the classes right
     cfg = load_config(None, [*TWO_EPOCHS, "model.mnad.memory=false"])
-    assert cfg.eval.lambda_score == LAMBDA  # the profile's, which PSNR alone cannot use
+    assert cfg.eval.mnad.lambda_score == LAMBDA  # the profile's, which PSNR alone cannot use
     metrics = run_metrics(cfg, mnad_epochs)
     aucs = {epoch: roc_auc_score(LABEL, 1 - g(arrays["psnr"])) for epoch, arrays in mnad_epochs.items()}
     assert metrics["default"]["lambda"] == 1.0 and metrics["default"]["auc"] == pytest.approx(aucs[2])
@@ -254,10 +261,10 @@ def test_a_reconstruction_baseline_scores_its_error_and_reports_its_memory_usage
 
 
 def test_a_run_finished_after_the_stores_index_was_read_is_adopted(store):
-    first = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    first = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     assert adopt_checkpoints(first, store.prepare(first), store) == 0  # reads the store: nothing to adopt yet
     source = finished_run(store, load_config(None, TWO_EPOCHS), state="running")
-    cfg = load_config(None, [*TWO_EPOCHS, "eval.test_time_update=false"])
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
     run = store.prepare(cfg)
     assert adopt_checkpoints(cfg, run, store) == 0  # its lender is still running
     store.set_status(source, "done")
@@ -266,11 +273,11 @@ def test_a_run_finished_after_the_stores_index_was_read_is_adopted(store):
 
 def test_a_lender_removed_from_the_store_is_passed_over_for_the_next(store):
     source = finished_run(store, load_config(None, TWO_EPOCHS))
-    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
     store.set_status(store.run_dir(cfg), "done")
     shutil.rmtree(source)
-    other = load_config(None, [*TWO_EPOCHS, "eval.test_time_update=false"])
+    other = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
     run = store.prepare(other)
     assert adopt_checkpoints(other, run, store) == 2  # from the run that adopted them, the only lender left
     assert store.checkpoints(run)[0][1].stat().st_ino == store.checkpoints(store.run_dir(cfg))[0][1].stat().st_ino
@@ -282,7 +289,7 @@ def test_the_store_is_read_once_per_process_not_once_per_run(store, monkeypatch)
     loaded = []
     monkeypatch.setattr(runs, "load_config", lambda path: loaded.append(path) or load_config(path))
     for seed in range(3):
-        cfg = load_config(None, [*TWO_EPOCHS, f"seed={seed}", "eval.gamma=0.5"])
+        cfg = load_config(None, [*TWO_EPOCHS, f"seed={seed}", "eval.mnad.gamma=0.5"])
         assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
     assert len(loaded) == len(set(loaded)) == 6  # each config.toml once: three lenders, three borrowers
 
@@ -291,6 +298,6 @@ def test_a_folder_with_a_bad_config_is_skipped_with_a_warning(store):
     finished_run(store, load_config(None, TWO_EPOCHS))
     (store.root / "000000000000").mkdir()
     (store.root / "000000000000" / "config.toml").write_text("seed = [")
-    cfg = load_config(None, [*TWO_EPOCHS, "eval.gamma=0.5"])
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     with pytest.warns(UserWarning, match="000000000000: skipped"):
         assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2

@@ -10,7 +10,7 @@ from fakes import metrics_record
 
 import repro
 from repro import claims, record, runs
-from repro.ablation import GridRun
+from repro.grids import GridRun
 from repro.record import RunMetrics
 from repro.report import index, results
 from repro.runs import RunError, read_metrics, read_record, set_status, write_metrics
@@ -70,7 +70,7 @@ def test_the_scores_are_those_the_scoring_gives():
     [
         (_changed("default.auc"), "missing key default.auc"),
         (_changed("timings"), "missing key timings"),
-        (_changed("default.memory.gamma"), "missing key default.memory.gamma"),
+        (_changed("default.memory.counts"), "missing key default.memory.counts"),
         (_changed("oracle.epoch", "1"), "oracle.epoch: expected an integer"),
         (_changed("epochs.1.lambdas.0.eer", "low"), "epochs.1.lambdas.0.eer: expected a number"),
         (_changed("default.memory.counts", {"0": 5}), "default.memory.counts: expected a list"),
@@ -98,9 +98,7 @@ def test_every_reader_of_metrics_goes_through_the_one_reader(tmp_path, monkeypat
     monkeypatch.setattr(RunMetrics, "from_json", classmethod(lambda cls, data: parsed))
     assert read_metrics(tmp_path)["default"]["auc"] == 0.25
     assert claims.METRICS["auc"].read(tmp_path) == 25.0 and claims.METRICS["perplexity"].read(tmp_path) == 1.9
-    store = runs.RunStore(tmp_path.parent)
-    monkeypatch.setattr(store, "run_dir", lambda cfg: tmp_path)
-    rows = results.run_rows([GridRun({}, 0, None)], store)
+    rows = results.run_rows([GridRun({}, 0, None, folder=tmp_path)], runs.RunStore(tmp_path.parent))
     assert rows["auc"].tolist() == [0.25] and rows["zeros_psnr_change"].tolist() == [-0.5]
     drawn = []
     monkeypatch.setattr(index, "memory_usage_histogram", lambda counts, *rest: drawn.append(counts.tolist()) or [])

@@ -330,7 +330,8 @@ def test_a_sweep_labels_its_rows_with_the_preset_it_used(world, tmp_path):
     run, _ = copy_of_the_run(world, tmp_path)  # the table's one cell, with data.preset=tiny: reused
     path = tmp_path / "tiny.toml"
     path.write_text(TABLE)
-    result = invoke("sweep", path, "--runs", run.parent, "--out", tmp_path / "out", *settings(world["data"]))
+    out = tmp_path / "out"
+    result = invoke("sweep", path, "--seeds", 1, "--runs", run.parent, "--out", out, *settings(world["data"]))
     assert result.exit_code == 0, result.output
     table = (tmp_path / "out" / "tiny.md").read_text()
     assert "ped2 (tiny)" in table and "(single)" not in table

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from repro.runs import (
     append_jsonl,
     atomic_write_json,
     list_runs,
+    project_repository,
     read_jsonl,
     run_record,
 )
@@ -65,8 +67,8 @@ def test_done_run_keeps_its_files_when_prepared_again(store):
     run = store.prepare(cfg)
     store.write_metrics(run, RECORD)
     store.set_status(run, "done")
-    store.prepare(load_config(None, ["exec.threads=1"]))  # same hash: exec is not part of it
-    assert store.is_done(cfg) and load_config(run / "config.toml").exec.threads is None
+    store.prepare(load_config(None, ["exec.num_workers=2"]))  # same hash: how it executes is not part of it
+    assert store.is_done(cfg) and load_config(run / "config.toml").exec.num_workers == 0
 
 
 def test_atomic_write_leaves_no_temp_files_and_a_crash_keeps_the_old_file(tmp_path):
@@ -213,6 +215,35 @@ def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
 
 def test_run_record_has_the_provenance_of_spec_section_12():
     record = run_record(device="cpu")
-    for key in ("git_commit", "git_dirty", "python", "torch", "numpy", "sklearn", "platform", "host", "time"):
+    for key in (
+        "repro_version",
+        "git_commit",
+        "git_dirty",
+        "python",
+        "torch",
+        "numpy",
+        "sklearn",
+        "platform",
+        "host",
+        "time",
+    ):
         assert key in record
     assert record["device"] == "cpu" and record["torch"] == torch.__version__
+
+
+def _repository(root: Path, distribution: str) -> Path:
+    """A git repository holding a package folder `repro/` and a pyproject.toml naming `distribution`."""
+    (root / "repro").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(f'[project]\nname = "{distribution}"\n')
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def test_the_git_commit_is_recorded_only_from_this_projects_repository(tmp_path):
+    ours = _repository(tmp_path / "ours", "mnad-repro")
+    other = _repository(tmp_path / "other", "someone-else")
+    assert project_repository(ours / "repro") == ours
+    assert project_repository(other / "repro") is None  # a package installed inside another repository
+    (ours / "elsewhere").mkdir()
+    assert project_repository(ours / "elsewhere") is None  # the package folder is not at the top level

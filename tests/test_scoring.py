@@ -146,7 +146,7 @@ def test_gamma_from_quantile_by_hand_and_bad_input():
     assert gamma_from_quantile(scores, 0.25) == pytest.approx(0.02)
     assert gamma_from_quantile(scores, 0.0) == pytest.approx(0.01) and gamma_from_quantile(scores, 1.0) == 0.05
     assert (scores < gamma_from_quantile(scores, 0.6)).mean() == pytest.approx(0.6)  # that share would update
-    with pytest.raises(ValueError, match="eval.gamma_quantile must be in"):
+    with pytest.raises(ValueError, match="eval.mnad.gamma_quantile must be in"):
         gamma_from_quantile(scores, 1.5)
     with pytest.raises(ValueError, match="1 not finite"):
         gamma_from_quantile(np.array([0.1, np.nan]), 0.5)

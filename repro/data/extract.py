@@ -12,10 +12,18 @@ max(3, digits) places). Each video is written into a temporary folder and rename
 interrupted import resumes by skipping the finished videos. Videos are converted in parallel threads
 (OpenCV releases the GIL). Labels are aligned with the imported frames but not compared with the published
 totals here (a partial download imports too): `repro data check` does that.
+
+An import is all or nothing per dataset: `<dst>/<name>/import.json` records where its frames came from (the
+form, the source folder and a fingerprint of its files). Resuming the same import skips the finished videos; an
+import of other footage under an existing name is refused unless `replace=True`, which imports into a staging
+folder and swaps it in whole at the end. A video that decodes fewer frames than its header promises (a
+truncated file) is an error naming it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -27,12 +35,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import atomic_write
 from .cache import save_atomic, write_image
 from .labels import label_source, load_vollabel, read_labels
 from .layout import IMAGE_EXTENSIONS, DataError, natural_key
 
 JPEG_QUALITY = 95
 PARTIAL = ".partial-"
+REPLACED = ".replaced-"
+IMPORT_RECORD = "import.json"  # in the dataset folder: the form, source and fingerprint its frames came from
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
@@ -49,11 +60,20 @@ def frame_name(index: int, count: int, suffix: str = ".jpg") -> str:
     return f"{index:0{max(3, len(str(count - 1)))}d}{suffix}"
 
 
+def _unreadable(source: Path) -> str:
+    """Why a source file cannot be read, with the fix: a permission problem is not a damaged file."""
+    if not os.access(source, os.R_OK):
+        return f"{source} is not readable by this user (permission denied). Fix: chmod a+r it, or copy it"
+    return f"OpenCV cannot open the video {source}. Fix: check the file plays (re-encode or download it again)"
+
+
 def extract_video(source: Path, target: Path) -> int:
-    """Decode a video file with OpenCV into `target`/000.jpg ...; returns the number of frames."""
+    """Decode a video file with OpenCV into `target`/000.jpg ...; returns the number of frames. A video that
+    decodes fewer frames than its header announces is truncated: a DataError naming it, nothing written."""
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
-        raise DataError(f"OpenCV cannot open the video {source}. Fix: check the file (re-download it)")
+        raise DataError(_unreadable(source))
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 when the container does not say
     temporary = _fresh_partial(target)
     count = 0
     try:
@@ -64,9 +84,15 @@ def extract_video(source: Path, target: Path) -> int:
             ok, frame = capture.read()
     finally:
         capture.release()
-    if count == 0:
+    if count == 0 or count < announced:
         shutil.rmtree(temporary)
-        raise DataError(f"the video {source} has no decodable frames. Fix: check the file (re-download it)")
+        found = "has no decodable frames"
+        if count:
+            found = f"decodes {count} of the {announced} frames its header announces"
+        raise DataError(
+            f"the video {source} {found}: the file is truncated or damaged. Fix: re-encode it (e.g. ffmpeg -i "
+            "in.mp4 out.mp4) or download it again, then rerun the import"
+        )
     for i in range(count):  # widths are known only at the end
         os.rename(temporary / f"{i}.jpg", temporary / frame_name(i, count))
     os.rename(temporary, target)
@@ -87,7 +113,9 @@ def convert_frames(source: Path, target: Path) -> int:
             continue
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
-            raise DataError(f"unreadable image {path}. Fix: re-download this video's frames")
+            unreadable = not os.access(path, os.R_OK)
+            fix = "chmod a+r it" if unreadable else "download this video's frames again"
+            raise DataError(f"unreadable image {path}{' (permission denied)' if unreadable else ''}. Fix: {fix}")
         write_image(out, image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     os.rename(temporary, target)
     return len(files)
@@ -98,6 +126,71 @@ def _fresh_partial(target: Path) -> Path:
     shutil.rmtree(temporary, ignore_errors=True)  # left by an interrupted import
     temporary.mkdir(parents=True)
     return temporary
+
+
+def _read_record(dataset: Path) -> dict | None:
+    path = dataset / IMPORT_RECORD
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:
+        return {"source": f"unknown (unreadable {path})"}
+
+
+def _source_record(form: str, src: Path, dataset: Path, jobs: Sequence[Job]) -> dict:
+    """What identifies an import: its form, source folder and a digest of each source's name and size (a
+    video file's bytes, a frame folder's image count), so other footage under the same path differs too."""
+    digest = hashlib.sha256()
+    for job in jobs:
+        size = sum(1 for _ in job.source.iterdir()) if job.source.is_dir() else job.source.stat().st_size
+        digest.update(f"{job.target.relative_to(dataset)}<-{job.source.name}:{size}\n".encode())
+    return {"form": form, "source": str(src.resolve()), "fingerprint": digest.hexdigest()[:16]}
+
+
+def _workspace(dataset: Path, record: dict, replace: bool) -> Path:
+    """Where an import writes: the dataset itself when it is new or this same import resumed; with `replace`, a
+    staging folder that `_complete` swaps in whole. Other footage under an existing dataset is refused."""
+    previous = _read_record(dataset)
+    holds_frames = any((dataset / split / "frames").is_dir() for split in ("training", "testing"))
+    if previous == record or (previous is None and not holds_frames):
+        dataset.mkdir(parents=True, exist_ok=True)
+        atomic_write(dataset / IMPORT_RECORD, json.dumps(record, indent=2) + "\n")
+        return dataset
+    if not replace:
+        origin = f"{previous['source']}" if previous else "an earlier import or by hand (it has no import.json)"
+        raise DataError(
+            f"{dataset} already holds a dataset made from {origin}; importing {record['source']} into it would mix "
+            "two footages (nothing was changed). Fix: import under another name (--name) or into another DST, "
+            "or pass --replace to replace the whole dataset"
+        )
+    staging = dataset.with_name(PARTIAL + dataset.name)
+    if _read_record(staging) != record:  # left by an interrupted replace of other footage
+        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    atomic_write(staging / IMPORT_RECORD, json.dumps(record, indent=2) + "\n")
+    return staging
+
+
+def _complete(work: Path, dataset: Path) -> Path:
+    """Swap a finished staging folder in place of the dataset it replaces (the old one is deleted after)."""
+    if work != dataset:
+        aside = dataset.with_name(REPLACED + dataset.name)
+        shutil.rmtree(aside, ignore_errors=True)
+        if dataset.exists():
+            os.rename(dataset, aside)
+        os.rename(work, dataset)
+        shutil.rmtree(aside, ignore_errors=True)
+    return dataset
+
+
+def _convert(
+    form: str, src: Path, dataset: Path, jobs: Sequence[Job], replace: bool, workers: int | None, progress: bool
+) -> Path:
+    """Claim the dataset for this import (`_workspace`), convert its videos there; returns the folder written."""
+    work = _workspace(dataset, _source_record(form, src, dataset, jobs), replace)
+    run_jobs([Job(job.source, work / job.target.relative_to(dataset)) for job in jobs], workers, progress)
+    return work
 
 
 def run_jobs(jobs: Sequence[Job], workers: int | None = None, progress: bool = True) -> int:
@@ -137,7 +230,12 @@ def _test_counts(dataset: Path) -> tuple[list[int], list[str]]:
 
 
 def import_ucsd(
-    src: str | Path, dst: str | Path, name: str = "ped2", workers: int | None = None, progress: bool = True
+    src: str | Path,
+    dst: str | Path,
+    name: str = "ped2",
+    workers: int | None = None,
+    progress: bool = True,
+    replace: bool = False,
 ) -> Path:
     """UCSDped1/2 -> `<dst>/<name>`; videos TrainNNN / TestNNN become NN; labels from the `.m` file."""
     src, dataset = Path(src), Path(dst) / name
@@ -149,12 +247,12 @@ def import_ucsd(
             if p.is_dir() and p.name.startswith(prefix) and not p.name.endswith("_gt")
         )
         jobs += [Job(v, dataset / split / "frames" / f"{int(v.name[len(prefix) :]):02d}") for v in videos]
-    run_jobs(jobs, workers, progress)
+    work = _convert("ucsd", src, dataset, jobs, replace, workers, progress)
     ground_truth = _sorted(src.glob("*.m"))
     if ground_truth:
-        counts, names = _test_counts(dataset)
-        _write_labels(dataset, read_labels(ground_truth[0], counts, names))
-    return dataset
+        counts, names = _test_counts(work)
+        _write_labels(work, read_labels(ground_truth[0], counts, names))
+    return _complete(work, dataset)
 
 
 def import_avenue(
@@ -163,6 +261,7 @@ def import_avenue(
     labels: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    replace: bool = False,
 ) -> Path:
     """CUHK Avenue -> `<dst>/avenue`. Labels from `labels` (the published .npy, "published" for the copy shipped
     with repro, or Liu's avenue.mat) when given, else from the volLabel masks (any pixel set; NOT comparable with
@@ -172,11 +271,11 @@ def import_avenue(
     for split, folder in (("training", "training_videos"), ("testing", "testing_videos")):
         videos = _sorted(_require(src / folder, "Avenue videos").glob("*.avi"))
         jobs += [Job(v, dataset / split / "frames" / v.stem) for v in videos]
-    run_jobs(jobs, workers, progress)
-    counts, names = _test_counts(dataset)
+    work = _convert("avenue", src, dataset, jobs, replace, workers, progress)
+    counts, names = _test_counts(work)
     if labels is not None:
-        _write_labels(dataset, read_labels(label_source(labels, "avenue"), counts, names))
-        return dataset
+        _write_labels(work, read_labels(label_source(labels, "avenue"), counts, names))
+        return _complete(work, dataset)
     masks = src / "ground_truth_demo" / "testing_label_mask"
     if masks.is_dir():
         per_video = [load_vollabel(_require(masks / f"{int(n)}_label.mat", "Avenue volLabel")) for n in names]
@@ -185,23 +284,25 @@ def import_avenue(
                 raise DataError(
                     f"{masks}/{int(name)}_label.mat has {len(label)} masks, video {name} has {count} frames"
                 )
-        _write_labels(dataset, per_video)
-    return dataset
+        _write_labels(work, per_video)
+    return _complete(work, dataset)
 
 
-def import_shanghaitech(src: str | Path, dst: str | Path, workers: int | None = None, progress: bool = True) -> Path:
+def import_shanghaitech(
+    src: str | Path, dst: str | Path, workers: int | None = None, progress: bool = True, replace: bool = False
+) -> Path:
     """ShanghaiTech -> `<dst>/shanghaitech`: training videos decoded, test frames renumbered, frame masks joined."""
     src, dataset = Path(src), Path(dst) / "shanghaitech"
     videos = _sorted(_require(src / "training" / "videos", "ShanghaiTech training videos").glob("*.avi"))
     tests = _sorted(p for p in _require(src / "testing" / "frames", "ShanghaiTech test frames").iterdir() if p.is_dir())
     jobs = [Job(v, dataset / "training" / "frames" / v.stem) for v in videos]
     jobs += [Job(t, dataset / "testing" / "frames" / t.name) for t in tests]
-    run_jobs(jobs, workers, progress)
+    work = _convert("shanghaitech", src, dataset, jobs, replace, workers, progress)
     masks = src / "testing" / "test_frame_mask"
     if masks.is_dir():
-        counts, names = _test_counts(dataset)
-        _write_labels(dataset, read_labels(masks, counts, names))
-    return dataset
+        counts, names = _test_counts(work)
+        _write_labels(work, read_labels(masks, counts, names))
+    return _complete(work, dataset)
 
 
 def import_videos(
@@ -211,10 +312,12 @@ def import_videos(
     labels: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    replace: bool = False,
 ) -> Path:
     """Your own footage -> `<dst>/<name>`: `<src>/training/<video>.mp4` and `<src>/testing/<video>.mp4` (any
     extension OpenCV reads, see VIDEO_EXTENSIONS) become frame folders named by the file's stem; `labels`
-    (a flat .npy over the sorted test videos, or a folder of <video>.npy masks) becomes testing/labels.npy."""
+    (a flat .npy over the sorted test videos, or a folder of <video>.npy masks) becomes testing/labels.npy.
+    `replace`: replace an existing dataset of that name made from other footage (refused otherwise)."""
     src, dataset = Path(src), Path(dst) / name
     jobs = []
     for split in ("training", "testing"):
@@ -225,11 +328,11 @@ def import_videos(
                 f"{folder} holds no video files ({', '.join(VIDEO_EXTENSIONS)}). Fix: put the {split} videos there"
             )
         jobs += [Job(v, dataset / split / "frames" / v.stem) for v in videos]
-    run_jobs(jobs, workers, progress)
+    work = _convert("videos", src, dataset, jobs, replace, workers, progress)
     if labels is not None:
-        counts, names = _test_counts(dataset)
-        _write_labels(dataset, read_labels(label_source(labels, name), counts, names))
-    return dataset
+        counts, names = _test_counts(work)
+        _write_labels(work, read_labels(label_source(labels, name), counts, names))
+    return _complete(work, dataset)
 
 
 IMPORTERS = {"ucsd": import_ucsd, "avenue": import_avenue, "shanghaitech": import_shanghaitech, "videos": import_videos}

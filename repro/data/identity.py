@@ -49,7 +49,8 @@ def _file_digest(path: Path) -> str:
 
 def dataset_fingerprint(root: str | Path, name: str, labels: str | Path | None = None) -> dict:
     """{"path", "videos": {split: [[video, frames], ...]}, "labels", "labels_sha256", "anomaly_types_sha256",
-    "digest"}: what identifies `<root>/<name>`; `digest` (16 hex) changes with any of the others."""
+    "import_sha256" (an imported dataset's source record), "digest"}: what identifies `<root>/<name>`; `digest`
+    (16 hex) changes with any of the others."""
     folder = dataset_dir(root, name).resolve()
     source = label_source(labels, name) if labels is not None else folder / "testing" / "labels.npy"
     fingerprint = {
@@ -59,6 +60,9 @@ def dataset_fingerprint(root: str | Path, name: str, labels: str | Path | None =
         "labels_sha256": _file_digest(Path(source)),
         "anomaly_types_sha256": _file_digest(folder / "testing" / "anomaly_types.npy"),
     }
+    record = folder / "import.json"  # repro.data.extract.IMPORT_RECORD: replaced footage of the same shape differs
+    if record.is_file():
+        fingerprint["import_sha256"] = _file_digest(record)
     text = json.dumps(fingerprint, sort_keys=True)
     return fingerprint | {"digest": hashlib.sha256(text.encode()).hexdigest()[:16]}
 

@@ -211,6 +211,12 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
         missing = [n for n in names if n not in masks]
         if missing:
             raise DataError(f"{source} has no frame mask for video(s) {', '.join(missing[:5])}")
+        unmatched = [n for n in masks if n not in names]
+        if unmatched:
+            raise DataError(
+                f"{source} has frame masks for video(s) {', '.join(unmatched[:5])} that are not test videos "
+                f"({len(names)} found). Fix: add those videos to the test footage, or remove their masks"
+            )
         for name, count in zip(names, counts):
             if len(masks[name]) != count:
                 raise DataError(f"{source}/{name}.npy has {len(masks[name])} labels, video {name} has {count} frames")

@@ -1,8 +1,9 @@
 """Memory diagnostics that a position code cannot fool (SPEC sec. 12).
 
 A pooled usage histogram looks healthy when every (camera, position) keeps its own item; these numbers
-say how the items are used per frame, how much of the choice camera and position alone explain, whether
-the decoder uses the read at all, and how many videos make the study's NaN (a constant feature distance).
+say how the items are used per frame, how much of the choice camera and position alone explain, and how many
+videos make the study's NaN (a constant feature distance). Whether MNAD's decoder uses the read at all:
+repro/models/read_ablation.py.
 
 Glossary: f frames, p = h*w query positions per frame, n = f*p queries (row-major over frame, y, x), m items,
 d feature dim, g groups.
@@ -10,19 +11,13 @@ d feature dim, g groups.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
 from .output import ModelOutput
-
-ReadFill = Literal["zeros", "mean", "shuffled"]
-READ_FILLS: tuple[ReadFill, ...] = ("zeros", "mean", "shuffled")
 
 
 def perplexity(counts: Tensor) -> Tensor:
@@ -103,44 +98,6 @@ def constant_signal_videos(signal: np.ndarray, video_ids: np.ndarray) -> int:
     np.minimum.at(lo, video, signal)
     np.maximum.at(hi, video, signal)
     return int((hi == lo).sum())
-
-
-# ------------------------------------------------------------------------------------- read ablation
-def _replaced(read: Tensor, queries: Tensor, items: Tensor, fill: ReadFill) -> Tensor:
-    """The read (b, d, h, w) replaced: by zeros, by its mean over the batch's queries, or by a read of the same
-    weights from the items shifted by one (item i's slot holds item i + 1: no item reads itself)."""
-    if fill == "zeros":
-        return torch.zeros_like(read)
-    if fill == "mean":
-        return read.mean(dim=(0, 2, 3), keepdim=True).expand_as(read)
-    b, _, h, w = queries.shape
-    flat = rearrange(queries, "b d h w -> (b h w) d").float()
-    weights = (flat @ items.t()).softmax(dim=1)  # (n, m), eq. 1
-    shuffled = weights @ items.roll(-1, dims=0)  # (n, d)
-    return rearrange(shuffled, "(b h w) d -> b d h w", b=b, h=h, w=w).to(read.dtype)
-
-
-@contextmanager
-def replaced_read(model: nn.Module, fill: ReadFill) -> Iterator[None]:
-    """Inside this block MNAD's decoder gets its memory read (the second half of its input channels) replaced
-    by `fill`; the queries and the items are untouched. `with replaced_read(model, "zeros"): evaluate...`"""
-    memory = getattr(model, "memory", None)
-    if memory is None or not hasattr(model, "decoder"):
-        raise ValueError(f"{type(model).__name__} has no MNAD memory read to replace (a model with memory only)")
-    if fill not in READ_FILLS:
-        raise ValueError(f"unknown read fill {fill!r}; allowed: {', '.join(READ_FILLS)}")
-
-    def hook(module: nn.Module, args: tuple) -> tuple:
-        decoder_in, *rest = args  # (b, 2d, h, w) = concat(query, read)
-        d = decoder_in.shape[1] // 2
-        queries, read = decoder_in[:, :d], decoder_in[:, d:]
-        return (torch.cat([queries, _replaced(read, queries, memory.items, fill)], dim=1), *rest)
-
-    handle = model.decoder.register_forward_pre_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 # ------------------------------------------------------------------------------------------ the tally

@@ -16,7 +16,9 @@ d feature (query) dim, m memory items, n = b*t'*h'*w' queries (row-major over b,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal
 
 import torch
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 
 from ..precision import full_precision
 from ..settings import AT_LEAST_ONE, NON_NEGATIVE, Interval, Validated, setting
-from .method import ClipLayout, ErrorSignals, Method
+from .method import ClipLayout, ErrorSignals, Method, VariantFlag
 from .output import ModelOutput
 
 ADDRESSINGS = ("dot", "cosine")
@@ -107,7 +109,13 @@ def ae_frame_score(output: Tensor, target: Tensor) -> Tensor:
 
 # ------------------------------------------------------------------------------------------------ modules
 class MemoryModule(nn.Module):
-    """Learnable items (m, d); forward(z (n, d)) -> (z_hat (n, d), shrunk weights (n, m))."""
+    """Learnable items (m, d); forward(z (n, d)) -> (z_hat (n, d), shrunk weights (n, m)).
+
+    Implements `method.MemoryItems`: its items are parameters, so distributed training all-reduces their
+    gradients and never gathers queries (`gather` stays None).
+    """
+
+    gather: Callable[[Tensor], Tensor] | None = None
 
     def __init__(
         self, num_items: int = 2000, dim: int = 256, shrink_threshold: float = 0.0025, addressing: str = "dot"
@@ -127,6 +135,16 @@ class MemoryModule(nn.Module):
         if self.shrink_threshold > 0:
             weights = hard_shrink(weights, self.shrink_threshold)
         return memae_read(weights, self.items), weights
+
+    @contextmanager
+    def scratch(self) -> Iterator[None]:
+        """Changes to the items inside this block (e.g. test-time adaptation) are undone on exit."""
+        saved = self.items.detach().clone()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                self.items.copy_(saved)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -179,7 +197,7 @@ class MemAE(nn.Module):
         num_items: int = 2000,  # N
         shrink_threshold: float = 0.0025,  # λ, eq. 7; 0 = no shrinkage
         addressing: str = "dot",
-        entropy_weight: float = 0.0002,  # α, eq. 10
+        entropy: float = 0.0002,  # α, eq. 10
         width: int = PAPER_WIDTH,  # channels of the first encoder conv; 96 = paper
     ) -> None:
         super().__init__()
@@ -189,7 +207,7 @@ class MemAE(nn.Module):
         self.channels, self.dim = channels, widths[-1]
         self.encoder = encoder(channels, widths)
         self.memory = MemoryModule(num_items, self.dim, shrink_threshold, addressing) if memory else None
-        self.entropy_weight = entropy_weight if memory else 0.0
+        self.entropy_weight = entropy if memory else 0.0
         self.decoder = decoder(channels, widths)
         self.encoder.apply(_init_weights)
         self.decoder.apply(_init_weights)
@@ -256,7 +274,7 @@ class AEMethod(Method):
     Settings = AESettings
 
     def build(self, settings: AESettings, channels: int, size: int) -> MemAE:
-        return MemAE(channels=channels, memory=False, width=settings.width)
+        return MemAE(channels=channels, memory=False, **asdict(settings))
 
     def validate(self, settings, size: int) -> None:
         if size % SPACE_FACTOR:
@@ -281,22 +299,36 @@ class AEMethod(Method):
         return ErrorSignals(ae_frame_score(result.output, target))
 
 
+# `repro ablate` options of MemAE: each sets its key in the variant only.
+MEMAE_VARIANT_FLAGS = (
+    VariantFlag(
+        "memory-size",
+        "model.memae.num_items",
+        "MemAE variant's number of memory items (official 2000).",
+        kind=int,
+        low=1,
+    ),
+    VariantFlag(
+        "shrink-threshold",
+        "model.memae.shrink_threshold",
+        "MemAE variant with hard-shrinkage threshold K/N (N = the memory size; 0 = off; official 5).",
+        low=0,
+        per="model.memae.num_items",
+        name="shrink-{value}-over-n",
+    ),
+    VariantFlag("addressing", "model.memae.addressing", "MemAE variant's addressing.", kind=ADDRESSINGS),
+    VariantFlag("entropy", "model.memae.entropy", "MemAE variant's entropy-loss weight (official 0.0002).", low=0),
+)
+
+
 class MemAEMethod(AEMethod):
     name = "memae"
     help = "MemAE (Gong et al. 2019): the 3-D autoencoder reading a trained memory with hard shrinkage."
     Settings = MemAESettings
+    variant_flags = MEMAE_VARIANT_FLAGS
 
     def build(self, settings: MemAESettings, channels: int, size: int) -> MemAE:
-        s = settings
-        return MemAE(
-            channels=channels,
-            memory=True,
-            num_items=s.num_items,
-            shrink_threshold=s.shrink_threshold,
-            addressing=s.addressing,
-            entropy_weight=s.entropy,
-            width=s.width,
-        )
+        return MemAE(channels=channels, memory=True, **asdict(settings))
 
     def frame_signals(self, model: MemAE, result: ModelOutput, target: Tensor) -> ErrorSignals:
         """The official MemAE test path: mean over t, h, w of the per-pixel L2 norm over channels."""

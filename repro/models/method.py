@@ -1,25 +1,52 @@
 """The method protocol: everything particular to a method lives in its `Method`, so that training, evaluation,
 scoring, the probe and the benchmark are written once and never ask which method they hold.
 
-A method declares its settings dataclass (its own config section, `[model.<name>]`), builds its network from
-those settings, says which clip window it eats and which frame it scores, turns a forward pass into a typed
-per-frame `Signals` record, scores that record, and states its execution preferences. Registering one is a
-file with a `Method` subclass plus one line in `repro/models/registry.py`.
+A method declares its settings dataclass (its own config section, `[model.<name>]`) and, optionally, its
+evaluation settings (`[eval.<name>]`), builds its network from those settings, says which clip window it eats
+and which frame it scores, turns a forward pass into a typed per-frame `Signals` record, scores that record,
+and states its execution preferences. Optional hooks, each defaulting to what MNAD, MemAE and the baselines
+do: its optimiser, its training step (an inner loop), its evaluation of a checkpoint, and test-time
+adaptation by gradient per test video. Registering one is a file with a `Method` subclass plus one line in
+`repro/models/registry.py`, or, outside the package, `REPRO_METHODS="pkg.module:Class"` (docs/methods.md).
 
 Glossary: b batch, t frames, c channels, h w space, n queries, m memory items, f scored frames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..precision import autocast
 from ..scoring import minmax_per_video
 from .output import ModelOutput
+
+ADAM_BETAS = (0.9, 0.999)
+
+
+@runtime_checkable
+class MemoryItems(Protocol):
+    """What the generic code uses of a method's memory (`Method.state_memory`): the items, a scratch block that
+    undoes test-time changes to them, and the hook that gathers every process's queries before an update."""
+
+    items: Tensor  # (m, d)
+    gather: Callable[[Tensor], Tensor] | None  # None on one process; set by distributed training
+
+    def scratch(self) -> AbstractContextManager[None]: ...
+
+
+class Scorer(Protocol):
+    """Evaluates the loaded model on a clip dataset: `evaluate.evaluate_model` with the run's batch size,
+    precision and device bound; keywords: test_time_update, gamma, reset_memory_per_video."""
+
+    def __call__(self, dataset: Any, **options: Any) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,13 @@ class Method:
     name: ClassVar[str]
     help: ClassVar[str]  # one line for --help
     Settings: ClassVar[type]  # its frozen settings dataclass, the config section [model.<name>]
+    EvalSettings: ClassVar[type | None] = None  # its evaluation settings, the section [eval.<name>], if any
     Signals: ClassVar[type] = ErrorSignals  # its typed per-frame record
+    # Profile tables it declares: {kind: (dotted key, allowed values)}, e.g. MNAD's {"task": ("model.mnad.task",
+    # TASKS)}: a profile's [task.recon.train] applies when model.mnad.task = recon (repro.config.load_config).
+    profile_tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {}
+    # True: evaluation goes video by video and calls `adapt_to_video` before scoring each test video.
+    adapts_at_test_time: ClassVar[bool] = False
     # Execution preferences. channels_last: on the CPU, evaluate with channels-last 2-D convolutions (about 15%
     # faster for MNAD at 256x256; training keeps the default layout, which is faster there);
     # channels_last_inputs: also lay the input batch out channels-last (4-D inputs only).
@@ -85,8 +118,12 @@ class Method:
         return tuple(f.name for f in fields(settings))
 
     def reads_eval(self, settings: Any) -> tuple[str, ...]:
-        """The [eval] fields that change its scores (the rest are refused as overrides, left out of the hash)."""
+        """The fields of [eval] and of its own [eval.<name>] that change its scores (the rest are refused as
+        overrides, left out of the hash)."""
         return ("batch_size",)
+
+    # Its `repro ablate` options: each sets one config key in the variant only (the CLI builds them from this).
+    variant_flags: ClassVar[tuple[VariantFlag, ...]] = ()
 
     def without_memory(self, settings: Any) -> tuple[str, ...]:
         """The overrides that give the same method without its memory (`repro ablate --no-memory`)."""
@@ -113,11 +150,50 @@ class Method:
         raise NotImplementedError
 
     # ----------------------------------------------------------------------------------- training
+    def optimizer(self, model: nn.Module, settings: Any, lr: float) -> torch.optim.Optimizer:
+        """The optimiser of its network (train.lr given); its state is saved with every checkpoint."""
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=ADAM_BETAS)
+
+    def train_step(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        inputs: Tensor,
+        target: Tensor,
+        precision: str = "fp32",
+        scaler: torch.amp.GradScaler | None = None,
+        observe: Callable[[ModelOutput], None] | None = None,
+        settings: Any = None,
+    ) -> dict[str, Tensor]:
+        """One optimisation step on one batch (for MNAD eq. 8: L_rec + λ_c L_c + λ_s L_s); a method may run an
+        inner loop here, reading its `settings` (the run's [model.<name>] section).
+
+        Returns the detached terms (each term, total) without a host sync. `scaler` scales the loss for fp16 (a
+        disabled or absent scaler is a plain backward and step); `observe` sees the forward's result (the
+        epoch's memory tally).
+        """
+        model.train()
+        with autocast(inputs.device, precision):
+            result = model(inputs)
+        if observe is not None:
+            observe(result)
+        terms = self.training_losses(result, target)
+        total = sum(terms.values())
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            total.backward()
+            optimizer.step()
+        else:
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        return {name: value.detach() for name, value in (terms | {"total": total}).items()}
+
     def training_losses(self, result: ModelOutput, target: Tensor) -> dict[str, Tensor]:
         """The terms of the training loss: the pixel MSE and the network's own weighted terms."""
         return {"pixel": F.mse_loss(result.output.float(), target)} | result.losses
 
-    def state_memory(self, model: nn.Module) -> nn.Module | None:
+    def state_memory(self, model: nn.Module) -> MemoryItems | None:
         """Memory items that are state, updated outside the optimiser (MNAD), or None (MemAE trains its items).
 
         Such a memory stays eager under torch.compile, is synchronised across torchrun processes, and is what
@@ -131,6 +207,27 @@ class Method:
         return [memory] if memory is not None else []
 
     # --------------------------------------------------------------------------------- evaluation
+    def evaluate_checkpoint(
+        self, model: nn.Module, score: Scorer, training: Any, testing: Any, evaluation: Any, last: bool
+    ) -> dict[str, np.ndarray]:
+        """The raw signals of one loaded checkpoint (saved as signals/epoch_<k>.npz): by default the test set
+        scored once. `evaluation` is its [eval.<name>] section (None without one); `last`: the run's final
+        epoch. A method adds its own evaluations here (MNAD: γ from the training frames, the read ablation)."""
+        return score(testing)
+
+    def adapt_to_video(self, model: nn.Module, clips: Iterable[tuple[Tensor, Tensor]], evaluation: Any) -> None:
+        """Test-time adaptation (with `adapts_at_test_time`): called with gradients enabled before a test video
+        is scored, with its (inputs, target) batches in the network's layout; may take gradient steps on the
+        model. Each video starts from the trained weights, which are restored after the evaluation."""
+
+    def score_lambda(self, evaluation: Any) -> float:
+        """The λ of its default score under its [eval.<name>] settings (1: the error is the only signal)."""
+        return 1.0
+
+    def update_threshold(self, evaluation: Any) -> float:
+        """The threshold its test-time memory update takes under its [eval.<name>] settings (`update_memory`)."""
+        raise NotImplementedError(f"{self.name} has no test-time memory update")
+
     def frame_signals(self, model: nn.Module, result: ModelOutput, target: Tensor) -> Any:
         """The typed per-frame record (tensors (b,)) of one forward pass against its target."""
         raise NotImplementedError
@@ -139,13 +236,44 @@ class Method:
         """The test-time memory update after one frame (methods with a `state_memory` only)."""
         raise NotImplementedError(f"{self.name} has no test-time memory update")
 
-    def diagnostics(
-        self, signals: Any, arrays: dict[str, np.ndarray], gamma: float, test_time_update: bool
-    ) -> dict[str, float]:
+    def diagnostics(self, signals: Any, arrays: dict[str, np.ndarray], evaluation: Any) -> dict[str, Any]:
         """Memory statistics that only this method's signals give (merged into metrics.json's "memory");
-        `arrays` holds the evaluation's "label" and "video" (f,) too."""
+        `arrays` holds one checkpoint's saved signals ("label" and "video" (f,) too), `evaluation` its
+        [eval.<name>] section."""
         return {}
 
     def probe_point(self, model: nn.Module) -> nn.Module:
         """The encoder whose (features, skips) output the skip probe replaces."""
         raise ValueError(f"the skip probe replaces an encoder's bottleneck and skips; {self.name} has none (use mnad)")
+
+
+@dataclass(frozen=True)
+class VariantFlag:
+    """One `repro ablate` option that sets one config key in the variant only, declared as data by a method.
+
+    A switch (`value` given) sets that value; any other option takes a value of `kind` (int, float, or a tuple
+    of choices) within [low, high] (`low_open`, `high_open` exclude a bound); `bare` is its value when given
+    without one. `per` names a config key whose value (in the variant) divides the given value: MemAE's
+    threshold K/N per memory item. The variant's name gets `name` ("{value}" filled in)."""
+
+    option: str  # without the dashes, e.g. "no-separateness"
+    key: str  # e.g. "model.mnad.separateness"
+    help: str
+    value: Any = None
+    kind: type | tuple[str, ...] = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    bare: Any = None
+    per: str | None = None
+    name: str = ""  # default: the option, and "-{value}" for an option that takes a value
+
+    @property
+    def switch(self) -> bool:
+        return self.value is not None
+
+    def name_part(self, value: Any) -> str:
+        """The part of the variant's name this option gives, e.g. "kmeans-init-20"."""
+        template = self.name or (self.option if self.switch else f"{self.option}-{{value}}")
+        return template.format(value=f"{value:g}" if isinstance(value, float) else value)

@@ -10,7 +10,7 @@ n = b*h'*w' queries of the bottleneck map (h' = h/8).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -20,11 +20,20 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..precision import full_precision
-from ..scoring import anomaly_score, feature_distance, frame_metrics, frame_mse, psnr, regular_score
-from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Validated, setting
+from ..scoring import (
+    anomaly_score,
+    feature_distance,
+    frame_metrics,
+    frame_mse,
+    gamma_from_quantile,
+    psnr,
+    regular_score,
+)
+from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Validated, setting
+from . import read_ablation
 from .diagnostics import constant_signal_videos
 from .memory import ITEM_INITS, UPDATE_NORMALISERS, Memory
-from .method import ClipLayout, Method
+from .method import ClipLayout, Method, Scorer, VariantFlag
 from .output import ModelOutput
 
 TASKS = ("pred", "recon")
@@ -144,13 +153,13 @@ class MNAD(nn.Module):
         decoder: str = "halving",
         in_frames: int | None = None,  # None: 4 for pred, 1 for recon
         channels: int = 3,
-        compactness_weight: float | None = None,  # λ_c; None: 0.1 pred, 0.01 recon (SPEC sec. 4)
-        separateness_weight: float | None = None,  # λ_s; same defaults
+        compactness: float | None = None,  # λ_c; None: 0.1 pred, 0.01 recon (SPEC sec. 4)
+        separateness: float | None = None,  # λ_s; same defaults
         separateness_margin: float = 1.0,
-        uniform_memory_weight: float = 0.0,
+        uniform_memory: float = 0.0,  # weights of the feature losses, named as MNADSettings' fields
         update_normaliser: str = "all",
         item_init: str = "uniform",
-        diversity_weight: float = 0.0,  # collapse remedies (SPEC sec. 12), see `Memory`
+        diversity: float = 0.0,  # collapse remedies (SPEC sec. 12), see `Memory`
         kmeans_init_steps: int = 0,
         reseed_after_steps: int = 0,
     ) -> None:
@@ -168,13 +177,13 @@ class MNAD(nn.Module):
             Memory(
                 num_items,
                 dim,
-                feature_loss_weight if compactness_weight is None else compactness_weight,
-                feature_loss_weight if separateness_weight is None else separateness_weight,
+                feature_loss_weight if compactness is None else compactness,
+                feature_loss_weight if separateness is None else separateness,
                 separateness_margin,
-                uniform_memory_weight,
+                uniform_memory,
                 update_normaliser,
                 item_init,
-                diversity_weight=diversity_weight,
+                diversity_weight=diversity,
                 kmeans_init_steps=kmeans_init_steps,
                 reseed_after_steps=reseed_after_steps,
             )
@@ -266,6 +275,28 @@ class MNADSettings(Validated):
             object.__setattr__(self, name, value)
 
 
+@dataclass(frozen=True)
+class MNADEvalSettings(Validated):
+    """MNAD's evaluation settings, the config section [eval.mnad]: its score (eq. 16) and its
+    test-time memory update. Runs that differ only here share their checkpoints."""
+
+    prefix: ClassVar[str] = "eval.mnad."
+    lambda_score: float = setting(0.6, "λ, weight of PSNR vs feature distance in the score (eq. 16).", UNIT)
+    gamma: float = setting(0.01, "γ, test-time update threshold on the weighted regular score (eq. 6-7).", NON_NEGATIVE)
+    test_time_update: bool = setting(True, "Update the memory items during testing (frames scoring below γ).")
+    reset_memory_per_video: bool = setting(False, "Restart each test video from the trained items (reference: false).")
+    gamma_quantile: float | None = setting(
+        None,
+        "γ from the training frames' regular scores at this quantile instead of eval.mnad.gamma (none = off).",
+        UNIT,
+    )
+    read_ablation: bool = setting(
+        False,
+        "At the last epoch, evaluate again with the memory read replaced by zeros, its mean and a read from "
+        "shuffled items (no test-time update): the PSNR and AUC changes say whether the read matters.",
+    )
+
+
 MEMORY_FIELDS = (
     "num_items",
     "item_init",
@@ -299,34 +330,80 @@ class MNADSignals(NamedTuple):
         return lam if self.distance is not None else 1.0
 
 
+# `repro ablate` options of MNAD: each sets its key in the variant only.
+MNAD_VARIANT_FLAGS = (
+    VariantFlag("no-separateness", "model.mnad.separateness", "Variant without the separateness loss (eq. 12).", 0),
+    VariantFlag("no-compactness", "model.mnad.compactness", "Variant without the compactness loss (eq. 10).", 0),
+    VariantFlag(
+        "no-test-time-update",
+        "eval.mnad.test_time_update",
+        "Variant that never updates the items at test time (γ gate off).",
+        False,
+    ),
+    VariantFlag("skip", "model.mnad.skips", "Variant with the U-Net skip connections.", True),
+    VariantFlag("no-skip", "model.mnad.skips", "Variant without the U-Net skip connections.", False),
+    VariantFlag(
+        "uniform-memory",
+        "model.mnad.uniform_memory",
+        "Variant with the study's uniform-memory supervision (weight 1 when given alone).",
+        bare=1.0,
+    ),
+    VariantFlag(
+        "kmeans-init",
+        "model.mnad.kmeans_init_steps",
+        "Collapse remedy: items start as the k-means centres of the first K steps' queries.",
+        kind=int,
+        low=1,
+    ),
+    VariantFlag(
+        "reseed-after",
+        "model.mnad.reseed_after_steps",
+        "Collapse remedy: an item nearest to no query for K training steps is re-seeded from a random query.",
+        kind=int,
+        low=1,
+    ),
+    VariantFlag(
+        "diversity",
+        "model.mnad.diversity",
+        "Collapse remedy: weight W of the diversity loss (negative entropy of the mean soft assignment).",
+        low=0,
+        low_open=True,
+    ),
+    VariantFlag(
+        "normaliser",
+        "model.mnad.update_normaliser",
+        "Collapse remedy: eq. 5's update normaliser over all queries (reference code) or the assigned ones (paper).",
+        kind=tuple(UPDATE_NORMALISERS),
+    ),
+    VariantFlag(
+        "item-init",
+        "model.mnad.item_init",
+        "Collapse remedy: items start as uniform [0,1) rows (reference) or Gaussian ones, each L2-normalised.",
+        kind=tuple(ITEM_INITS),
+    ),
+    VariantFlag(
+        "gamma-quantile",
+        "eval.mnad.gamma_quantile",
+        "Variant whose test-time update threshold γ is the training frames' regular score at quantile Q.",
+        low=0,
+        high=1,
+    ),
+)
+
+
 class MNADMethod(Method):
     name = "mnad"
     help = "MNAD (Park et al. 2020): prediction or reconstruction, with or without memory and skips."
     Settings = MNADSettings
+    EvalSettings = MNADEvalSettings
     Signals = MNADSignals
+    profile_tables = {"task": ("model.mnad.task", TASKS)}
     channels_last = True
     channels_last_inputs = True
+    variant_flags = MNAD_VARIANT_FLAGS
 
     def build(self, settings: MNADSettings, channels: int, size: int) -> MNAD:
-        s = settings
-        return MNAD(
-            task=s.task,
-            memory=s.memory,
-            skips=s.skips,
-            width=s.width,
-            num_items=s.num_items,
-            decoder=s.decoder,
-            channels=channels,
-            compactness_weight=s.compactness,
-            separateness_weight=s.separateness,
-            separateness_margin=s.separateness_margin,
-            uniform_memory_weight=s.uniform_memory,
-            update_normaliser=s.update_normaliser,
-            item_init=s.item_init,
-            diversity_weight=s.diversity,
-            kmeans_init_steps=s.kmeans_init_steps,
-            reseed_after_steps=s.reseed_after_steps,
-        )
+        return MNAD(channels=channels, **asdict(settings))
 
     def validate(self, settings: MNADSettings, size: int) -> None:
         if size % 8:
@@ -379,23 +456,63 @@ class MNADMethod(Method):
             distance = feature_distance(result.queries, model.memory.items, frames=target.shape[0])
         return MNADSignals(psnr(frame_mse(result.output, target)), regular_score(result.output, target), distance)
 
+    def evaluate_checkpoint(
+        self, model: MNAD, score: Scorer, training: Any, testing: Any, evaluation: MNADEvalSettings, last: bool
+    ) -> dict[str, np.ndarray]:
+        """The test set with the test-time update as configured, γ from the training frames where
+        eval.mnad.gamma_quantile asks (recorded as "gamma" with memory), and at the last epoch the read ablation
+        where eval.mnad.read_ablation asks (recorded as "read_ablation", (fills, 2))."""
+        gamma = self._gamma(score, training, evaluation)
+        signals = score(
+            testing,
+            test_time_update=evaluation.test_time_update,
+            gamma=gamma,
+            reset_memory_per_video=evaluation.reset_memory_per_video,
+        )
+        if "item_counts" in signals:
+            signals["gamma"] = np.asarray([gamma])
+        if evaluation.read_ablation and last and model.memory is not None:
+            changes = read_ablation.read_ablation(model, score, testing, self.Signals, evaluation.lambda_score)
+            signals["read_ablation"] = read_ablation.as_array(changes)
+        return signals
+
+    @staticmethod
+    def _gamma(score: Scorer, training: Any, evaluation: MNADEvalSettings) -> float:
+        """eval.mnad.gamma, or with eval.mnad.gamma_quantile that quantile of the training frames' regular scores
+        (the model as trained, no test-time update)."""
+        if evaluation.gamma_quantile is None:
+            return evaluation.gamma
+        return gamma_from_quantile(score(training)["regular"], evaluation.gamma_quantile)
+
+    def score_lambda(self, evaluation: MNADEvalSettings) -> float:
+        return evaluation.lambda_score
+
+    def update_threshold(self, evaluation: MNADEvalSettings) -> float:
+        return evaluation.gamma
+
     def update_memory(self, model: MNAD, result: ModelOutput, signals: MNADSignals, gamma: float) -> None:
         """Eq. 3-5 with this frame's queries when its regular score is below γ; decided on the device."""
         model.memory.update(result.queries, accept=signals.regular[0] < gamma)
 
     def diagnostics(
-        self, signals: MNADSignals, arrays: dict[str, np.ndarray], gamma: float, test_time_update: bool
-    ) -> dict[str, float]:
-        """The share of test frames that updated the memory (regular score below γ; 0 without the update), the
-        AUC of the feature distance alone as the score (λ = 0) and the number of videos whose distance is
-        constant (the study's NaN scores on ShanghaiTech)."""
+        self, signals: MNADSignals, arrays: dict[str, np.ndarray], evaluation: MNADEvalSettings
+    ) -> dict[str, Any]:
+        """γ as used, the share of test frames that updated the memory (regular score below γ; 0 without the
+        update), the AUC of the feature distance alone as the score (λ = 0), the number of videos whose distance
+        is constant (the study's NaN scores on ShanghaiTech) and the read ablation's changes where it ran."""
         if signals.distance is None:
             return {}
-        updated = np.asarray(signals.regular) < gamma if test_time_update else np.zeros(0, bool)
+        gamma = float(arrays["gamma"][0]) if "gamma" in arrays else evaluation.gamma
+        updated = np.asarray(signals.regular) < gamma if evaluation.test_time_update else np.zeros(0, bool)
+        ablation = (
+            {"read_ablation": read_ablation.from_array(arrays["read_ablation"])} if "read_ablation" in arrays else {}
+        )
         return {
+            "gamma": gamma,
             "updated_frame_share": float(updated.mean()) if updated.size else 0.0,
             "distance_auc": frame_metrics(signals, arrays["label"], arrays["video"], 0.0).auc,
             "constant_distance_videos": constant_signal_videos(signals.distance, arrays["video"]),
+            **ablation,
         }
 
     def probe_point(self, model: MNAD) -> nn.Module:

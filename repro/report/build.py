@@ -14,7 +14,7 @@ from .results import METRICS, TYPES, run_rows
 from .tables import MISSING, format_interval, format_mean_std, write_table
 
 if TYPE_CHECKING:
-    from ..ablation import GridRun, Table
+    from ..grids import GridRun, Table
 
 
 def _pm(values: pd.Series, scale: float = 100.0) -> str:

@@ -23,7 +23,7 @@ from .results import run_rows
 from .tables import MISSING, format_interval, format_mean_std, write_table
 
 if TYPE_CHECKING:
-    from ..ablation import GridRun, Table
+    from ..grids import GridRun, Table
 
 # column -> what it is, read from metrics["default"] (memory diagnostics under "memory")
 COLUMNS = {

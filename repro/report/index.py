@@ -32,7 +32,8 @@ from .results import run_rows
 from .tables import write_table
 
 if TYPE_CHECKING:
-    from ..ablation import GridRun
+    from ..grids import GridRun, Table
+    from ..manifest import Manifest
 
 MAX_TIMELINE_VIDEOS = 6
 CAPTIONS = {
@@ -69,7 +70,7 @@ def _describe(run: Path) -> str:
             f"{name}={getattr(settings, name)}" for name in method.reads(settings) if name not in ("task", "memory")
         ),  # already in describe
         *(
-            [f"update={'on' if cfg.eval.test_time_update else 'off'}"]
+            [f"update={'on' if cfg.method_eval.test_time_update else 'off'}"]
             if "test_time_update" in method.reads_eval(settings)
             else []
         ),
@@ -94,7 +95,7 @@ def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
     signals = load_signals(run, epochs[-1])
     cfg = load_config(run / "config.toml")
     record = signals_from_arrays(cfg.model.method.Signals, signals)
-    lam = record.default_lambda(cfg.eval.lambda_score)
+    lam = record.default_lambda(cfg.model.method.score_lambda(cfg.method_eval))
     scores = record.score(signals["video"], lam)
     labels, videos = signals["label"].astype(int), signals["video"]
     figures = {}
@@ -215,10 +216,11 @@ def build_report(runs: list[Path], out: Path, title: str = "Report", tables: lis
 
 
 def _finished(store: RunStore, grid: list[GridRun]) -> list[GridRun]:
-    """The grid's runs that have a folder in the store; each absent one is named in a warning."""
+    """The grid's runs (placed: each with its folder) that have a folder in the store; each absent one is named
+    in a warning."""
     present = []
     for grid_run in grid:
-        run = store.run_dir(grid_run.config)
+        run = grid_run.folder_in(store)
         if run.is_dir():
             present.append(grid_run)
         else:
@@ -240,29 +242,64 @@ def report_source(
     seeds: int = 1,
     overrides: tuple[str, ...] = (),
 ) -> Path:
-    """A report of a run store folder (every finished run, one summary table) or of a table declaration (its
-    runs found by config hash, its table beside the published numbers); returns index.md."""
-    from ..ablation import GridRun, load_table, table_grid
-    from .build import declaration_report
+    """A report of a report folder written by sweep, claims or ablate (its manifest.json names the runs), of a
+    run store folder (every finished run, one summary table) or of a table declaration (its runs found by
+    config hash from `profile`, `data_root`, `seeds` and `overrides`, as given to the sweep); returns index.md."""
+    from ..grids import GridRun, load_table, placed, table_grid
+    from ..manifest import has_manifest, read_manifest
 
+    if has_manifest(source):
+        return report_manifest(read_manifest(source), out)
     if not source.is_dir():
         table = load_table(source)
         store = RunStore(runs_root)
-        grid = _finished(store, table_grid(table, profile, seeds, data_root, overrides))
-        rows = run_rows(grid, store)
-        paths = declaration_report(table, grid, store, out) if not rows.empty else {}
-        return build_report(
-            [store.run_dir(g.config) for g in grid], out, f"{table.name}: {table.question}", list(paths.values())
-        )
+        return _table_index(table, placed(table_grid(table, profile, seeds, data_root, overrides), store), store, out)
     store = RunStore(source)
     listed = [(name, cfg) for name, cfg, state in list_runs(source) if state == "done"]
-    done = [GridRun({"run": name, "dataset": cfg.data.name}, cfg.seed, cfg) for name, cfg in listed]
+    done = [GridRun({"run": name, "dataset": cfg.data.name}, cfg.seed, cfg, source / name) for name, cfg in listed]
     if not done:
-        raise FileNotFoundError(f"{source}: no finished runs (status done) in this run store; train some first")
+        raise FileNotFoundError(
+            f"{source}: neither a run store with finished runs nor a report folder with a manifest.json; train "
+            "some runs, or rerun the sweep, claims or ablate that wrote it (finished runs are reused)"
+        )
     rows = run_rows(done, store)
     caption = "Every finished run: default and oracle metrics."
     tables = write_table(rows, out, "runs", caption=caption) if len(rows) else {}
     return build_report([source / name for name, _ in listed], out, f"Runs in {source}", list(tables.values()))
+
+
+def _table_index(table: Table, grid: list[GridRun], store: RunStore, out: Path) -> Path:
+    """A table declaration's report (its table beside the published numbers) and the index of its runs."""
+    from .build import declaration_report
+
+    grid = _finished(store, grid)
+    rows = run_rows(grid, store)
+    paths = declaration_report(table, grid, store, out) if not rows.empty else {}
+    return build_report(
+        [g.folder_in(store) for g in grid], out, f"{table.name}: {table.question}", list(paths.values())
+    )
+
+
+def report_manifest(manifest: Manifest, out: Path) -> Path:
+    """The report of a grid verb's manifest, from the runs it names (no config is hashed): a sweep's table, an
+    ablation's comparison or the claims' verdicts, and the index of the runs; returns index.md (claims: the
+    claims' index.html beside claims.md, no per-run index)."""
+    from ..grids import table_from_dict
+    from .build import ablation_report
+
+    store = RunStore(manifest.store)
+    if manifest.kind == "sweep":
+        return _table_index(table_from_dict(manifest.declaration, out / "manifest.json"), manifest.runs, store, out)
+    if manifest.kind == "claims":
+        from ..claims import judge, load_claims
+        from .claims import claims_report
+
+        claims = load_claims(manifest.declaration["file"])
+        return claims_report(judge(claims, manifest.runs, store), out, manifest.command["title"])["md"]
+    grid = _finished(store, manifest.runs)
+    paths = ablation_report(grid, store, out)
+    variants = sorted({run.labels["variant"] for run in grid} - {"baseline"})
+    return build_report([g.folder_in(store) for g in grid], out, f"ablate: {', '.join(variants)}", list(paths.values()))
 
 
 def _probe(run: Path, out: Path) -> list[Path]:

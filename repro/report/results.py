@@ -13,7 +13,7 @@ from ..record import SCORES, Memory
 from ..runs import RunError, RunStore, read_record
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
-    from ..ablation import GridRun
+    from ..grids import GridRun
 
 METRICS = SCORES  # auc, raw_auc, macro_auc, aupr, eer
 TYPES = tuple(ANOMALY_TYPES.values())
@@ -47,7 +47,7 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
     """One row per run with its labels, seed, default and oracle metrics, per-type AUCs and memory usage."""
     rows = []
     for grid_run in runs:
-        run = store.run_dir(grid_run.config)
+        run = grid_run.folder_in(store)
         try:
             metrics = read_record(run)
         except RunError as error:

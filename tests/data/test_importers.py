@@ -96,5 +96,5 @@ def test_extraction_is_resumable(tmp_path):
 
 def test_unreadable_video(tmp_path):
     (tmp_path / "bad.avi").write_bytes(b"not a video")
-    with pytest.raises(DataError, match=r"bad.avi.*re-download"):
+    with pytest.raises(DataError, match=r"bad.avi.*download it again"):
         extract_video(tmp_path / "bad.avi", tmp_path / "out")

@@ -1,6 +1,7 @@
 """Memory diagnostics on hand-made assignments and queries (SPEC sec. 12)."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from fakes import PredictionClips
 from torch import nn
 
-from repro.evaluate import read_ablation
+from repro.evaluate import evaluate_model
 from repro.models.diagnostics import (
     MemoryTally,
     camera_position_groups,
@@ -19,10 +20,10 @@ from repro.models.diagnostics import (
     item_determination,
     merge,
     perplexity,
-    replaced_read,
 )
-from repro.models.mnad import MNAD, MNADMethod
+from repro.models.mnad import MNAD, MNADMethod, MNADSignals
 from repro.models.output import ModelOutput
+from repro.models.read_ablation import read_ablation, replaced_read
 
 
 def test_perplexity_by_hand():
@@ -146,9 +147,8 @@ def _model() -> MNAD:
 
 
 def ablation(model):
-    return read_ablation(
-        model, MNADMethod(), PredictionClips(), torch.device("cpu"), lam=0.6, batch_size=4, progress=False
-    )
+    score = partial(evaluate_model, model, MNADMethod(), device=torch.device("cpu"), batch_size=4, progress=False)
+    return read_ablation(model, score, PredictionClips(), MNADSignals, lam=0.6)
 
 
 def test_read_ablation_of_a_decoder_that_ignores_the_read_is_zero_db():

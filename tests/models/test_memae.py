@@ -251,7 +251,7 @@ def test_entropy_term_scales_with_its_weight():
     losses = {}
     for weight in (0.0, 0.0002, 0.0004):
         torch.manual_seed(0)
-        result = tiny_memae(entropy_weight=weight)(x)
+        result = tiny_memae(entropy=weight)(x)
         losses[weight] = result.losses
     assert losses[0.0] == {}
     torch.testing.assert_close(losses[0.0004]["entropy"], 2 * losses[0.0002]["entropy"])

@@ -121,7 +121,7 @@ def test_memory_reseeds_its_dead_items_in_training_only():
 
 
 def test_mnad_passes_the_remedies_to_its_memory_and_keeps_defaults_off():
-    model = MNAD(width=2, kmeans_init_steps=5, reseed_after_steps=7, diversity_weight=0.25)
+    model = MNAD(width=2, kmeans_init_steps=5, reseed_after_steps=7, diversity=0.25)
     assert (model.memory.kmeans_init_steps, model.memory.reseed_after_steps) == (5, 7)
     assert model.memory.diversity_weight == 0.25
     plain = MNAD(width=2).memory

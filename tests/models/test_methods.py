@@ -80,7 +80,7 @@ def test_each_method_builds_trains_evaluates_and_scores_through_the_protocol(nam
     for value in signals:
         assert value is None or (value.shape == (len(data),) and np.isfinite(value).all())
     assert arrays["video"].tolist() == [0, 0, 0, 1, 1, 1]
-    scores = signals.score(arrays["video"], signals.default_lambda(cfg.eval.lambda_score))
+    scores = signals.score(arrays["video"], signals.default_lambda(cfg.eval.mnad.lambda_score))
     assert scores.shape == (len(data),) and scores.min() == 0.0 and scores.max() == 1.0  # min-max per video
     assert method.scored_frame(target).shape == (2, 3, SIZE, SIZE)
 

@@ -92,7 +92,7 @@ def test_task_default_feature_loss_weights():
 
 
 def test_training_forward_uses_old_items_then_updates():
-    model = MNAD(width=4, compactness_weight=1.0, separateness_weight=1.0).train()
+    model = MNAD(width=4, compactness=1.0, separateness=1.0).train()
     old = model.memory.items.clone()
     result = model(torch.rand(2, 12, 32, 32) * 2 - 1)
     q = result.queries.detach()
@@ -138,7 +138,7 @@ def test_no_memory_variant_decodes_raw_features():
 
 
 def test_uniform_memory_weight_adds_its_loss_and_trains_through_the_weights():
-    model = MNAD(width=4, uniform_memory_weight=1.0).train()
+    model = MNAD(width=4, uniform_memory=1.0).train()
     losses = model(torch.rand(4, 12, 32, 32)).losses
     assert "uniform_memory" in losses
     losses["uniform_memory"].backward()  # after the items were updated by the same forward

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from fakes import metrics_record
 from scipy import stats
 
-from repro.ablation import load_table, table_grid
 from repro.cli import main
 from repro.config import to_toml
+from repro.grids import load_table, table_grid
 from repro.report.build import declaration_report
 from repro.report.index import ReportWarning
 from repro.runs import RunStore, set_status, write_metrics
@@ -44,7 +44,6 @@ SPREAD_ALREADY = COLLAPSED | {"no remedy": [(9.0, 0.2, 0.75, 0.80), (8.5, 0.2, 0
 def memory(perplexity: float, share: float, distance_auc: float) -> dict:
     return {
         "counts": [7, 2, 1, 0],
-        "gamma": 0.01,
         "perplexity": perplexity + 1,
         "frame_perplexity": perplexity,
         "active_fraction": 0.75,

@@ -49,7 +49,7 @@ def fabricate_run(root: Path, seed: int) -> Path:
         "epoch": 2,
         "lambda": 0.6,
         "per_type": {"temporal": 0.9},
-        "memory": {"counts": counts, "gamma": 0.01, "active_fraction": 0.75, "perplexity": 2.8},
+        "memory": {"counts": counts, "active_fraction": 0.75, "perplexity": 2.8},
     }
     oracle = {key: metric[key] for key in ("raw_auc", "macro_auc", "aupr", "eer", "epoch", "lambda")}
     write_metrics(run, metrics_record(metric, {**oracle, "auc": 0.95}))

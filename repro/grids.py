@@ -1,4 +1,5 @@
-"""Grids of runs: a table's declaration or the ablate flags -> run configs (x seeds) -> a local executor.
+"""Grids of runs: a table's declaration or an ablation's variants -> run configs (x seeds). Executing them is
+repro.executors' work; a grid only says what the runs are.
 
 A table declaration (e.g. ablations/table5.toml) names a question, the synthetic stand-ins of the real
 datasets, the models (each a list of config overrides), the published numbers and the λ grid of its
@@ -9,19 +10,12 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
-import multiprocessing
-import os
-import threading
-import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from .config import ConfigError, RunConfig, load_config, training_identity
+from .config import ConfigError, RunConfig, load_config
 from .runs import RunStore
 
 DATASETS = ("ped2", "avenue", "shanghaitech")
@@ -34,6 +28,16 @@ class GridRun:
     labels: dict[str, str]  # e.g. {"dataset": "ped2", "model": "Pred w/ Mem"} or {"variant": "baseline"}
     seed: int
     config: RunConfig
+    folder: Path | None = None  # its run folder, once placed in a store (`placed`) or read from a manifest
+
+    def folder_in(self, store: RunStore) -> Path:
+        """Its run folder: the one it was placed in, else derived from its config (hash and data fingerprint)."""
+        return self.folder if self.folder is not None else store.run_dir(self.config)
+
+
+def placed(runs: list[GridRun], store: RunStore) -> list[GridRun]:
+    """The runs with their folder in `store`, derived once per run: what executors, manifests and reports use."""
+    return [replace(run, folder=run.folder_in(store)) for run in runs]
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,17 @@ class Table:
 
 
 def shipped_tables() -> dict[str, Path]:
-    """The table declarations shipped with repro (ablations/*.toml, installed as repro.ablations): name -> path."""
+    """The table declarations shipped with repro (ablations/*.toml, installed as repro.ablations): name -> path.
+    Other declarations there (the claims, which have no [models]) are not tables."""
     folder = Path(importlib.resources.files("repro.ablations"))
-    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+    return {path.stem: path for path in sorted(folder.glob("*.toml")) if _declares_table(path)}
+
+
+def _declares_table(path: Path) -> bool:
+    try:
+        return "models" in tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError:
+        return True  # a broken table declaration is still one: load_table names its error
 
 
 def resolve_table(table: Path | str) -> Path:
@@ -77,6 +89,11 @@ def load_table(table: Path | str) -> Table:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    return table_from_dict(raw, path)
+
+
+def table_from_dict(raw: dict[str, Any], path: Path | str) -> Table:
+    """A table declaration's parsed TOML (as a manifest keeps it) -> Table; `path` names it in errors."""
     missing = [key for key in ("name", "question", "stand_ins", "models") if key not in raw]
     if missing:
         raise ConfigError(f"{path} lacks {', '.join(missing)}; see ablations/table5.toml for the format")
@@ -210,145 +227,3 @@ def variant_grid(
             )
             runs.append(GridRun({"variant": name}, base.seed + seed, cfg))
     return runs
-
-
-# ------------------------------------------------------------------------------------------- executor
-def _worker(cfg: RunConfig, store_root: str, threads: int) -> str:
-    from .pipeline import execute_run
-
-    torch.set_num_threads(threads)
-    return str(execute_run(cfg, RunStore(Path(store_root)), progress=False))
-
-
-def stop_when_orphaned(parent: int) -> None:
-    """Pool initializer: end this worker when the sweep that started it (pid `parent`) is gone. A sweep killed
-    outright (SIGKILL, or SIGTERM to it alone) would otherwise leave its workers training the runs already
-    queued to them, into the store a rerun of the sweep is using."""
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-
-
-def _exit_when_orphaned(parent: int, every: float = 0.5) -> None:
-    while os.getppid() == parent:
-        time.sleep(every)
-    os._exit(1)  # as if killed with the sweep: the run's lock names a dead process and a rerun takes it over
-
-
-def plan_parallelism(pending: int, device: str, cores: int | None = None) -> tuple[int, int]:
-    """(parallel runs, threads per run): small CPU runs scale better side by side than across threads."""
-    cores = cores or os.cpu_count() or 1
-    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) or pending <= 1:
-        return 1, cores
-    jobs = min(pending, cores)
-    return jobs, max(1, cores // jobs)
-
-
-EXECUTORS = ("local", "ray")
-
-
-def run_grid(
-    runs: list[GridRun],
-    store: RunStore,
-    jobs: int | None = None,
-    progress: bool = True,
-    executor: str = "local",
-    address: str | None = None,
-) -> dict[str, str]:
-    """Run what is not done yet; returns {run folder name: error} of the runs that failed (the rest go on).
-
-    executor "local" uses this machine's cores; "ray" sends one task per run to a Ray cluster (`address`,
-    or a local instance), each declaring its CPU threads and, on CUDA, one GPU. The run store decides what
-    is left, so switching executors mid-sweep is safe.
-    """
-    from .pipeline import datasets
-
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
-    unique = {store.run_dir(run.config): run.config for run in runs}
-    pending = [cfg for cfg in unique.values() if not store.is_done(cfg)]
-    if not pending:
-        return {}
-    for cfg in {cfg.data: cfg for cfg in pending}.values():
-        datasets(cfg)  # generate synthetic data and fill the frame cache once, before the workers start
-    planned_jobs, threads = plan_parallelism(len(pending), pending[0].exec.device)
-    jobs = jobs or planned_jobs
-    threads = pending[0].exec.threads or threads
-    failures: dict[str, str] = {}
-    bar = tqdm(total=len(pending), desc=f"runs ({executor}, {jobs} at a time)", disable=not progress)
-    for wave in training_waves(pending):
-        for cfg, error in _execute(wave, store, executor, jobs, threads, address, progress):
-            _record(cfg, error, store, failures, bar)
-    bar.close()
-    return failures
-
-
-def training_waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
-    """One run per distinct training first, then the runs that differ from one of them only in [eval]: those
-    adopt its checkpoints instead of training the same network again side by side."""
-    leaders: dict[str, RunConfig] = {}
-    followers = []
-    for cfg in pending:
-        identity = training_identity(cfg)
-        if identity in leaders:
-            followers.append(cfg)
-        else:
-            leaders[identity] = cfg
-    return [wave for wave in (list(leaders.values()), followers) if wave]
-
-
-def _execute(
-    pending: list[RunConfig],
-    store: RunStore,
-    executor: str,
-    jobs: int,
-    threads: int,
-    address: str | None,
-    progress: bool,
-):
-    """Yield (config, error or None) as the runs of `pending` finish on the chosen executor."""
-    from .pipeline import execute_run
-
-    if executor == "ray":
-        yield from _ray_execute(pending, store, threads, address)
-    elif jobs == 1:
-        for cfg in pending:
-            yield cfg, _capture(lambda cfg=cfg: execute_run(cfg, store, progress=progress))
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=stop_when_orphaned, initargs=(os.getpid(),)
-        ) as pool:
-            futures = {pool.submit(_worker, cfg, str(store.root), threads): cfg for cfg in pending}
-            for future in as_completed(futures):
-                yield futures[future], _capture(future.result)
-
-
-def _ray_execute(pending: list[RunConfig], store: RunStore, threads: int, address: str | None):
-    """Yield (config, error or None) as Ray tasks finish; a task whose worker dies is retried twice."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("the ray executor needs Ray: pip install 'repro[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    gpus = 1 if pending[0].exec.device.startswith("cuda") else 0
-    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=2, retry_exceptions=False)(_worker)
-    store_root = str(store.root.resolve())  # a shared path on a cluster
-    refs = {task.remote(cfg, store_root, threads): cfg for cfg in pending}
-    while refs:
-        (ref,), _ = ray.wait(list(refs), num_returns=1)
-        cfg = refs.pop(ref)
-        yield cfg, _capture(lambda ref=ref: ray.get(ref))
-
-
-def _capture(call) -> str | None:
-    try:
-        call()
-    except Exception as error:  # one failed run must not lose the others; its status.json says why
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def _record(cfg: RunConfig, error: str | None, store: RunStore, failures: dict[str, str], bar) -> None:
-    if error is not None:
-        failures[store.run_dir(cfg).name] = error
-    bar.update()
