@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .config import PROFILES_DIR, ConfigError, RunConfig, identity, load_config, to_dict
-from .runs import RunStore, is_finished, read_metrics
+from .record import Selection
+from .runs import RunStore, is_finished, read_record
 from .stats import seed_difference_interval
 
 if TYPE_CHECKING:  # the grid's record type only: reading claims and judging them never imports the training loops
@@ -76,12 +77,31 @@ class ClaimError(ConfigError):
 def _probe_psnr_change(run: Path) -> float:
     from .probe import probe_run
 
-    rows = probe_run(run)
+    rows = probe_run(run)  # run once, saved as the run's probe.json, read from it afterwards
     return next(r["psnr_change"] for r in rows if r["replaced"] == "bottleneck" and r["fill"] == "zeros")
 
 
+def _default(read: Callable[[Selection], float]) -> Callable[[Path], float]:
+    """A metric of the run's default selection (last epoch, the profile's λ)."""
+    return lambda run: read(read_record(run).default)
+
+
+def _memory(diagnostic: str) -> Callable[[Selection], float]:
+    def read(default: Selection) -> float:
+        if default.memory is None:
+            raise KeyError("memory")
+        return default.memory.diagnostics[diagnostic]
+
+    return read
+
+
+def _oracle_gain(run: Path) -> float:
+    metrics = read_record(run)
+    return 100 * (metrics.oracle.scores.auc - metrics.default.scores.auc)
+
+
 def _per_type(kind: str) -> Callable[[Path], float]:
-    return lambda run: 100 * read_metrics(run)["default"]["per_type"][kind]
+    return _default(lambda default: 100 * (default.per_type or {})[kind])
 
 
 class Metric(NamedTuple):
@@ -92,7 +112,7 @@ class Metric(NamedTuple):
 
 METRICS: dict[str, Metric] = {
     "auc": Metric(
-        "frame AUC (last epoch, the profile's λ)", "AUC points", lambda run: 100 * read_metrics(run)["default"]["auc"]
+        "frame AUC (last epoch, the profile's λ)", "AUC points", _default(lambda default: 100 * default.scores.auc)
     ),
     "auc_spatial": Metric("AUC on the spatial anomalies", "AUC points", _per_type("spatial")),
     "auc_temporal": Metric("AUC on the temporal anomalies", "AUC points", _per_type("temporal")),
@@ -100,17 +120,17 @@ METRICS: dict[str, Metric] = {
     "perplexity": Metric(
         "perplexity of nearest-item use at test (1 = collapse, M = even)",
         "items",
-        lambda run: read_metrics(run)["default"]["memory"]["perplexity"],
+        _default(_memory("perplexity")),
     ),
     "frame_perplexity": Metric(
         "mean over test frames of the perplexity of that frame's item use (a position code cannot inflate it)",
         "items",
-        lambda run: read_metrics(run)["default"]["memory"]["frame_perplexity"],
+        _default(_memory("frame_perplexity")),
     ),
     "oracle_gain": Metric(
         "oracle AUC (epoch and λ chosen on the test set) minus the honest default",
         "AUC points",
-        lambda run: 100 * (read_metrics(run)["oracle"]["auc"] - read_metrics(run)["default"]["auc"]),
+        _oracle_gain,
     ),
     "probe_psnr_change": Metric(
         "PSNR change of the output with the bottleneck replaced by zeros (skip probe)", "dB", _probe_psnr_change

@@ -26,6 +26,7 @@ from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
+from .record import RunMetrics
 from .runs import (
     RunError,
     RunStore,
@@ -33,9 +34,9 @@ from .runs import (
     cpu_model,
     finish_command,
     is_finished,
-    list_runs,
     run_record,
     status,
+    training_index,
 )
 from .scoring import frame_metrics, per_type_auc
 from .train import build_model, train
@@ -128,10 +129,9 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
     present = {epoch for epoch, _ in store.checkpoints(run)}
     if cfg.train.epochs in present:
         return 0
-    identity = training_identity(cfg)
-    for other, other_cfg, state in list_runs(store.root):
-        if state == "done" and other != run.name and training_identity(other_cfg) == identity:
-            checkpoints = [(e, path) for e, path in _readable_prefix(store, store.root / other) if e not in present]
+    for other in training_index(store.root).finished(training_identity(cfg)):
+        if other.name != run.name:
+            checkpoints = [(e, path) for e, path in _readable_prefix(store, other) if e not in present]
             for epoch, path in checkpoints:
                 target = store.checkpoint_path(run, epoch)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,8 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
                     os.link(path, target)
                 except OSError:  # another file system: copy instead
                     shutil.copy2(path, target)
-            if (store.root / other / "train.jsonl").exists():
-                shutil.copy2(store.root / other / "train.jsonl", run / "train.jsonl")
+            if (other / "train.jsonl").exists():
+                shutil.copy2(other / "train.jsonl", run / "train.jsonl")
             return len(checkpoints)
     return 0
 
@@ -175,16 +175,8 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
-    store.write_metrics(
-        run,
-        metrics
-        | {
-            "timings": timings,
-            "record": run_record(
-                device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model()
-            ),
-        },
-    )
+    provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
+    store.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
 
 def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:

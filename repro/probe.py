@@ -83,22 +83,38 @@ def probe(
 
 def probe_run(run: Path, clips: int = 32, seed: int = 0) -> list[dict]:
     """Probe a finished MNAD run's last checkpoint on `clips` evenly spaced test clips: one row per part and
-    fill with the run's task and skips."""
+    fill with the run's task and skips. Run once: the rows are saved as the run's probe.json, which later calls
+    for the same checkpoint, clips and seed read instead of running the model."""
+    from .record import ProbeRecord
+    from .runs import latest_checkpoint, read_probe, write_probe
+
+    run = Path(run)
+    found = latest_checkpoint(run)
+    if found is None:
+        raise FileNotFoundError(f"{run}: no checkpoints/epoch_*.pt; train the run first (repro train or sweep)")
+    epoch, checkpoint = found
+    if (run / "probe.json").exists():
+        saved = read_probe(run)
+        if (saved.epoch, saved.clips, saved.seed) == (epoch, clips, seed):
+            return list(saved.rows)
+    rows = _probe_rows(run, checkpoint, clips, seed)
+    write_probe(run, ProbeRecord(epoch, clips, seed, tuple(rows)))
+    return rows
+
+
+def _probe_rows(run: Path, checkpoint: Path, clips: int, seed: int) -> list[dict]:
     from torch.utils.data import default_collate
 
     from .config import load_config
     from .pipeline import datasets
-    from .runs import latest_checkpoint, load_checkpoint
+    from .runs import load_checkpoint
     from .train import build_model
 
     cfg = load_config(run / "config.toml")
-    found = latest_checkpoint(run)
-    if found is None:
-        raise FileNotFoundError(f"{run}: no checkpoints/epoch_*.pt; train the run first (repro train or sweep)")
     method = cfg.model.method
     model = build_model(cfg, compile=False)  # the probe hooks the encoder eagerly
     encoder = method.probe_point(model)
-    model.load_state_dict(load_checkpoint(found[1])["model"])
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
     _, testing = datasets(cfg)
     batch = default_collate([testing[int(i)] for i in np.linspace(0, len(testing) - 1, clips)])
     x, target = method.to_input(batch["input"]), method.to_target(batch["target"])

@@ -32,7 +32,8 @@ import torch
 
 from . import DISTRIBUTION, __version__
 from .atomic import atomic_file, atomic_write, named
-from .config import ConfigError, RunConfig, config_hash, load_config, to_toml
+from .config import ConfigError, RunConfig, config_hash, load_config, to_toml, training_identity
+from .record import ProbeRecord, RecordError, RunMetrics
 
 STATES = ("pending", "running", "done", "failed")
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(pt|npz)$")
@@ -254,14 +255,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def discard_checkpoint(run: Path, epoch: int, reason: str) -> str:
     """Move an unreadable checkpoint aside (`epoch_XXX.pt.corrupt`) with what was derived from it (that epoch's
-    signals, the metrics), so the run is unfinished and a rerun retrains from the last good checkpoint.
-    Returns what happened, in words."""
+    signals, the metrics, the skip probe), so the run is unfinished and a rerun retrains from the last good
+    checkpoint. Returns what happened, in words."""
     path = checkpoint_path(run, epoch)
     aside = path.with_name(path.name + ".corrupt")
     with contextlib.suppress(FileNotFoundError):  # another process (a torchrun rank) moved it first
         os.replace(path, aside)
     signals_path(run, epoch).unlink(missing_ok=True)
-    (Path(run) / "metrics.json").unlink(missing_ok=True)
+    for derived in ("metrics.json", "probe.json"):
+        (Path(run) / derived).unlink(missing_ok=True)
     return f"{path} is unreadable ({reason}); moved aside to {aside.name}"
 
 
@@ -310,12 +312,14 @@ def signal_epochs(run: Path) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------- metrics, record
-def write_metrics(run: Path, metrics: dict[str, Any]) -> None:
-    atomic_write_json(Path(run) / "metrics.json", metrics)
+def write_metrics(run: Path, metrics: RunMetrics) -> None:
+    """metrics.json, the one writer of a run's record (repro.record.RunMetrics)."""
+    atomic_write_json(Path(run) / "metrics.json", metrics.to_json())
 
 
-def read_metrics(run: Path) -> dict[str, Any]:
-    """metrics.json; RunError naming the file and the run's state if it is missing."""
+def read_record(run: Path) -> RunMetrics:
+    """metrics.json as its typed record, the one reader every report, claim and command goes through; a RunError
+    naming the file and the run's state if it is missing, or the key if it is not a run's record."""
     path = Path(run) / "metrics.json"
     if not path.exists():
         state = status(run)["state"]
@@ -323,7 +327,34 @@ def read_metrics(run: Path) -> dict[str, Any]:
             f"{path} not found: the run is {'unfinished' if state == 'done' else state}; finish it with "
             f"`{finish_command(run)}`"
         )
-    return read_json(path)
+    try:
+        return RunMetrics.from_json(read_json(path))
+    except RecordError as error:
+        raise RunError(
+            f"{path} is not a run's metrics ({error}); delete it and rerun `{finish_command(run)}` to score the "
+            "run again from its saved signals"
+        ) from None
+
+
+def read_metrics(run: Path) -> dict[str, Any]:
+    """metrics.json as JSON data, read (and checked) through read_record: what `repro train` prints."""
+    return read_record(run).to_json()
+
+
+def write_probe(run: Path, probe: ProbeRecord) -> None:
+    """probe.json: the skip probe of the run (repro.probe.probe_run), saved once."""
+    atomic_write_json(Path(run) / "probe.json", probe.to_json())
+
+
+def read_probe(run: Path) -> ProbeRecord:
+    """probe.json as its typed record; a RunError naming the file if the run has none or it is not a probe."""
+    path = Path(run) / "probe.json"
+    if not path.exists():
+        raise RunError(f"{path} not found: the run has no saved skip probe; compute it with `repro probe {run}`")
+    try:
+        return ProbeRecord.from_json(read_json(path))
+    except RecordError as error:
+        raise RunError(f"{path} is not a skip probe ({error}); delete it and rerun `repro probe {run}`") from None
 
 
 def finish_command(run: Path) -> str:
@@ -333,12 +364,12 @@ def finish_command(run: Path) -> str:
 
 
 def is_finished(run: Path) -> bool:
-    """Done by its status and by its files: a readable metrics.json (without one the run is evaluated again
-    from its checkpoints and signals)."""
+    """Done by its status and by its files: a metrics.json that read_record accepts (without one the run is
+    evaluated again from its checkpoints and signals)."""
     if status(run)["state"] != "done":
         return False
     try:
-        read_json(Path(run) / "metrics.json")
+        read_record(run)
     except RunError:
         return False
     return True
@@ -453,3 +484,60 @@ def list_runs(root: Path = Path("runs")) -> list[tuple[str, RunConfig, str]]:
         except (ConfigError, RunError) as error:
             warnings.warn(f"{config.parent}: skipped ({error})", stacklevel=2)
     return runs
+
+
+class TrainingIndex:
+    """The run folders of a store by training identity (repro.config.training_identity), so that finding a
+    finished run to adopt checkpoints from does not load every config.toml of the store for every run.
+
+    Built on first use and kept current: each lookup lists the store's folders and loads the config.toml of
+    the folders it has not seen (a folder's config is fixed: the folder is named by its hash), and reads the
+    state of the candidates only, so runs that finish, appear or vanish between lookups are seen.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._identities: dict[str, str | None] = {}  # folder name -> training identity (None: bad config.toml)
+        self._folders: dict[str, set[str]] = {}  # training identity -> folder names
+
+    def _refresh(self) -> None:
+        try:
+            with os.scandir(self.root) as entries:
+                names = {entry.name for entry in entries if entry.is_dir()}
+        except FileNotFoundError:
+            names = set()
+        for gone in self._identities.keys() - names:
+            self._folders.get(self._identities.pop(gone), set()).discard(gone)
+        for name in sorted(names - self._identities.keys()):
+            config = self.root / name / "config.toml"
+            if not config.exists():
+                continue  # being prepared: seen by a later lookup
+            try:
+                identity = training_identity(load_config(config))
+            except ConfigError as error:
+                warnings.warn(f"{config.parent}: skipped ({error})", stacklevel=3)
+                identity = None
+            self._identities[name] = identity
+            self._folders.setdefault(identity, set()).add(name)
+
+    def finished(self, identity: str) -> list[Path]:
+        """The folders of runs with this training identity whose state is done, by name (list_runs' order)."""
+        self._refresh()
+        found = []
+        for name in sorted(self._folders.get(identity, ())):
+            try:
+                if status(self.root / name)["state"] == "done":
+                    found.append(self.root / name)
+            except RunError as error:
+                warnings.warn(f"{self.root / name}: skipped ({error})", stacklevel=2)
+        return found
+
+
+_INDEXES: dict[Path, TrainingIndex] = {}
+
+
+def training_index(root: Path) -> TrainingIndex:
+    """The process's TrainingIndex of the store at `root` (one per store, shared by every run this process
+    executes)."""
+    key = Path(root).resolve()
+    return _INDEXES.setdefault(key, TrainingIndex(key))

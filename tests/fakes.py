@@ -5,6 +5,8 @@ import os
 
 import torch
 
+from repro.record import SCORES, RunMetrics
+
 
 class FullFile:
     """A file on a file system with no space left: every write fails as the kernel's does (no file name)."""
@@ -48,3 +50,19 @@ class PredictionClips(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         return self.items[index]
+
+
+def metrics_record(default: dict, oracle: dict | None = None) -> RunMetrics:
+    """The record (metrics.json) of a run with one evaluated epoch: its default selection `default` (epoch,
+    lambda, the scores, optional per_type and memory) and its oracle (the default's numbers if None)."""
+    epoch = {"lambdas": {f"{default['lambda']:g}": {key: default[key] for key in SCORES}}}
+    epoch |= {key: default[key] for key in ("per_type", "memory") if key in default}
+    return RunMetrics.from_json(
+        {
+            "default": default,
+            "oracle": default if oracle is None else oracle,
+            "epochs": {str(default["epoch"]): epoch},
+            "timings": {"train_seconds": 1.0, "evaluate_seconds": 0.5},
+            "record": {"host": "test"},
+        }
+    )

@@ -1,7 +1,6 @@
 """Claims: verdicts on hand-made per-seed numbers, refused declarations, a killed claims run, the report's links."""
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -14,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakes import metrics_record
 
 from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
 from repro.grids import load_table, table_grid
 from repro.report.index import ReportWarning
-from repro.runs import RunStore, list_runs, read_metrics
+from repro.runs import RunStore, list_runs, read_metrics, write_metrics
 
 T_975_2 = 4.302652729911275  # t quantile (0.975, 2 degrees of freedom): three paired seeds
 
@@ -114,15 +114,14 @@ treatment = [{treatment}]
 
 
 def test_metrics_read_their_numbers_from_a_runs_metrics_json(tmp_path):
-    metrics = {
-        "default": {
-            "auc": 0.8125,
-            "per_type": {"spatial": 0.5, "temporal": 0.75, "spatio_temporal": 1.0},
-            "memory": {"perplexity": 7.5, "frame_perplexity": 2.25},
-        },
-        "oracle": {"auc": 0.875},
+    scores = {"raw_auc": 0.5, "macro_auc": 0.5, "aupr": 0.5, "eer": 0.5, "epoch": 2, "lambda": 0.6}
+    default = {
+        **scores,
+        "auc": 0.8125,
+        "per_type": {"spatial": 0.5, "temporal": 0.75, "spatio_temporal": 1.0},
+        "memory": {"counts": [3, 1], "perplexity": 7.5, "frame_perplexity": 2.25},
     }
-    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    write_metrics(tmp_path, metrics_record(default, {**scores, "auc": 0.875}))
     read = {name: METRICS[name].read(tmp_path) for name in METRICS if name != "probe_psnr_change"}
     assert read == pytest.approx(
         {

@@ -1,10 +1,13 @@
 """The pipeline without training: checkpoint adoption on hand-made run folders, metrics on hand-made signals."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from repro import runs
 from repro.config import load_config
 from repro.pipeline import adopt_checkpoints, run_metrics
 from repro.runs import RunStore
@@ -255,3 +258,46 @@ def test_a_reconstruction_baseline_scores_its_error_and_reports_its_memory_usage
     assert default["auc"] == pytest.approx(roc_auc_score(LABEL, g(epochs[1]["error"])))
     assert default["memory"]["zero_row_share"] == 0.25 and default["memory"]["active_fraction"] == pytest.approx(2 / 3)
     assert "updated_frame_share" not in default["memory"]  # MemAE's items are trained, never updated at test time
+
+
+def test_a_run_finished_after_the_stores_index_was_read_is_adopted(store):
+    first = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
+    assert adopt_checkpoints(first, store.prepare(first), store) == 0  # reads the store: nothing to adopt yet
+    source = finished_run(store, load_config(None, TWO_EPOCHS), state="running")
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
+    run = store.prepare(cfg)
+    assert adopt_checkpoints(cfg, run, store) == 0  # its lender is still running
+    store.set_status(source, "done")
+    assert adopt_checkpoints(cfg, run, store) == 2
+
+
+def test_a_lender_removed_from_the_store_is_passed_over_for_the_next(store):
+    source = finished_run(store, load_config(None, TWO_EPOCHS))
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
+    assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
+    store.set_status(store.run_dir(cfg), "done")
+    shutil.rmtree(source)
+    other = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
+    run = store.prepare(other)
+    assert adopt_checkpoints(other, run, store) == 2  # from the run that adopted them, the only lender left
+    assert store.checkpoints(run)[0][1].stat().st_ino == store.checkpoints(store.run_dir(cfg))[0][1].stat().st_ino
+
+
+def test_the_store_is_read_once_per_process_not_once_per_run(store, monkeypatch):
+    for seed in range(3):
+        finished_run(store, load_config(None, [*TWO_EPOCHS, f"seed={seed}"]))
+    loaded = []
+    monkeypatch.setattr(runs, "load_config", lambda path: loaded.append(path) or load_config(path))
+    for seed in range(3):
+        cfg = load_config(None, [*TWO_EPOCHS, f"seed={seed}", "eval.mnad.gamma=0.5"])
+        assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
+    assert len(loaded) == len(set(loaded)) == 6  # each config.toml once: three lenders, three borrowers
+
+
+def test_a_folder_with_a_bad_config_is_skipped_with_a_warning(store):
+    finished_run(store, load_config(None, TWO_EPOCHS))
+    (store.root / "000000000000").mkdir()
+    (store.root / "000000000000" / "config.toml").write_text("seed = [")
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
+    with pytest.warns(UserWarning, match="000000000000: skipped"):
+        assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2

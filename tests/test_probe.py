@@ -1,11 +1,18 @@
 """Skip probe: no change when the replacement equals the original; a large one for noise without skips."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 
+from repro import probe as probe_module
 from repro.models.mnad import MNAD
 from repro.models.registry import METHODS
-from repro.probe import probe
+from repro.probe import FILLS, PARTS, probe, probe_run
+from repro.report.index import ReportWarning, run_figure
+from repro.runs import read_probe, save_checkpoint
 
 
 def probe_model(model, *args):
@@ -58,3 +65,53 @@ def test_unknown_part_is_named():
 def test_a_method_without_an_encoder_to_probe_is_refused_by_name():
     with pytest.raises(ValueError, match="convlstm has none"):
         METHODS["convlstm"].probe_point(torch.nn.Identity())
+
+
+# ------------------------------------------------------------------------------------- saved with the run
+ROWS = [
+    {"run": "r", "task": "pred", "replaced": part, "fill": fill, "mean_abs_change": 0.1, "psnr_original": 30.0}
+    | {"psnr_replaced": 29.5 - i, "psnr_change": -0.5 - i}
+    for i, (part, fill) in enumerate((part, fill) for part in PARTS for fill in FILLS)
+]
+
+
+@pytest.fixture
+def probed(tmp_path, monkeypatch):
+    """A run folder with a checkpoint of epoch 2, and the (run, checkpoint, clips, seed) of each model run."""
+    save_checkpoint(tmp_path, 2, {"model": {}})
+    calls = []
+    monkeypatch.setattr(probe_module, "_probe_rows", lambda *args: calls.append(args) or [dict(r) for r in ROWS])
+    return tmp_path, calls
+
+
+def test_the_probe_runs_once_and_is_read_from_the_run_afterwards(probed):
+    run, calls = probed
+    assert probe_run(run) == ROWS and probe_run(run) == ROWS
+    assert len(calls) == 1 and read_probe(run).rows == tuple(ROWS)
+    assert json.loads((run / "probe.json").read_text())["epoch"] == 2
+
+
+def test_the_probe_runs_again_for_other_clips_or_a_newer_checkpoint(probed):
+    run, calls = probed
+    probe_run(run)
+    probe_run(run, clips=8)
+    save_checkpoint(run, 3, {"model": {}})
+    probe_run(run, clips=8)
+    assert [(call[1].name, call[2]) for call in calls] == [
+        ("epoch_002.pt", 32),
+        ("epoch_002.pt", 8),
+        ("epoch_003.pt", 8),
+    ]
+
+
+def test_the_report_draws_the_saved_probe_and_says_so_when_there_is_none(probed, tmp_path):
+    run, calls = probed
+    with pytest.warns(ReportWarning, match=r"probe\.json not found.*repro probe"):
+        assert run_figure(run, tmp_path / "out", "probe") is None
+    probe_run(run)
+    assert run_figure(run, tmp_path / "out", "probe").is_file() and len(calls) == 1
+
+
+def test_the_report_never_imports_the_probe_or_the_training_loop():
+    code = "import sys, repro.report.index; print(sorted({'repro.probe', 'repro.train'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

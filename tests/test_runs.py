@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes import metrics_record
 
 from repro.config import config_hash, load_config
 from repro.runs import (
@@ -19,6 +20,10 @@ from repro.runs import (
     project_repository,
     read_jsonl,
     run_record,
+)
+
+RECORD = metrics_record(
+    {"epoch": 1, "lambda": 0.6, "auc": 0.93, "raw_auc": 0.9, "macro_auc": 0.91, "aupr": 0.8, "eer": 0.2}
 )
 
 
@@ -49,7 +54,7 @@ def test_status_cycle_keeps_created_and_records_error(store):
     assert store.status(run)["error"] == "KeyboardInterrupt: " and store.status(run)["created"] == created
     store.set_status(run, "done")
     assert not store.is_done(cfg)  # done by its status, but without metrics.json: evaluated again
-    store.write_metrics(run, {"default": {"auc": 0.9}})
+    store.write_metrics(run, RECORD)
     assert store.is_done(cfg) and store.status(run)["error"] is None
     (run / "metrics.json").write_text('{"default": ')  # cut short
     assert not store.is_done(cfg)
@@ -60,7 +65,7 @@ def test_status_cycle_keeps_created_and_records_error(store):
 def test_done_run_keeps_its_files_when_prepared_again(store):
     cfg = load_config()
     run = store.prepare(cfg)
-    store.write_metrics(run, {"default": {"auc": 0.9}})
+    store.write_metrics(run, RECORD)
     store.set_status(run, "done")
     store.prepare(load_config(None, ["exec.num_workers=2"]))  # same hash: how it executes is not part of it
     assert store.is_done(cfg) and load_config(run / "config.toml").exec.num_workers == 0
@@ -137,8 +142,8 @@ def test_metrics_round_trip_and_missing_metrics_say_the_state(store):
     run = store.prepare(load_config())
     with pytest.raises(RunError, match=r"metrics\.json not found: the run is pending"):
         store.read_metrics(run)
-    store.write_metrics(run, {"default": {"auc": 0.93}})
-    assert store.read_metrics(run) == {"default": {"auc": 0.93}}
+    store.write_metrics(run, RECORD)
+    assert store.read_metrics(run) == RECORD.to_json() == json.loads((run / "metrics.json").read_text())
 
 
 def test_torn_jsonl_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path):

@@ -18,7 +18,7 @@ from ..anomaly_types import TYPE_NAMES, display
 from ..atomic import atomic_write
 from ..config import load_config
 from ..models.method import signals_from_arrays
-from ..runs import RunStore, list_runs, load_signals, read_metrics, signal_epochs
+from ..runs import RunStore, list_runs, load_signals, read_probe, read_record, signal_epochs
 from .figures import (
     Example,
     memory_usage_histogram,
@@ -82,10 +82,10 @@ def _describe(run: Path) -> str:
 
 
 def _memory(run: Path, out: Path) -> list[Path]:
-    counts = read_metrics(run)["default"].get("memory", {}).get("counts")
-    if counts is None:
+    memory = read_record(run).default.memory
+    if memory is None:
         return []
-    return memory_usage_histogram(np.asarray(counts), f"memory usage: {run.name}", out, "memory")
+    return memory_usage_histogram(np.asarray(memory.counts), f"memory usage: {run.name}", out, "memory")
 
 
 def _signal_figures(run: Path, out: Path) -> dict[str, list[Path]]:
@@ -303,9 +303,8 @@ def report_manifest(manifest: Manifest, out: Path) -> Path:
 
 
 def _probe(run: Path, out: Path) -> list[Path]:
-    from ..probe import probe_run  # loads the run's last checkpoint and its test clips
-
-    return probe_bars(probe_run(run), out, "probe")
+    """The bars of the run's saved skip probe (probe.json; a RunError saying how to compute it if absent)."""
+    return probe_bars(list(read_probe(run).rows), out, "probe")
 
 
 def run_figure(run: Path, out: Path, kind: str) -> Path | None:

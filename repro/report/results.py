@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..anomaly_types import ANOMALY_TYPES
-from ..runs import RunError, RunStore
+from ..record import SCORES, Memory
+from ..runs import RunError, RunStore, read_record
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
     from ..grids import GridRun
 
-METRICS = ("auc", "raw_auc", "macro_auc", "aupr", "eer")
+METRICS = SCORES  # auc, raw_auc, macro_auc, aupr, eer
 TYPES = tuple(ANOMALY_TYPES.values())
 
 
@@ -28,11 +29,14 @@ MEMORY_DIAGNOSTICS = (  # metrics.json's default.memory numbers a report row car
 )
 
 
-def memory_diagnostics(memory: dict) -> dict[str, float | None]:
-    """The MEMORY_DIAGNOSTICS of a run's default.memory and its read ablation's PSNR change with zeros (None
+def memory_diagnostics(memory: Memory | None) -> dict[str, float | None]:
+    """The MEMORY_DIAGNOSTICS of a run's default memory use and its read ablation's PSNR change with zeros (None
     where the run did not record one)."""
-    zeros = memory.get("read_ablation", {}).get("zeros", {})
-    return {key: memory.get(key) for key in MEMORY_DIAGNOSTICS} | {"zeros_psnr_change": zeros.get("psnr_change")}
+    diagnostics = {} if memory is None else memory.diagnostics
+    zeros = None if memory is None or memory.read_ablation is None else memory.read_ablation.get("zeros")
+    return {key: diagnostics.get(key) for key in MEMORY_DIAGNOSTICS} | {
+        "zeros_psnr_change": None if zeros is None else zeros.psnr_change
+    }
 
 
 class MissingRunWarning(UserWarning):
@@ -45,16 +49,16 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
     for grid_run in runs:
         run = grid_run.folder_in(store)
         try:
-            metrics = store.read_metrics(run)
+            metrics = read_record(run)
         except RunError as error:
             warnings.warn(f"{run}: {error}; left out of the report", MissingRunWarning, stacklevel=2)
             continue
-        default, oracle = metrics["default"], metrics["oracle"]
+        default, oracle = metrics.default, metrics.oracle
         row = {**grid_run.labels, "seed": grid_run.seed, "run": run.name}
-        row |= {metric: default[metric] for metric in METRICS}
-        row |= {f"auc_{kind}": default.get("per_type", {}).get(kind) for kind in TYPES}
-        row |= {"epoch": default["epoch"], "lambda": default["lambda"]}
-        row |= {"oracle_auc": oracle["auc"], "oracle_epoch": oracle["epoch"], "oracle_lambda": oracle["lambda"]}
-        row |= memory_diagnostics(default.get("memory", {}))
+        row |= {metric: getattr(default.scores, metric) for metric in METRICS}
+        row |= {f"auc_{kind}": (default.per_type or {}).get(kind) for kind in TYPES}
+        row |= {"epoch": default.epoch, "lambda": default.lam}
+        row |= {"oracle_auc": oracle.scores.auc, "oracle_epoch": oracle.epoch, "oracle_lambda": oracle.lam}
+        row |= memory_diagnostics(default.memory)
         rows.append(row)
     return pd.DataFrame(rows)

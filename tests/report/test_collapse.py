@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from fakes import metrics_record
 from scipy import stats
 
 from repro.cli import main
@@ -49,7 +50,10 @@ def memory(perplexity: float, share: float, distance_auc: float) -> dict:
         "largest_share": share,
         "camera_position_item_share": 0.9,
         "distance_auc": distance_auc,
-        "read_ablation": {"zeros": {"psnr_change": -perplexity}, "mean": {"psnr_change": -1.0}},
+        "read_ablation": {
+            "zeros": {"psnr_change": -perplexity, "auc_change": 0.0},
+            "mean": {"psnr_change": -1.0, "auc_change": 0.0},
+        },
     }
 
 
@@ -60,7 +64,7 @@ def fabricate(run: Path, cfg, numbers: tuple[float, float, float, float]) -> Non
     (run / "config.toml").write_text(to_toml(cfg))
     default = {"auc": auc, "raw_auc": auc, "macro_auc": auc, "aupr": 0.5, "eer": 0.3, "epoch": 3, "lambda": 0.6}
     default["memory"] = memory(perplexity, share, distance_auc)
-    write_metrics(run, {"default": default, "oracle": default})
+    write_metrics(run, metrics_record(default))
     epochs = [
         {"epoch": e, "memory": {"counts": [10 - 3 * e, 3 * e, 0, 0], "frame_perplexity": 1.0 + e}} for e in (1, 2, 3)
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fakes import metrics_record
 from PIL import Image
 
 from repro.cli import main
@@ -50,7 +51,8 @@ def fabricate_run(root: Path, seed: int) -> Path:
         "per_type": {"temporal": 0.9},
         "memory": {"counts": counts, "active_fraction": 0.75, "perplexity": 2.8},
     }
-    write_metrics(run, {"default": metric, "oracle": {**metric, "auc": 0.95}})
+    oracle = {key: metric[key] for key in ("raw_auc", "macro_auc", "aupr", "eer", "epoch", "lambda")}
+    write_metrics(run, metrics_record(metric, {**oracle, "auc": 0.95}))
     images = rng.random((4, 16, 16, 3))
     queries = np.concatenate([rng.normal(c * 10, 1, (40, D)) for c in range(M)])
     np.savez(
