@@ -1,4 +1,5 @@
-"""The anomaly types of the synthetic world (SPEC sec. 9): their codes in anomaly_types.npy and their names.
+"""The anomaly types of the synthetic world (docs/data.md#synthetic-moving-shapes-built-in-no-download): their codes
+in anomaly_types.npy and their names.
 
 The one list: metrics keys use the names as they are ("spatio_temporal"), figures and pages their `display`
 spelling ("spatio-temporal"). Real datasets have no types: their frames carry -1.

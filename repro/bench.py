@@ -12,7 +12,7 @@ from .config import load_config
 from .evaluate import frame_step, inference_layout, signals_step
 from .train import build_model, train_step
 
-PED2_TRAINING_FRAMES = 2550  # SPEC sec. 5: one training epoch of UCSD Ped2
+PED2_TRAINING_FRAMES = 2550  # one training epoch of UCSD Ped2 (docs/speed.md)
 
 
 def _sync(device: torch.device) -> None:

@@ -1,6 +1,7 @@
-"""Every setting of a run, declared once: frozen, typed dataclasses with one-line help (SPEC sec. 4, 5, 7, 12).
+"""Every setting of a run, declared once: frozen, typed dataclasses with one-line help (docs/method.md#training,
+#scoring-and-evaluation, #the-reproduction-studys-ablations, #reporting-protocol-and-memory-diagnostics).
 
-The dataclass defaults are the paper's prediction setting (SPEC sec. 4); profiles in `ablations/profiles/`
+The dataclass defaults are the paper's prediction setting (docs/method.md#training); profiles in `ablations/profiles/`
 override them, and dotted overrides (`model.mnad.separateness=0`) override the profile. Each method declares
 its own section beside its network (`[model.mnad]`, `[model.memae]`, ...; repro/models/*) and, where it has
 evaluation settings, `[eval.<name>]` (`[eval.mnad]`: λ, γ, the test-time update); this module composes them
@@ -80,7 +81,8 @@ class DataConfig(Validated):
     grayscale: bool = setting(False, "Read frames as one gray channel instead of colour.")
     salt_pepper: float = setting(
         0.0,
-        "Fraction of input elements set to 0 or 1 (denoising study, SPEC sec. 7); targets stay clean.",
+        "Fraction of input elements set to 0 or 1 (denoising study, docs/method.md#the-reproduction-studys-ablations); "
+        "targets stay clean.",
         Interval(0, 1, high_open=True),
     )
     synth_seed: int = setting(0, "Seed of the synthetic world's generator (not of training).")

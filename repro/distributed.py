@@ -1,4 +1,4 @@
-"""One long run on several GPUs (or CPU processes) under torchrun (DESIGN.md, Scale).
+"""One long run on several GPUs (or CPU processes) under torchrun (docs/configs.md#several-processes-torchrun).
 
 Every rank trains a DDP replica on its share of each batch; the MNAD memory is updated with the queries of
 all ranks (gathered in rank order), so the items stay identical everywhere without a broadcast. Rank 0 owns

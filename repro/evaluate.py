@@ -1,4 +1,5 @@
-"""Evaluation: per-frame signals of any method, with or without the test-time memory update (SPEC sec. 2, 5).
+"""Evaluation: per-frame signals of any method, with or without the test-time memory update (docs/method.md#memory,
+#scoring-and-evaluation).
 
 Written once for every method (repro/models/method.py): the method turns a forward pass into its typed
 signals, where it has state memory updates it frame by frame, and where it adapts at test time takes its
@@ -135,7 +136,7 @@ def evaluate_model(
     progress: bool = True,
     evaluation: Any = None,
 ) -> dict[str, np.ndarray]:
-    """Raw per-frame signals over a test set in sorted video order (SPEC sec. 2, 5).
+    """Raw per-frame signals over a test set in sorted video order (docs/method.md#memory, #scoring-and-evaluation).
 
     The method's signals by field name (`method.Signals`), and always "video", "frame", "label",
     "anomaly_type" (from the dataset); for a model with memory weights, "item_counts" (m,) of nearest-item

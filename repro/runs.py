@@ -1,4 +1,4 @@
-"""The run store: one folder per config hash, every file written atomically (DESIGN.md, "The run store").
+"""The run store: one folder per config hash, every file written atomically (docs/configs.md#the-run-store).
 
     runs/<hash>/config.toml, status.json, train.jsonl, checkpoints/epoch_XXX.pt, signals/epoch_XXX.npz,
     metrics.json, and `lock` while a process runs it.
@@ -414,7 +414,8 @@ def cpu_model() -> str:
 
 
 def run_record(**extra: Any) -> dict[str, Any]:
-    """Provenance (SPEC sec. 12): git commit and dirty flag, versions, platform, host, time; plus `extra`."""
+    """Provenance (docs/method.md#reporting-protocol-and-memory-diagnostics): git commit and dirty flag, versions,
+    platform, host, time; plus `extra`."""
     repository = project_repository()
     commit = _git("rev-parse", "HEAD", cwd=repository) if repository else None
     dirty = _git("status", "--porcelain", cwd=repository) if commit else None

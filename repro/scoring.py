@@ -1,4 +1,5 @@
-"""Frame scoring (MNAD eqs. 6-7, 13-16; SPEC sec. 5, 12): per-frame signals -> per-video min-max -> AUC.
+"""Frame scoring (MNAD eqs. 6-7, 14-17; docs/method.md#scoring-and-evaluation,
+#reporting-protocol-and-memory-diagnostics): per-frame signals -> per-video min-max -> AUC.
 
 Arrays in, numbers out: this module never reads files. Glossary: f frames, n queries, d dim, m items.
 """
@@ -155,7 +156,7 @@ class Scorable(Protocol):
 
 
 def frame_metrics(signals: Scorable, labels: np.ndarray, video_ids: np.ndarray, lam: float) -> FrameMetrics:
-    """Every frame-level metric of SPEC sec. 12 for one λ."""
+    """Every frame-level metric of docs/method.md#reporting-protocol-and-memory-diagnostics for one λ."""
     labels = np.asarray(labels).ravel()
     scores = signals.score(video_ids, lam)
     raw = signals.score(np.zeros_like(video_ids), lam)  # one "video": min-max over the whole set

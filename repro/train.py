@@ -1,4 +1,5 @@
-"""Training (SPEC sec. 4): the method's optimiser (Adam by default) and training step, a cosine schedule stepped
+"""Training (docs/method.md#training): the method's optimiser (Adam by default) and training step, a cosine schedule
+stepped
 per epoch, memory items carried across steps and epochs, a checkpoint every k epochs and at the end (the
 optimiser's state with it); resumes from the last checkpoint."""
 
@@ -194,8 +195,8 @@ def train(
 
 
 def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per epoch: "cosine" anneals to 0 over `epochs` (SPEC sec. 4), "constant" keeps the lr
-    (MemAE's official code, SPEC sec. 8)."""
+    """Stepped once per epoch: "cosine" anneals to 0 over `epochs` (docs/method.md#training), "constant" keeps the lr
+    (MemAE's official code, docs/method.md#baselines)."""
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if schedule == "constant":

@@ -305,7 +305,7 @@ def test_overrides_win_over_task_tables():
     )
 
 
-def test_paper_profile_is_spec_section_4():
+def test_paper_profile_has_the_papers_training_settings():
     cfg = load_config("paper")
     assert (cfg.data.name, cfg.data.size, cfg.model.mnad.width, cfg.model.mnad.num_items) == ("ped2", 256, 64, 10)
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.checkpoint_every) == (60, 4, 5)

@@ -1,4 +1,4 @@
-"""The per-frame signals and the sequential test-time update (SPEC sec. 2, 5)."""
+"""The per-frame signals and the sequential test-time update (docs/method.md#memory, #scoring-and-evaluation)."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""A run writes the memory diagnostics: per training epoch in train.jsonl, at test in metrics.json (SPEC sec. 12)."""
+"""A run writes the memory diagnostics: per training epoch in train.jsonl, at test in metrics.json
+(docs/method.md#reporting-protocol-and-memory-diagnostics)."""
 
 import json
 

@@ -15,7 +15,7 @@ from repro.runs import list_runs, load_signals, read_metrics
 
 pytestmark = pytest.mark.slow
 
-PED2_TEST_FRAMES = PUBLISHED["ped2"][2]  # 180, 180, 150, ... (SPEC sec. 5)
+PED2_TEST_FRAMES = PUBLISHED["ped2"][2]  # 180, 180, 150, ... (docs/data.md#labels)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,8 @@ def test_paper_profile_trains_and_evaluates_ped2_with_the_published_labels(ped2_
     )
     assert (cfg.train.lr, cfg.model.mnad.compactness, cfg.model.mnad.num_items) == (paper.train.lr, 0.1, 10)
     signals = load_signals(tmp_path / name, 1)
-    # Labels are split per video, and prediction scores each video from its 5th frame on (SPEC sec. 5).
+    # Labels are split per video, and prediction scores each video from its 5th frame on
+    # (docs/method.md#scoring-and-evaluation).
     expected_video = np.concatenate([np.full(n - 4, v) for v, n in enumerate(PED2_TEST_FRAMES)])
     expected_frame = np.concatenate([np.arange(4, n) for n in PED2_TEST_FRAMES])
     np.testing.assert_array_equal(signals["video"], expected_video)

@@ -1,6 +1,6 @@
 """Failures a user can cause or meet, driven through the CLI: each ends in one line with exit code 2 (130 for
 an interrupt) that names the file or setting and the fix, and after that fix the run finishes with the same
-metrics as an undisturbed run (issue 15).
+metrics as an undisturbed run.
 
 The full disk, the read-only file system and the denied permission are fakes that raise the OSError the
 operating system raises (a tmpfs needs root); the symbolic-link loop is real.

@@ -213,7 +213,7 @@ def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
     assert runs == {config_hash(a): (a, "pending"), config_hash(b): (b, "done")}
 
 
-def test_run_record_has_the_provenance_of_spec_section_12():
+def test_run_record_has_the_documented_provenance():
     record = run_record(device="cpu")
     for key in (
         "repro_version",

@@ -1,4 +1,4 @@
-"""Frame scoring against values worked by hand (SPEC sec. 5)."""
+"""Frame scoring against values worked by hand (docs/method.md#scoring-and-evaluation)."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Windows of frames for training and evaluation: t input frames and a clean target (SPEC sec. 1, 5, 7, 8).
+"""Windows of frames for training and evaluation: t input frames and a clean target (docs/method.md#network,
+#scoring-and-evaluation, #the-reproduction-studys-ablations, #baselines).
 
 One item per window position (stride 1) in each video, videos in sorted order. A window holds
 `in_frames` frames, plus the next frame when `predict`. The item scores frame `start + scored_offset`:
@@ -59,7 +60,8 @@ def item_positions(
 
 
 def salt_and_pepper(x: np.ndarray, fraction: float, generator: np.random.Generator) -> np.ndarray:
-    """A `fraction` of the elements of x (values in [-1, 1]) set to -1 or 1 with equal odds (SPEC sec. 7).
+    """A `fraction` of the elements of x (values in [-1, 1]) set to -1 or 1 with equal odds
+    (docs/method.md#the-reproduction-studys-ablations).
 
     The same as setting them to 0 or 1 on the [0, 1] scale before mapping x * 2 - 1 (exact in floating point).
     One uniform draw u per element: u < fraction / 2 -> -1, fraction / 2 <= u < fraction -> 1, else unchanged.

@@ -1,4 +1,5 @@
-"""Importers: the original distributions -> the canonical layout (SPEC sec. 6). Sources are only read.
+"""Importers: the original distributions -> the canonical layout (docs/data.md#the-canonical-layout). Sources are only
+read.
 
 - UCSD:   <src>/Train/Train001/001.tif, <src>/Test/Test001/001.tif (Test001_gt/ skipped), <src>/UCSDped2.m
 - Avenue: <src>/training_videos/01.avi, <src>/testing_videos/01.avi,

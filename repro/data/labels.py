@@ -1,4 +1,5 @@
-"""Frame-level ground truth in every published form, split per video and cross-checked (SPEC sec. 5, 6).
+"""Frame-level ground truth in every published form, split per video and cross-checked
+(docs/method.md#scoring-and-evaluation, docs/data.md#labels).
 
 Forms: the flat concatenated `.npy` (1-D or (1, N)); ShanghaiTech `test_frame_mask/<video>.npy`; UCSD's
 `UCSDped2.m` ranges; Liu et al.'s `ped2.mat` / `avenue.mat` (`gt`: per video a 2xK array of 1-based
@@ -39,7 +40,7 @@ PUBLISHED_FILES = {
 
 
 def published_label_file(name: str) -> Path:
-    """The published flat label file of `name` (SPEC sec. 5), shipped as package data."""
+    """The published flat label file of `name` (docs/data.md#labels), shipped as package data."""
     if name not in PUBLISHED_FILES:
         raise DataError(
             f"no published labels for dataset {name!r}; they exist for {', '.join(PUBLISHED_FILES)}. "
@@ -165,7 +166,7 @@ def split_flat(flat: np.ndarray, counts: Sequence[int], names: Sequence[str], so
 
 
 def cross_check_counts(name: str, counts: Sequence[int], names: Sequence[str]) -> None:
-    """Compare the test videos' frame counts with the published ones (SPEC sec. 5); name the first mismatch."""
+    """Compare the test videos' frame counts with the published ones (docs/data.md#labels); name the first mismatch."""
     published = PUBLISHED.get(name)
     if published is None or published[2] is None:
         return
@@ -181,7 +182,7 @@ def cross_check_counts(name: str, counts: Sequence[int], names: Sequence[str]) -
 
 
 def cross_check_totals(name: str, labels: Sequence[np.ndarray], source) -> None:
-    """Compare the label totals with the published file's (SPEC sec. 5) and say which file disagrees.
+    """Compare the label totals with the published file's (docs/data.md#labels) and say which file disagrees.
 
     Another frame total is an error (the labels cannot align); another anomalous count only warns, since
     a different labelling of the same frames (Avenue's volLabel masks) is usable but not comparable.

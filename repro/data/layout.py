@@ -1,4 +1,4 @@
-"""The canonical dataset layout, found and validated (SPEC sec. 6).
+"""The canonical dataset layout, found and validated (docs/data.md#the-canonical-layout).
 
     <root>/<name>/training/frames/<video>/<frame>.jpg
     <root>/<name>/testing/frames/<video>/<frame>.jpg

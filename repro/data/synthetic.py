@@ -1,19 +1,21 @@
-"""Synthetic moving shapes, the built-in stand-in for the real datasets (SPEC sec. 9).
+"""Synthetic moving shapes, the built-in stand-in for the real datasets
+(docs/data.md#synthetic-moving-shapes-built-in-no-download).
 
 Normal: circles moving right at the normal speed. Anomalies: squares at the normal speed (spatial, type 1),
 circles at twice the speed (temporal, 2), squares at twice the speed (spatio-temporal, 3). At 64x64 the
 radius is 5 px and the speed 3 px/frame (the study's 10 px and 5 px/frame at its larger frames); both scale
 with the frame size.
 
-The confound of SPEC sec. 9 is avoided by construction: every object lives in its own horizontal lane, all
+The confound of docs/data.md#synthetic-moving-shapes-built-in-no-download is avoided by construction: every object
+lives in its own horizontal lane, all
 lanes move the same way, a lane speeds up as a whole (objects in one lane never catch each other), and
 objects wrap around the frame like a torus and are drawn wrapped, so no shape is ever cut or overlapped.
 A single frame of a temporal anomaly looks exactly like a normal frame: only speed tells them apart.
 
-A scene is a camera: its background (colour and texture) is drawn once per scene and shared by its training
-and test videos; only the moving objects vary per video (SPEC sec. 9). Training videos hold only normal
-motion; each test video has normal stretches and anomalous events, one at a time, and every test frame is
-labelled with its type. The same seed gives identical bytes.
+A scene is a camera: its background (colour and texture) is drawn once per scene and shared by its training and test
+videos; only the moving objects vary per video (docs/data.md#synthetic-moving-shapes-built-in-no-download). Training
+videos hold only normal motion; each test video has normal stretches and anomalous events, one at a time, and every
+test frame is labelled with its type. The same seed gives identical bytes.
 
 Video folders are named `<camera>_<video>` (`03_0007`) as in ShanghaiTech, so each frame's camera is
 known from its video's name (`repro.data.layout.video_cameras`); a camera's videos are contiguous.
@@ -114,7 +116,8 @@ PRESETS = {
     ),
     # Seconds, not minutes: for tests and smoke runs (every anomaly type still occurs).
     "tiny": Preset(3, 1, (Scene((96, 96, 96), 0.0, (235, 235, 235)),), 2, 40, 2, 60, 2, (8, 10)),
-    # ShanghaiTech's stand-in for the memory study (SPEC sec. 9): more cameras (13) than memory items (10) and
+    # ShanghaiTech's stand-in for the memory study (docs/data.md#synthetic-moving-shapes-built-in-no-download): more
+    # cameras (13) than memory items (10) and
     # 128x128 frames (a 16x16 query map, each query seeing part of the frame); one training video per camera.
     "cameras": Preset(3, 2, camera_scenes(13), 13, 40, 13, 90, 2, (20, 30), size=128),
 }

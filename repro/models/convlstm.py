@@ -4,12 +4,12 @@ Spatial encoder: conv 11x11 stride 4 (128) and conv 5x5 stride 2 (64), tanh; tem
 ConvLSTM layers with 64, 32, 64 hidden channels (3x3); spatial decoder: deconv 5x5 stride 2 (128), tanh,
 and deconv 11x11 stride 4 (c), tanh. The spatial layers act on each frame alone; only the ConvLSTMs mix time.
 
-Adaptation (SPEC sec. 8 asks for it): the original has no padding and 227x227 inputs (227 -> 55 -> 26 -> 55
--> 227). Here the convs pad by 4 and 2 ("same"-like, so h/4 and h/8 for sizes divisible by 8) and each
-deconv's output_padding is derived from `size`, so any size >= 16 round-trips to itself: 64 -> 16 -> 8 -> 16
--> 64, 256 -> 64 -> 32 -> 64 -> 256, 227 -> 57 -> 29 -> 57 -> 227. The reimplementations' dropout in the
-ConvLSTMs is left out (not in the paper's description). The output is tanh: inputs and targets lie in
-[-1, 1], so tanh matches their range exactly (as MNAD's generator head) and cannot overshoot it.
+Adaptation (docs/method.md#convlstm-ae: sizes adapted to the frame size): the original has no padding and 227x227
+inputs (227 -> 55 -> 26 -> 55 -> 227). Here the convs pad by 4 and 2 ("same"-like, so h/4 and h/8 for sizes divisible
+by 8) and each deconv's output_padding is derived from `size`, so any size >= 16 round-trips to itself: 64 -> 16 -> 8
+-> 16 -> 64, 256 -> 64 -> 32 -> 64 -> 256, 227 -> 57 -> 29 -> 57 -> 227. The reimplementations' dropout in the
+ConvLSTMs is left out (not in the paper's description). The output is tanh: inputs and targets lie in [-1, 1], so tanh
+matches their range exactly (as MNAD's generator head) and cannot overshoot it.
 
 Glossary: b batch, t frames, c image channels, h w space, k hidden channels of a ConvLSTM.
 """
@@ -147,7 +147,8 @@ def convlstm_frame_errors(output: Tensor, target: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------- method
 @dataclass(frozen=True)
 class ConvLSTMSettings(Validated):
-    """The ConvLSTM-AE's settings, the config section [model.convlstm]: its widths are SPEC sec. 8's, fixed."""
+    """The ConvLSTM-AE's settings, the config section [model.convlstm]: its widths are the paper's
+    (docs/method.md#convlstm-ae), fixed."""
 
     prefix: ClassVar[str] = "model.convlstm."
 

@@ -1,4 +1,4 @@
-"""Memory diagnostics that a position code cannot fool (SPEC sec. 12).
+"""Memory diagnostics that a position code cannot fool (docs/method.md#reporting-protocol-and-memory-diagnostics).
 
 A pooled usage histogram looks healthy when every (camera, position) keeps its own item; these numbers
 say how the items are used per frame, how much of the choice camera and position alone explain, and how many

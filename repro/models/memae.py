@@ -1,7 +1,7 @@
 """MemAE (Gong et al., ICCV 2019): a 3D-conv autoencoder whose bottleneck is rebuilt from a learnable memory.
 
-Follows the official code (SPEC sec. 8). Unlike MNAD's memory (SPEC sec. 2), the items are a trained
-`nn.Parameter`, addressing is a softmax over items of dot products (the paper says cosine: both offered),
+Follows the official code (docs/method.md#baselines). Unlike MNAD's memory (docs/method.md#memory), the items are a
+trained `nn.Parameter`, addressing is a softmax over items of dot products (the paper says cosine: both offered),
 the weights are hard-shrunk and L1-renormalised, and the read is the decoder's only input (no concat).
 `memory=False` builds the same backbone without memory: the "AE" baseline.
 
@@ -92,7 +92,7 @@ def memae_frame_score(output: Tensor, target: Tensor) -> Tensor:
     """(b,) per clip: mean over t*h*w of the per-pixel L2 norm over channels of (output - target).
 
     output, target (b, c, t, h, w) on the data's [-1, 1] scale, as the official MemAE test path (it does not
-    un-normalise). Clip j scores frame j + 8 of its video (SPEC sec. 8).
+    un-normalise). Clip j scores frame j + 8 of its video (docs/method.md#baselines).
     """
     _check_clips(output, target)
     return (output.float() - target.float()).norm(dim=1).mean(dim=(1, 2, 3))
@@ -251,7 +251,7 @@ class AESettings(Validated):
 
 @dataclass(frozen=True)
 class MemAESettings(Validated):
-    """MemAE's settings, the config section [model.memae] (SPEC sec. 8; official code's values)."""
+    """MemAE's settings, the config section [model.memae] (docs/method.md#baselines; official code's values)."""
 
     prefix: ClassVar[str] = "model.memae."
     width: int = setting(PAPER_WIDTH, "Channels of the first 3-D conv (96 = paper; use a multiple of 3).", AT_LEAST_ONE)
@@ -265,7 +265,7 @@ class MemAESettings(Validated):
     entropy: float = setting(0.0002, "α, weight of the addressing entropy loss (eq. 10).", NON_NEGATIVE)
 
 
-CLIP = ClipLayout(16, False, 8)  # 16-frame clips; clip j scores frame j + 8 (SPEC sec. 8)
+CLIP = ClipLayout(16, False, 8)  # 16-frame clips; clip j scores frame j + 8 (docs/method.md#baselines)
 
 
 class AEMethod(Method):

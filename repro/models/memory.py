@@ -3,10 +3,10 @@
 The equations are pure functions of tensors, vectorised over queries and items; `Memory` is the thin
 module that holds the items as state (a buffer: saved with the model, never trained by the optimiser).
 
-Collapse remedies beyond the study (SPEC sec. 12), each off by default: k-means initialisation of the items
-from the first training steps' queries, re-seeding items unused for k steps from random queries, and the
-diversity regulariser (negative entropy of the mean soft assignment). Gaussian initialisation (`item_init`)
-and the paper's eq. 5 normaliser (`update_normaliser`) are the other two.
+Collapse remedies beyond the study (docs/method.md#reporting-protocol-and-memory-diagnostics), each off by default:
+k-means initialisation of the items from the first training steps' queries, re-seeding items unused for k steps from
+random queries, and the diversity regulariser (negative entropy of the mean soft assignment). Gaussian initialisation
+(`item_init`) and the paper's eq. 5 normaliser (`update_normaliser`) are the other two.
 
 Glossary: n queries (b*h*w, flattened row-major over b, y, x), m memory items, d feature dim.
 """

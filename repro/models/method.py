@@ -51,7 +51,8 @@ class Scorer(Protocol):
 
 @dataclass(frozen=True)
 class ClipLayout:
-    """Which window of frames one sample holds and which frame it scores (SPEC sec. 5, 8)."""
+    """Which window of frames one sample holds and which frame it scores (docs/method.md#scoring-and-evaluation,
+    #baselines)."""
 
     in_frames: int  # frames fed to the model
     predict: bool  # True: the target is the next frame; False: the (clean) input window itself

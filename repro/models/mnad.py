@@ -1,7 +1,7 @@
 """MNAD (Park et al., CVPR 2020): a U-Net-like autoencoder whose bottleneck reads a memory of normal prototypes.
 
 Prediction: 4 past frames stacked on channels (oldest first) -> the 5th. Reconstruction: 1 frame -> itself.
-Blocks and widths follow the reference implementation (SPEC sec. 1); `width` scales every channel count
+Blocks and widths follow the reference implementation (docs/method.md#network); `width` scales every channel count
 (64 = paper, so the query dim is d = 8 * width).
 
 Glossary: b batch, c image channels, t input frames, h w spatial size, d = 8*width query dim, m items,
@@ -39,7 +39,7 @@ from .output import ModelOutput
 TASKS = ("pred", "recon")
 DECODERS = ("halving", "constant")
 PRED_IN_FRAMES = 4
-FEATURE_LOSS_WEIGHT = {"pred": 0.1, "recon": 0.01}  # λ_c = λ_s per task (SPEC sec. 4)
+FEATURE_LOSS_WEIGHT = {"pred": 0.1, "recon": 0.01}  # λ_c = λ_s per task (docs/method.md#training)
 
 
 def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
@@ -153,13 +153,13 @@ class MNAD(nn.Module):
         decoder: str = "halving",
         in_frames: int | None = None,  # None: 4 for pred, 1 for recon
         channels: int = 3,
-        compactness: float | None = None,  # λ_c; None: 0.1 pred, 0.01 recon (SPEC sec. 4)
+        compactness: float | None = None,  # λ_c; None: 0.1 pred, 0.01 recon (docs/method.md#training)
         separateness: float | None = None,  # λ_s; same defaults
         separateness_margin: float = 1.0,
         uniform_memory: float = 0.0,  # weights of the feature losses, named as MNADSettings' fields
         update_normaliser: str = "all",
         item_init: str = "uniform",
-        diversity: float = 0.0,  # collapse remedies (SPEC sec. 12), see `Memory`
+        diversity: float = 0.0,  # collapse remedies (docs/method.md, memory diagnostics), see `Memory`
         kmeans_init_steps: int = 0,
         reseed_after_steps: int = 0,
     ) -> None:
@@ -219,7 +219,7 @@ class MNAD(nn.Module):
 # ---------------------------------------------------------------------------------------------- method
 @dataclass(frozen=True)
 class MNADSettings(Validated):
-    """MNAD's settings, the config section [model.mnad] (SPEC sec. 1-4)."""
+    """MNAD's settings, the config section [model.mnad] (docs/method.md#network to #training)."""
 
     prefix: ClassVar[str] = "model.mnad."
     task: Literal[TASKS] = setting(
@@ -312,7 +312,8 @@ MEMORY_FIELDS = (
 
 
 class MNADSignals(NamedTuple):
-    """MNAD's per-frame signals (SPEC sec. 5): tensors (b,) during evaluation, arrays (f,) once saved."""
+    """MNAD's per-frame signals (docs/method.md#scoring-and-evaluation): tensors (b,) during evaluation, arrays (f,)
+    once saved."""
 
     psnr: Any  # dB of the output against the target on the [0, 1] scale (eq. 13)
     regular: Any  # weighted regular score of eqs. 6-7: the test-time update gate

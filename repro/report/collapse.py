@@ -1,4 +1,5 @@
-"""The collapse-remedy report (ablations/collapse.toml, SPEC sec. 12): memory diagnostics per remedy over seeds,
+"""The collapse-remedy report (ablations/collapse.toml, docs/method.md#reporting-protocol-and-memory-diagnostics):
+memory diagnostics per remedy over seeds,
 paired differences to the reference row, the study's fixed criteria checked against the numbers, and item use
 per training epoch.
 

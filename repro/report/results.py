@@ -19,7 +19,8 @@ METRICS = SCORES  # auc, raw_auc, macro_auc, aupr, eer
 TYPES = tuple(ANOMALY_TYPES.values())
 
 
-MEMORY_DIAGNOSTICS = (  # metrics.json's default.memory numbers a report row carries (SPEC sec. 12)
+# metrics.json's default.memory numbers a report row carries (docs/method.md#reporting-protocol-and-memory-diagnostics)
+MEMORY_DIAGNOSTICS = (
     "perplexity",
     "frame_perplexity",
     "active_fraction",

@@ -8,5 +8,5 @@ import pytest
 
 @pytest.fixture
 def labels_dir() -> Path:
-    """The published label files (SPEC sec. 5), shipped as package data in repro/data/published/."""
+    """The published label files (docs/data.md#labels), shipped as package data in repro/data/published/."""
     return Path(importlib.resources.files("repro.data") / "published")

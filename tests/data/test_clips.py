@@ -1,4 +1,5 @@
-"""Clip datasets: windows, scored-frame alignment, value range, salt-and-pepper (SPEC sec. 5, 7, 8)."""
+"""Clip datasets: windows, scored-frame alignment, value range, salt-and-pepper
+(docs/method.md#scoring-and-evaluation, #the-reproduction-studys-ablations, #baselines)."""
 
 import numpy as np
 import pytest

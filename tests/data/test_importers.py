@@ -1,4 +1,4 @@
-"""Importers from the original distributions, on small fixtures (SPEC sec. 6)."""
+"""Importers from the original distributions, on small fixtures (docs/data.md#the-canonical-layout)."""
 
 import cv2
 import numpy as np

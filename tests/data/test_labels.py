@@ -1,4 +1,5 @@
-"""Label loaders against the published files and every published form (SPEC sec. 5, 6)."""
+"""Label loaders against the published files and every published form (docs/method.md#scoring-and-evaluation,
+docs/data.md#labels)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Discovery and validation of the canonical layout; clear errors for bad input (SPEC sec. 6)."""
+"""Discovery and validation of the canonical layout; clear errors for bad input (docs/data.md#the-canonical-layout)."""
 
 import pytest
 from data_helpers import write_images

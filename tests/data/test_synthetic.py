@@ -1,4 +1,5 @@
-"""Synthetic moving shapes: deterministic, typed, and speed alone marks a temporal anomaly (SPEC sec. 9)."""
+"""Synthetic moving shapes: deterministic, typed, and speed alone marks a temporal anomaly
+(docs/data.md#synthetic-moving-shapes-built-in-no-download)."""
 
 import hashlib
 

@@ -1,4 +1,5 @@
-"""Memory diagnostics on hand-made assignments and queries (SPEC sec. 12)."""
+"""Memory diagnostics on hand-made assignments and queries
+(docs/method.md#reporting-protocol-and-memory-diagnostics)."""
 
 import math
 from functools import partial

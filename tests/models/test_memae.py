@@ -1,4 +1,5 @@
-"""MemAE: the memory equations against hand-computed values, the network's shapes and variants (SPEC sec. 8)."""
+"""MemAE: the memory equations against hand-computed values, the network's shapes and variants
+(docs/method.md#baselines)."""
 
 import math
 
@@ -137,7 +138,7 @@ def test_each_baseline_is_scored_by_its_own_published_score():
 
 
 # --------------------------------------------------------------------------------- the official equations
-# Three queries, four items (d 2), worked by hand from the official code's equations (SPEC sec. 8).
+# Three queries, four items (d 2), worked by hand from the official code's equations (docs/method.md#baselines).
 # Items are ±axes, so the dot-product logits are ± the queries' coordinates:
 #   q0 = (ln 2, 0):     logits (ln 2, 0, -ln 2, 0)    -> softmax (4, 2, 1, 2) / 9
 #   q1 = (0, ln 3):     logits (0, ln 3, 0, -ln 3)    -> softmax (3, 9, 3, 1) / 16

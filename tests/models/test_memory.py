@@ -1,4 +1,4 @@
-"""The memory equations against values worked by hand (SPEC sec. 2-3)."""
+"""The memory equations against values worked by hand (docs/method.md#memory, #losses)."""
 
 import math
 
@@ -33,7 +33,7 @@ def test_init_items_uniform_rows_are_unit_and_positive():
     assert (items > 0).all()
     cosines = items @ items.t()
     mean_off_diagonal = (cosines.sum() - 10) / 90
-    assert 0.7 < mean_off_diagonal < 0.8  # SPEC: about 0.75
+    assert 0.7 < mean_off_diagonal < 0.8  # docs/method.md#memory: mean pairwise cosine about 0.75
 
 
 def test_init_items_gaussian_and_unknown_kind():

@@ -1,4 +1,5 @@
-"""Collapse remedies beyond the study (SPEC sec. 12): each changes the items, or adds a loss, as specified."""
+"""Collapse remedies beyond the study (docs/method.md#reporting-protocol-and-memory-diagnostics): each changes the
+items, or adds a loss, as specified."""
 
 import math
 

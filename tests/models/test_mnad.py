@@ -12,7 +12,7 @@ def n_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-# The reference's counts (SPEC sec. 1) less its unused 1,024-parameter encoder BatchNorm.
+# The reference's counts (docs/method.md#network) less its unused 1,024-parameter encoder BatchNorm.
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
