@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the grid's record type only: reading claims and judging the
 SHIPPED = PROFILES_DIR.parent / "claims.toml"  # ablations/claims.toml
 DIRECTIONS = ("higher", "lower", "equal")
 VERDICTS = ("supported", "partly supported", "contradicted", "inconclusive", "untested")
-FIGURES = ("memory", "roc", "timeline", "probe")  # per-run figures of repro.report.index a claim may point to
+FIGURES = ("memory", "roc", "timeline", "probe")  # per-run figures of repro.report.folder a claim may point to
 MIN_SEEDS = 3
 FIELDS = {
     "id",
@@ -110,7 +110,7 @@ class Metric(NamedTuple):
     read: Callable[[Path], float]  # a finished run's folder -> the value
 
 
-METRICS: dict[str, Metric] = {
+CLAIM_METRICS: dict[str, Metric] = {
     "auc": Metric(
         "frame AUC (last epoch, the profile's λ)", "AUC points", _default(lambda default: 100 * default.scores.auc)
     ),
@@ -148,7 +148,7 @@ class Claim:
     statement: str
     dataset: str  # the real dataset of the published numbers; a synthetic stand-in plays it by default
     stand_in: str
-    metric: str  # a key of METRICS
+    metric: str  # a key of CLAIM_METRICS
     direction: str  # higher | lower | equal (effect = treatment - control, or arm - threshold)
     arms: dict[str, tuple[str, ...]]  # {"control": ..., "treatment": ...} or {"arm": ...}
     seeds: int
@@ -203,7 +203,10 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
     checks = [
         (unknown, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}"),
         (missing, f"lacks {', '.join(missing)}"),
-        (raw.get("metric") not in METRICS, f"metric {raw.get('metric')!r} unknown; allowed: {', '.join(METRICS)}"),
+        (
+            raw.get("metric") not in CLAIM_METRICS,
+            f"metric {raw.get('metric')!r} unknown; allowed: {', '.join(CLAIM_METRICS)}",
+        ),
         (
             raw.get("direction") not in DIRECTIONS,
             f"direction {raw.get('direction')!r} unknown; allowed: {', '.join(DIRECTIONS)}",
@@ -400,7 +403,7 @@ class ClaimResult:
 
 def _measure(claim: Claim, run: Path) -> float:
     try:
-        return float(METRICS[claim.metric].read(run))
+        return float(CLAIM_METRICS[claim.metric].read(run))
     except KeyError as error:
         raise ClaimError(
             f"claim {claim.id!r}: run {run} records no {claim.metric} (missing {error}); "

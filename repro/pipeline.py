@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from . import runs as run_files
 from .atomic import atomic_write
 from .budget import check_fits
 from .config import ConfigError, RunConfig, load_config, training_identity
@@ -95,15 +96,15 @@ def execute_run(cfg: RunConfig, store: RunStore, progress: bool = True) -> Path:
         return store.run_dir(cfg)
     check_fits(cfg, resolve_device(cfg.exec.device))  # before its folder, its data or its network exist
     run = store.prepare(cfg)
-    with store.lock(run):
-        store.set_status(run, "running")
+    with run_files.run_lock(run):
+        run_files.set_status(run, "running")
         try:
             _execute(cfg, run, store, progress)
         except BaseException as error:  # KeyboardInterrupt too: the status says what happened
             with contextlib.suppress(OSError):  # a full disk may refuse the status too: keep the first error
-                store.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
+                run_files.set_status(run, "failed", error=f"{type(error).__name__}: {error}")
             raise
-        store.set_status(run, "done")
+        run_files.set_status(run, "done")
     return run
 
 
@@ -116,7 +117,7 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
     device = join(ranks, resolve_device(cfg.exec.device))
     barrier(ranks)
     training, _ = datasets(cfg)
-    train(cfg, run, store, training, device, progress, ranks)
+    train(cfg, run, training, device, progress, ranks)
     return run
 
 
@@ -126,14 +127,14 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
     Each is loaded first: the first unreadable one is moved aside in its run (which then is unfinished, and
     its rerun retrains it) and is not adopted, nor are those after it.
     """
-    present = {epoch for epoch, _ in store.checkpoints(run)}
+    present = {epoch for epoch, _ in run_files.checkpoints(run)}
     if cfg.train.epochs in present:
         return 0
     for other in training_index(store.root).finished(training_identity(cfg)):
         if other.name != run.name:
             checkpoints = [(e, path) for e, path in _readable_prefix(store, other) if e not in present]
             for epoch, path in checkpoints:
-                target = store.checkpoint_path(run, epoch)
+                target = run_files.checkpoint_path(run, epoch)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(path, target)
@@ -148,11 +149,11 @@ def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
 def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
     """The checkpoints of `run` up to the first that does not load (which is discarded)."""
     readable = []
-    for epoch, path in store.checkpoints(run):
+    for epoch, path in run_files.checkpoints(run):
         try:
-            store.load_checkpoint(path)
+            run_files.load_checkpoint(path)
         except UnreadableCheckpoint as error:
-            store.set_status(run, "failed", error=store.discard_checkpoint(run, epoch, error.reason))
+            run_files.set_status(run, "failed", error=run_files.discard_checkpoint(run, epoch, error.reason))
             break
         readable.append((epoch, path))
     return readable
@@ -168,15 +169,15 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
     tick = time.perf_counter()
-    train(cfg, run, store, training, device, progress, ranks)
+    train(cfg, run, training, device, progress, ranks)
     check_trained(run, store)
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
-    metrics = run_metrics(cfg, {epoch: store.load_signals(run, epoch) for epoch in store.signal_epochs(run)})
+    metrics = run_metrics(cfg, {epoch: run_files.load_signals(run, epoch) for epoch in run_files.signal_epochs(run)})
     provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
-    store.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
+    run_files.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
 
 def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
@@ -192,7 +193,7 @@ def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
 
 def check_trained(run: Path, store: RunStore) -> None:
     """A RunError, before anything is scored, when the first epoch's loss is not finite: the model never trained."""
-    records = store.read_jsonl(run / "train.jsonl")
+    records = run_files.read_jsonl(run / "train.jsonl")
     first = next((record for record in records if record.get("epoch") == 1), None)
     if first is not None and not np.isfinite(first.get("total", 0.0)):
         raise RunError(
@@ -207,7 +208,7 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
     ablation included), and the final checkpoint's examples for the report's figures."""
     method = cfg.model.method
     model = build_model(cfg, device)
-    done = set(store.signal_epochs(run))
+    done = set(run_files.signal_epochs(run))
     score = partial(
         evaluate_model,
         model,
@@ -219,17 +220,17 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
         progress=progress,
         evaluation=cfg.method_eval,
     )
-    for epoch, path in store.checkpoints(run):
+    for epoch, path in run_files.checkpoints(run):
         needs_examples = epoch == cfg.train.epochs and not (run / EXAMPLES).exists()
         if epoch in done and not needs_examples:
             continue
-        model.load_state_dict(store.load_checkpoint(path)["model"])
+        model.load_state_dict(run_files.load_checkpoint(path)["model"])
         if epoch in done:
-            signals = store.load_signals(run, epoch)
+            signals = run_files.load_signals(run, epoch)
         else:
             last = epoch == cfg.train.epochs
             signals = method.evaluate_checkpoint(model, score, training, testing, cfg.method_eval, last)
-            store.save_signals(run, epoch, **signals)
+            run_files.save_signals(run, epoch, **signals)
         if needs_examples:
             examples = collect_examples(
                 model, method, method.layout(cfg.model.settings), testing, signals, device, seed=cfg.seed
@@ -303,7 +304,7 @@ def train_run(
     run = execute_run(load_config(profile, tuple(overrides)), store)
     if not ranks_from_environment().main:
         return RunResult(run, None)  # rank 0 evaluates and scores
-    return RunResult(run, store.read_metrics(run)["default"])
+    return RunResult(run, run_files.read_metrics(run)["default"])
 
 
 RESCORED = ("eval.", "exec.")  # what a re-scoring may change: how a run is scored and executed, never trained
@@ -331,10 +332,10 @@ def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
     if not store.is_done(cfg):
         target = store.prepare(cfg)
         adopt_checkpoints(cfg, target, store)
-        if not store.checkpoint_path(target, cfg.train.epochs).exists():
+        if not run_files.checkpoint_path(target, cfg.train.epochs).exists():
             raise ValueError(_unusable_checkpoints(source, cfg.train.epochs, finish))
     result = execute_run(cfg, store)
-    return RunResult(result, store.read_metrics(result)["default"])
+    return RunResult(result, run_files.read_metrics(result)["default"])
 
 
 def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:

@@ -456,25 +456,6 @@ class RunStore:
     def is_done(self, cfg: RunConfig) -> bool:
         return is_finished(self.run_dir(cfg))
 
-    status = staticmethod(status)
-    set_status = staticmethod(set_status)
-    lock = staticmethod(run_lock)
-    append_jsonl = staticmethod(append_jsonl)
-    read_jsonl = staticmethod(read_jsonl)
-    keep_epochs_up_to = staticmethod(keep_epochs_up_to)
-    checkpoint_path = staticmethod(checkpoint_path)
-    save_checkpoint = staticmethod(save_checkpoint)
-    checkpoints = staticmethod(checkpoints)
-    latest_checkpoint = staticmethod(latest_checkpoint)
-    latest_readable_checkpoint = staticmethod(latest_readable_checkpoint)
-    discard_checkpoint = staticmethod(discard_checkpoint)
-    load_checkpoint = staticmethod(load_checkpoint)
-    save_signals = staticmethod(save_signals)
-    load_signals = staticmethod(load_signals)
-    signal_epochs = staticmethod(signal_epochs)
-    write_metrics = staticmethod(write_metrics)
-    read_metrics = staticmethod(read_metrics)
-
 
 def list_runs(root: Path = Path("runs")) -> list[tuple[str, RunConfig, str]]:
     """(hash, config, state) of every run under `root`; a folder with a bad config.toml is skipped with a warning."""

@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from . import runs as run_files
 from .data.clips import loader_workers
 from .data.layout import video_cameras_of
 from .distributed import Ranks, gather_rows, per_rank_batch
@@ -27,7 +28,6 @@ from .models.output import ModelOutput
 
 if TYPE_CHECKING:
     from .config import RunConfig
-    from .runs import RunStore
 
 
 def train_step(
@@ -125,7 +125,6 @@ def _to_device(batch: dict, method: Method, device: torch.device) -> tuple[Tenso
 def train(
     cfg: RunConfig,
     run: Path,
-    store: RunStore,
     dataset: Dataset,
     device: torch.device,
     progress: bool = True,
@@ -141,9 +140,9 @@ def train(
     optimizer = method.optimizer(model, cfg.model.settings, cfg.train.lr)
     scheduler = lr_schedule(optimizer, cfg.train.schedule, cfg.train.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.exec.precision == "fp16")
-    start = _resume(run, store, model, optimizer, scheduler, scaler)
+    start = _resume(run, model, optimizer, scheduler, scaler)
     if ranks.main:
-        store.keep_epochs_up_to(run / "train.jsonl", start)  # epochs after the checkpoint are logged again
+        run_files.keep_epochs_up_to(run / "train.jsonl", start)  # epochs after the checkpoint are logged again
     network = _replicate(model, method.state_memory(model), device, ranks)
     cameras = video_cameras_of(dataset)
     camera_of_video = torch.tensor(cameras[0]) if cameras else None
@@ -179,7 +178,7 @@ def train(
         steps = max(len(loader), 1)
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick}
         usage = {"memory": tally.summary()} if tally.counts is not None else {}
-        store.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()} | usage)
+        run_files.append_jsonl(run / "train.jsonl", record | {k: (v / steps).item() for k, v in sums.items()} | usage)
         if epoch % cfg.train.checkpoint_every == 0 or epoch == cfg.train.epochs:
             state = {
                 "model": model.state_dict(),
@@ -188,7 +187,7 @@ def train(
                 "scaler": scaler.state_dict(),
                 "epoch": epoch,
             }
-            store.save_checkpoint(run, epoch, state)
+            run_files.save_checkpoint(run, epoch, state)
     if network is not model and method.state_memory(model) is not None:
         method.state_memory(model).gather = None  # the returned module updates its items from its own queries
     return model
@@ -216,10 +215,10 @@ def _replicate(model: nn.Module, memory: MemoryItems | None, device: torch.devic
     )
 
 
-def _resume(run: Path, store: RunStore, model: nn.Module, optimizer, scheduler, scaler) -> int:
+def _resume(run: Path, model: nn.Module, optimizer, scheduler, scaler) -> int:
     """Load the newest readable checkpoint into model, optimiser, schedule and loss scaler; the epoch it ends,
     or 0 (unreadable newer ones are moved aside and retrained)."""
-    latest = store.latest_readable_checkpoint(run)
+    latest = run_files.latest_readable_checkpoint(run)
     if latest is None:
         return 0
     epoch, state = latest

@@ -83,7 +83,7 @@ def sweep(
     import tomllib
 
     from .grids import load_table, resolve_table, table_grid
-    from .report.build import declaration_report
+    from .report.grid_tables import declaration_report
 
     path = resolve_table(table)
     declaration = load_table(path)
@@ -151,7 +151,7 @@ def ablate(
     Example: ablate({"no-separateness": True}, seeds=3).paths["md"]
     """
     from .grids import variant_grid
-    from .report.build import ablation_report
+    from .report.grid_tables import ablation_report
     from .variants import variant
 
     name, overrides = variant(profile, base, changes, no_memory, variant_settings)
@@ -180,7 +180,7 @@ def report(
     Example: report("reports/table6").paths["md"]
     """
     from .manifest import has_manifest
-    from .report.index import report_source
+    from .report.folder import report_source
 
     source = Path(source)
     if out is None:

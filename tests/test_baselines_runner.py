@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import repro.runs as run_files
 from repro.cli import main
 from repro.config import RunConfig, load_config
 from repro.evaluate import evaluate_model
@@ -61,7 +62,7 @@ def test_a_baseline_run_writes_metrics_with_per_type_aucs(world, name):
 
 
 def scored_frames(run_dir: Path) -> dict[int, np.ndarray]:
-    signals = RunStore(run_dir.parent).load_signals(run_dir, 1)
+    signals = run_files.load_signals(run_dir, 1)
     return {int(v): signals["frame"][signals["video"] == v] for v in np.unique(signals["video"])}
 
 

@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from fakes import metrics_record
 
-from repro.claims import METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
+from repro.claims import CLAIM_METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
 from repro.cli import main
 from repro.grids import load_table, table_grid
-from repro.report.index import ReportWarning
+from repro.report.folder import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics, write_metrics
 
 T_975_2 = 4.302652729911275  # t quantile (0.975, 2 degrees of freedom): three paired seeds
@@ -122,7 +122,7 @@ def test_metrics_read_their_numbers_from_a_runs_metrics_json(tmp_path):
         "memory": {"counts": [3, 1], "perplexity": 7.5, "frame_perplexity": 2.25},
     }
     write_metrics(tmp_path, metrics_record(default, {**scores, "auc": 0.875}))
-    read = {name: METRICS[name].read(tmp_path) for name in METRICS if name != "probe_psnr_change"}
+    read = {name: CLAIM_METRICS[name].read(tmp_path) for name in CLAIM_METRICS if name != "probe_psnr_change"}
     assert read == pytest.approx(
         {
             "auc": 81.25,

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from repro import executors
 from repro.cli import main
-from repro.report import build
+from repro.report import grid_tables
 
 TINY = ["--set", "data.preset=tiny", "--set", "data.size=32", "--set", "model.mnad.width=4"]
 
@@ -34,7 +34,7 @@ def grids(monkeypatch, tmp_path):
         return {"md": out / "comparison.md"}
 
     monkeypatch.setattr(executors, "run_grid", catch)
-    monkeypatch.setattr(build, "ablation_report", stub_report)
+    monkeypatch.setattr(grid_tables, "ablation_report", stub_report)
     return caught
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import repro.runs as run_files
 from repro.cli import main
 from repro.config import load_config
 from repro.runs import RunStore, list_runs, read_metrics
@@ -187,7 +188,7 @@ def test_a_corrupt_checkpoint_is_named_moved_aside_and_retrained(world, tmp_path
         result = invoke("train", *settings, "--runs", tmp_path)
     assert result.exit_code == 0, result.output
     assert (run / "checkpoints" / "epoch_001.pt.corrupt").read_bytes() == b"not a checkpoint"
-    assert [epoch for epoch, _ in RunStore(tmp_path).checkpoints(run)] == [1, 2]
+    assert [epoch for epoch, _ in run_files.checkpoints(run)] == [1, 2]
 
 
 def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):
@@ -197,7 +198,7 @@ def test_evaluate_rescores_a_finished_run_without_retraining(world, tmp_path):
     assert result.exit_code == 0, result.output
     target = Path(result.output.split("run: ")[1].split()[0])
     assert target.name != source and not load_config(target / "config.toml").eval.mnad.test_time_update
-    ((epoch, linked),) = RunStore(tmp_path).checkpoints(target)
+    ((epoch, linked),) = run_files.checkpoints(target)
     assert linked.stat().st_ino == (tmp_path / source / "checkpoints" / linked.name).stat().st_ino  # not retrained
     assert read_metrics(target)["default"]["auc"] >= 0
     refused = invoke("evaluate", tmp_path / source, "--set", "train.epochs=3")

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from repro.data import extract
-from repro.data.extract import IMPORT_RECORD, import_videos
+from repro.data import importers
+from repro.data.importers import IMPORT_RECORD, import_videos
 from repro.data.labels import read_labels
 from repro.data.layout import DataError
 
@@ -99,12 +99,12 @@ def test_a_truncated_video_is_an_error_naming_it(tmp_path):
 def test_an_unreadable_video_is_called_a_permission_problem(tmp_path, monkeypatch):
     video = tmp_path / "x.avi"
     video.write_bytes(b"no video here" * 10)
-    monkeypatch.setattr(extract.os, "access", lambda path, mode: False)  # root reads everything: fake the denial
+    monkeypatch.setattr(importers.os, "access", lambda path, mode: False)  # root reads everything: fake the denial
     with pytest.raises(DataError, match="not readable by this user .*chmod"):
-        extract.extract_video(video, tmp_path / "frames")
+        importers.extract_video(video, tmp_path / "frames")
     monkeypatch.undo()
     with pytest.raises(DataError, match="OpenCV cannot open the video"):
-        extract.extract_video(video, tmp_path / "frames")
+        importers.extract_video(video, tmp_path / "frames")
 
 
 def test_frame_masks_without_a_test_video_are_an_error(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import repro.runs as run_files
 from repro.config import load_config
 from repro.evaluate import evaluate_model
 from repro.pipeline import datasets, execute_run
@@ -40,7 +41,7 @@ def test_a_run_records_usage_per_epoch_gamma_from_training_frames_and_the_read_a
         assert epoch["memory"]["camera_position_item_share"] >= 0  # one camera: the share of position alone
     memory = json.loads((run / "metrics.json").read_text())["default"]["memory"]
     model = build_model(cfg)
-    model.load_state_dict(RunStore(tmp_path / "runs").load_checkpoint(run / "checkpoints" / "epoch_002.pt")["model"])
+    model.load_state_dict(run_files.load_checkpoint(run / "checkpoints" / "epoch_002.pt")["model"])
     on_training = evaluate_model(
         model, cfg.model.method, training, torch.device("cpu"), test_time_update=False, gamma=0
     )

@@ -181,7 +181,7 @@ def test_a_method_with_its_own_optimiser_inner_loop_and_adaptation_runs_through_
     model = build_model(cfg)
     optimizer = adapting.optimizer(model, cfg.model.settings, cfg.train.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
-    assert _resume(run, RunStore(runs), model, optimizer, scheduler, torch.amp.GradScaler("cpu", enabled=False)) == 2
+    assert _resume(run, model, optimizer, scheduler, torch.amp.GradScaler("cpu", enabled=False)) == 2
     first = next(iter(optimizer.state.values()))["momentum_buffer"]
     torch.testing.assert_close(first, saved["state"][0]["momentum_buffer"])
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+import repro.runs as run_files
 from repro import runs
 from repro.config import load_config
 from repro.pipeline import adopt_checkpoints, run_metrics
@@ -25,9 +26,9 @@ def finished_run(store, cfg, state="done"):
     """A run folder as training leaves it: a checkpoint per epoch, its training log and its state."""
     run = store.prepare(cfg)
     for epoch in range(1, cfg.train.epochs + 1):
-        store.save_checkpoint(run, epoch, {"model": {"weight": torch.full((2,), float(epoch))}})
-        store.append_jsonl(run / "train.jsonl", {"epoch": epoch, "loss": 1 / epoch})
-    store.set_status(run, state)
+        run_files.save_checkpoint(run, epoch, {"model": {"weight": torch.full((2,), float(epoch))}})
+        run_files.append_jsonl(run / "train.jsonl", {"epoch": epoch, "loss": 1 / epoch})
+    run_files.set_status(run, state)
     return run
 
 
@@ -37,11 +38,11 @@ def test_a_run_differing_only_in_eval_links_the_finished_runs_checkpoints(store)
     run = store.prepare(cfg)
     assert run != source
     assert adopt_checkpoints(cfg, run, store) == 2
-    adopted = store.checkpoints(run)
+    adopted = run_files.checkpoints(run)
     assert [epoch for epoch, _ in adopted] == [1, 2]
     for epoch, path in adopted:
-        assert path.stat().st_ino == store.checkpoint_path(source, epoch).stat().st_ino  # linked, not copied
-        assert store.load_checkpoint(path)["model"]["weight"].tolist() == [epoch, epoch]
+        assert path.stat().st_ino == run_files.checkpoint_path(source, epoch).stat().st_ino  # linked, not copied
+        assert run_files.load_checkpoint(path)["model"]["weight"].tolist() == [epoch, epoch]
     assert (run / "train.jsonl").read_text() == (source / "train.jsonl").read_text()
     assert adopt_checkpoints(cfg, run, store) == 0  # now it has its own
 
@@ -59,7 +60,7 @@ def test_a_run_with_another_training_adopts_nothing(store, other):
     cfg = load_config(None, [*TWO_EPOCHS, *other])
     run = store.prepare(cfg)
     assert adopt_checkpoints(cfg, run, store) == 0
-    assert store.checkpoints(run) == [] and not (run / "train.jsonl").exists()
+    assert run_files.checkpoints(run) == [] and not (run / "train.jsonl").exists()
 
 
 @pytest.mark.parametrize("state", ["running", "failed"])
@@ -67,17 +68,17 @@ def test_an_unfinished_run_lends_no_checkpoints(store, state):
     finished_run(store, load_config(None, TWO_EPOCHS), state=state)
     cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     run = store.prepare(cfg)
-    assert adopt_checkpoints(cfg, run, store) == 0 and store.checkpoints(run) == []
+    assert adopt_checkpoints(cfg, run, store) == 0 and run_files.checkpoints(run) == []
 
 
 def test_a_run_with_its_own_final_checkpoint_keeps_it(store):
     finished_run(store, load_config(None, TWO_EPOCHS))
     cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     run = store.prepare(cfg)
-    own = store.save_checkpoint(run, 2, {"model": {"weight": torch.full((2,), -1.0)}})
+    own = run_files.save_checkpoint(run, 2, {"model": {"weight": torch.full((2,), -1.0)}})
     assert adopt_checkpoints(cfg, run, store) == 0
-    assert store.checkpoints(run) == [(2, own)]
-    assert store.load_checkpoint(own)["model"]["weight"].tolist() == [-1.0, -1.0]
+    assert run_files.checkpoints(run) == [(2, own)]
+    assert run_files.load_checkpoint(own)["model"]["weight"].tolist() == [-1.0, -1.0]
     assert not (run / "train.jsonl").exists()
 
 
@@ -267,7 +268,7 @@ def test_a_run_finished_after_the_stores_index_was_read_is_adopted(store):
     cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
     run = store.prepare(cfg)
     assert adopt_checkpoints(cfg, run, store) == 0  # its lender is still running
-    store.set_status(source, "done")
+    run_files.set_status(source, "done")
     assert adopt_checkpoints(cfg, run, store) == 2
 
 
@@ -275,12 +276,14 @@ def test_a_lender_removed_from_the_store_is_passed_over_for_the_next(store):
     source = finished_run(store, load_config(None, TWO_EPOCHS))
     cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
     assert adopt_checkpoints(cfg, store.prepare(cfg), store) == 2
-    store.set_status(store.run_dir(cfg), "done")
+    run_files.set_status(store.run_dir(cfg), "done")
     shutil.rmtree(source)
     other = load_config(None, [*TWO_EPOCHS, "eval.mnad.test_time_update=false"])
     run = store.prepare(other)
     assert adopt_checkpoints(other, run, store) == 2  # from the run that adopted them, the only lender left
-    assert store.checkpoints(run)[0][1].stat().st_ino == store.checkpoints(store.run_dir(cfg))[0][1].stat().st_ino
+    assert (
+        run_files.checkpoints(run)[0][1].stat().st_ino == run_files.checkpoints(store.run_dir(cfg))[0][1].stat().st_ino
+    )
 
 
 def test_the_store_is_read_once_per_process_not_once_per_run(store, monkeypatch):

@@ -11,7 +11,7 @@ from repro import probe as probe_module
 from repro.models.mnad import MNAD
 from repro.models.registry import METHODS
 from repro.probe import FILLS, PARTS, probe, probe_run
-from repro.report.index import ReportWarning, run_figure
+from repro.report.folder import ReportWarning, run_figure
 from repro.runs import read_probe, save_checkpoint
 
 
@@ -113,5 +113,5 @@ def test_the_report_draws_the_saved_probe_and_says_so_when_there_is_none(probed,
 
 
 def test_the_report_never_imports_the_probe_or_the_training_loop():
-    code = "import sys, repro.report.index; print(sorted({'repro.probe', 'repro.train'} & set(sys.modules)))"
+    code = "import sys, repro.report.folder; print(sorted({'repro.probe', 'repro.train'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -12,7 +12,7 @@ import repro
 from repro import claims, record, runs
 from repro.grids import GridRun
 from repro.record import RunMetrics
-from repro.report import index, results
+from repro.report import folder, results
 from repro.runs import RunError, read_metrics, read_record, set_status, write_metrics
 from repro.scoring import FrameMetrics
 
@@ -97,12 +97,14 @@ def test_every_reader_of_metrics_goes_through_the_one_reader(tmp_path, monkeypat
     write_metrics(tmp_path, on_disk)
     monkeypatch.setattr(RunMetrics, "from_json", classmethod(lambda cls, data: parsed))
     assert read_metrics(tmp_path)["default"]["auc"] == 0.25
-    assert claims.METRICS["auc"].read(tmp_path) == 25.0 and claims.METRICS["perplexity"].read(tmp_path) == 1.9
+    assert (
+        claims.CLAIM_METRICS["auc"].read(tmp_path) == 25.0 and claims.CLAIM_METRICS["perplexity"].read(tmp_path) == 1.9
+    )
     rows = results.run_rows([GridRun({}, 0, None, folder=tmp_path)], runs.RunStore(tmp_path.parent))
     assert rows["auc"].tolist() == [0.25] and rows["zeros_psnr_change"].tolist() == [-0.5]
     drawn = []
-    monkeypatch.setattr(index, "memory_usage_histogram", lambda counts, *rest: drawn.append(counts.tolist()) or [])
-    index._memory(tmp_path, tmp_path / "out")
+    monkeypatch.setattr(folder, "memory_usage_histogram", lambda counts, *rest: drawn.append(counts.tolist()) or [])
+    folder._memory(tmp_path, tmp_path / "out")
     assert drawn == [MEMORY["counts"]]
 
 

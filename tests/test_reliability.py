@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from fakes import FullFile
 
+import repro.runs as run_files
 from repro.cli import main
 from repro.runs import RunError, RunStore, list_runs, read_jsonl, read_metrics, status
 
@@ -159,7 +160,7 @@ def test_a_corrupt_checkpoint_of_the_evaluated_run_is_retrained_by_the_command_t
     assert rescored.exit_code == 0, rescored.output
     target = Path(rescored.output.split("run: ")[1].split()[0])
     assert compared(target) == world["rescored"]
-    for _, path in RunStore().checkpoints(target):  # the adopted checkpoints are the good ones
+    for _, path in run_files.checkpoints(target):  # the adopted checkpoints are the good ones
         assert path.stat().st_ino == (source / "checkpoints" / path.name).stat().st_ino
 
 
@@ -181,7 +182,7 @@ def test_evaluate_never_trains_an_unfinished_run_and_names_the_command_that_fini
     line = one_line_error(invoke("evaluate", run, "--no-test-time-update"))
     assert "not finished" in line and str(run) in line
     assert [name for name, _, _ in list_runs(run.parent)] == [run.name]  # no new run, nothing trained
-    assert [epoch for epoch, _ in RunStore().checkpoints(run)] == [1]
+    assert [epoch for epoch, _ in run_files.checkpoints(run)] == [1]
     fix = invoke(*suggested_command(line))
     assert fix.exit_code == 0, fix.output
     assert compared(run) == world["trained"]
@@ -215,8 +216,8 @@ def test_signals_with_placeholder_labels_are_never_saved(tmp_path):
     store = RunStore(tmp_path)
     run = store.prepare(load_config())
     with pytest.raises(RunError, match=r"epoch_001\.npz.*placeholder label -1"):
-        store.save_signals(run, 1, psnr=np.zeros(3, np.float32), label=np.array([0, -1, 1]))
-    assert store.signal_epochs(run) == []
+        run_files.save_signals(run, 1, psnr=np.zeros(3, np.float32), label=np.array([0, -1, 1]))
+    assert run_files.signal_epochs(run) == []
 
 
 def test_training_videos_shorter_than_the_clip_window_are_refused_before_training(world, tmp_path):
@@ -364,14 +365,14 @@ def refuse_writes(monkeypatch, under: Path, code: int) -> None:
 
 def interrupt_at_epoch(monkeypatch, epoch: int):
     """Ctrl-C when the checkpoint of `epoch` is about to be written."""
-    real = RunStore.save_checkpoint
+    real = run_files.save_checkpoint
 
     def save(run, at, state):
         if at == epoch:
             raise KeyboardInterrupt
         return real(run, at, state)
 
-    monkeypatch.setattr(RunStore, "save_checkpoint", staticmethod(save))
+    monkeypatch.setattr(run_files, "save_checkpoint", save)
     return monkeypatch
 
 
@@ -448,14 +449,14 @@ def test_debug_shows_the_traceback(tmp_path, how):
 
 def test_when_not_even_the_status_can_be_written_the_first_error_is_shown(world, tmp_path, monkeypatch):
     args = ["train", "--runs", tmp_path / "runs", *settings(world["data"])]
-    real = RunStore.save_checkpoint
+    real = run_files.save_checkpoint
 
     def save(run, epoch, state):
         if epoch == 2:
             full_disk(monkeypatch, str(tmp_path / "runs"))  # from now on nothing fits, status.json neither
         return real(run, epoch, state)
 
-    monkeypatch.setattr(RunStore, "save_checkpoint", staticmethod(save))
+    monkeypatch.setattr(run_files, "save_checkpoint", save)
     line = one_line_error(invoke(*args))
     monkeypatch.undo()
     assert "No space left on device" in line and "epoch_002.pt" in line

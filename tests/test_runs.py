@@ -9,6 +9,7 @@ import pytest
 import torch
 from fakes import metrics_record
 
+import repro.runs as run_files
 from repro.config import config_hash, load_config
 from repro.runs import (
     RunError,
@@ -41,7 +42,7 @@ def test_prepare_writes_config_and_pending_status(store):
     run = store.prepare(cfg)
     assert run.name == config_hash(cfg)
     assert load_config(run / "config.toml") == cfg
-    status = store.status(run)
+    status = run_files.status(run)
     assert status["state"] == "pending" and status["pid"] == os.getpid() and status["host"]
     assert not store.is_done(cfg) and not _leftovers(run)
 
@@ -49,24 +50,24 @@ def test_prepare_writes_config_and_pending_status(store):
 def test_status_cycle_keeps_created_and_records_error(store):
     cfg = load_config()
     run = store.prepare(cfg)
-    created = store.status(run)["created"]
-    store.set_status(run, "failed", error="KeyboardInterrupt: ")
-    assert store.status(run)["error"] == "KeyboardInterrupt: " and store.status(run)["created"] == created
-    store.set_status(run, "done")
+    created = run_files.status(run)["created"]
+    run_files.set_status(run, "failed", error="KeyboardInterrupt: ")
+    assert run_files.status(run)["error"] == "KeyboardInterrupt: " and run_files.status(run)["created"] == created
+    run_files.set_status(run, "done")
     assert not store.is_done(cfg)  # done by its status, but without metrics.json: evaluated again
-    store.write_metrics(run, RECORD)
-    assert store.is_done(cfg) and store.status(run)["error"] is None
+    run_files.write_metrics(run, RECORD)
+    assert store.is_done(cfg) and run_files.status(run)["error"] is None
     (run / "metrics.json").write_text('{"default": ')  # cut short
     assert not store.is_done(cfg)
     with pytest.raises(ValueError, match="one of pending, running, done, failed"):
-        store.set_status(run, "finished")
+        run_files.set_status(run, "finished")
 
 
 def test_done_run_keeps_its_files_when_prepared_again(store):
     cfg = load_config()
     run = store.prepare(cfg)
-    store.write_metrics(run, RECORD)
-    store.set_status(run, "done")
+    run_files.write_metrics(run, RECORD)
+    run_files.set_status(run, "done")
     store.prepare(load_config(None, ["exec.num_workers=2"]))  # same hash: how it executes is not part of it
     assert store.is_done(cfg) and load_config(run / "config.toml").exec.num_workers == 0
 
@@ -82,7 +83,7 @@ def test_atomic_write_leaves_no_temp_files_and_a_crash_keeps_the_old_file(tmp_pa
 
 def test_crash_inside_torch_save_keeps_the_previous_checkpoint(store, tmp_path, monkeypatch):
     run = store.prepare(load_config())
-    path = store.save_checkpoint(run, 2, {"w": torch.ones(2)})
+    path = run_files.save_checkpoint(run, 2, {"w": torch.ones(2)})
 
     def crash(obj, handle):
         handle.write(b"half a checkpoint")
@@ -90,28 +91,28 @@ def test_crash_inside_torch_save_keeps_the_previous_checkpoint(store, tmp_path, 
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        store.save_checkpoint(run, 2, {"w": torch.zeros(2)})
-    assert torch.equal(store.load_checkpoint(path)["w"], torch.ones(2)) and not _leftovers(run)
+        run_files.save_checkpoint(run, 2, {"w": torch.zeros(2)})
+    assert torch.equal(run_files.load_checkpoint(path)["w"], torch.ones(2)) and not _leftovers(run)
 
 
 def test_latest_checkpoint_is_the_highest_epoch_and_ignores_temp_files(store):
     run = store.prepare(load_config())
-    assert store.latest_checkpoint(run) is None
+    assert run_files.latest_checkpoint(run) is None
     for epoch in (2, 10, 4):
-        store.save_checkpoint(run, epoch, {"epoch": epoch, "items": torch.randn(3, 4)})
+        run_files.save_checkpoint(run, epoch, {"epoch": epoch, "items": torch.randn(3, 4)})
     (run / "checkpoints" / ".epoch_012.pt.abc.tmp").write_bytes(b"partial")
-    epoch, path = store.latest_checkpoint(run)
+    epoch, path = run_files.latest_checkpoint(run)
     assert (epoch, path.name) == (10, "epoch_010.pt")
-    assert [e for e, _ in store.checkpoints(run)] == [2, 4, 10]
-    assert store.load_checkpoint(path)["epoch"] == 10
+    assert [e for e, _ in run_files.checkpoints(run)] == [2, 4, 10]
+    assert run_files.load_checkpoint(path)["epoch"] == 10
 
 
 def test_corrupt_checkpoint_names_the_file_and_the_fix(store):
     run = store.prepare(load_config())
-    path = store.save_checkpoint(run, 3, {"w": torch.ones(3)})
+    path = run_files.save_checkpoint(run, 3, {"w": torch.ones(3)})
     path.write_bytes(path.read_bytes()[:40])  # truncated
     with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*delete it and rerun to resume"):
-        store.load_checkpoint(path)
+        run_files.load_checkpoint(path)
 
 
 def test_keep_epochs_up_to_drops_the_records_a_resumed_run_logs_again(tmp_path):
@@ -129,21 +130,21 @@ def test_keep_epochs_up_to_drops_the_records_a_resumed_run_logs_again(tmp_path):
 def test_signals_round_trip_and_epochs(store):
     run = store.prepare(load_config())
     psnr, labels = np.linspace(20, 30, 7).astype(np.float32), np.array([0, 1, 0, 0, 1, 1, 0])
-    store.save_signals(run, 4, psnr=psnr, label=labels)
-    store.save_signals(run, 2, psnr=psnr, label=labels)
-    loaded = store.load_signals(run, 4)
+    run_files.save_signals(run, 4, psnr=psnr, label=labels)
+    run_files.save_signals(run, 2, psnr=psnr, label=labels)
+    loaded = run_files.load_signals(run, 4)
     assert np.array_equal(loaded["psnr"], psnr) and loaded["psnr"].dtype == np.float32
-    assert np.array_equal(loaded["label"], labels) and store.signal_epochs(run) == [2, 4]
+    assert np.array_equal(loaded["label"], labels) and run_files.signal_epochs(run) == [2, 4]
     with pytest.raises(RunError, match="epoch_006.npz not found"):
-        store.load_signals(run, 6)
+        run_files.load_signals(run, 6)
 
 
 def test_metrics_round_trip_and_missing_metrics_say_the_state(store):
     run = store.prepare(load_config())
     with pytest.raises(RunError, match=r"metrics\.json not found: the run is pending"):
-        store.read_metrics(run)
-    store.write_metrics(run, RECORD)
-    assert store.read_metrics(run) == RECORD.to_json() == json.loads((run / "metrics.json").read_text())
+        run_files.read_metrics(run)
+    run_files.write_metrics(run, RECORD)
+    assert run_files.read_metrics(run) == RECORD.to_json() == json.loads((run / "metrics.json").read_text())
 
 
 def test_torn_jsonl_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path):
@@ -169,14 +170,14 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_stale_one(store):
     import socket
 
     run = store.prepare(load_config())
-    with store.lock(run):
+    with run_files.run_lock(run):
         assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
         with pytest.raises(RunError, match=rf"being run by pid {os.getpid()}.*delete .*lock if that process is gone"):
-            with store.lock(run):
+            with run_files.run_lock(run):
                 pass
     assert not (run / "lock").exists()
     (run / "lock").write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
-    with store.lock(run):
+    with run_files.run_lock(run):
         assert json.loads((run / "lock").read_text())["pid"] == os.getpid()
     assert not (run / "lock").exists() and not _leftovers(run)
 
@@ -189,7 +190,7 @@ def test_taking_the_lock_removes_what_a_killed_writer_left_half_written(store):
         path.write_bytes(b"half a file")  # what SIGKILL leaves in the middle of an atomic write
     other_locker = run / ".lock.c5d6.tmp"  # another process about to link its lock: not ours to delete
     other_locker.write_text("{}")
-    with store.lock(run):
+    with run_files.run_lock(run):
         assert not any(path.exists() for path in left)
     assert other_locker.exists() and (run / "status.json").exists()
 
@@ -198,14 +199,14 @@ def test_lock_of_another_host_is_refused(store):
     run = store.prepare(load_config())
     (run / "lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
     with pytest.raises(RunError, match="on elsewhere"):
-        with store.lock(run):
+        with run_files.run_lock(run):
             pass
 
 
 def test_list_runs_returns_hash_config_state_and_skips_bad_folders(store):
     a, b = load_config(), load_config(None, ["model.mnad.task=recon"])
     store.prepare(a)
-    store.set_status(store.prepare(b), "done")
+    run_files.set_status(store.prepare(b), "done")
     (store.root / "junk").mkdir()
     (store.root / "junk" / "config.toml").write_text("[model]\nwidht = 3\n")
     with pytest.warns(UserWarning, match="junk: skipped"):

@@ -34,7 +34,7 @@ def test_the_logged_lr_of_two_epochs_follows_the_schedule(tmp_path, schedule, ex
     )
     store = RunStore(tmp_path / "runs")
     run = store.prepare(cfg)
-    train(cfg, run, store, datasets(cfg)[0], torch.device("cpu"), progress=False)
+    train(cfg, run, datasets(cfg)[0], torch.device("cpu"), progress=False)
     logged = [json.loads(line)["lr"] for line in (run / "train.jsonl").read_text().splitlines()]
     assert logged == pytest.approx(expected, abs=1e-12)  # the lr after each epoch's step
 

@@ -37,7 +37,7 @@ def data_import(form, src, dst, name, labels, jobs):
     Example: repro data import shanghaitech ~/Downloads/shanghaitech data/
     Example: repro data import videos footage/ data/ --name campus --labels footage/labels.npy
     """
-    from ..data.extract import import_avenue, import_shanghaitech, import_ucsd, import_videos
+    from ..data.importers import import_avenue, import_shanghaitech, import_ucsd, import_videos
 
     if form == "videos":
         if not name:

@@ -13,7 +13,7 @@ import numpy as np
 from .cache import GB, decode_frame, load_video, plan_cache
 from .clips import require_clips
 from .identity import dataset_fingerprint
-from .labels import labels_source, load_test_labels
+from .labels import dataset_label_file, load_test_labels
 from .layout import SPLITS, canonical_name, find_videos, frame_counts
 
 
@@ -39,7 +39,7 @@ def check_dataset(
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
         summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
-    source = labels_source(root, name, labels)
+    source = dataset_label_file(root, name, labels)
     counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
     per_video = load_test_labels(canonical_name(name), counts, names, source)
     summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ..anomaly_types import UNKNOWN
 from .cache import load_videos
-from .labels import labels_source, load_npy, load_test_labels
+from .labels import dataset_label_file, load_npy, load_test_labels
 from .layout import DataError, Video, canonical_name, dataset_dir, find_videos, frame_counts
 
 
@@ -186,7 +186,7 @@ def loader_workers(dataset, requested: int) -> int:
 def _test_annotations(root, name: str, videos, labels) -> tuple[list, list | None]:
     counts, names = frame_counts(videos), [v.name for v in videos]
     testing = dataset_dir(root, name) / "testing"
-    per_video_labels = load_test_labels(canonical_name(name), counts, names, labels_source(root, name, labels))
+    per_video_labels = load_test_labels(canonical_name(name), counts, names, dataset_label_file(root, name, labels))
     types_file = testing / "anomaly_types.npy"
     per_video_types = None
     if types_file.exists():

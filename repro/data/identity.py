@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from .labels import label_source
+from .labels import resolve_label_file
 from .layout import IMAGE_EXTENSIONS, SPLITS, DataError, dataset_dir, natural_key
 
 MISSING = "missing"
@@ -52,7 +52,7 @@ def dataset_fingerprint(root: str | Path, name: str, labels: str | Path | None =
     "import_sha256" (an imported dataset's source record), "digest"}: what identifies `<root>/<name>`; `digest`
     (16 hex) changes with any of the others."""
     folder = dataset_dir(root, name).resolve()
-    source = label_source(labels, name) if labels is not None else folder / "testing" / "labels.npy"
+    source = resolve_label_file(labels, name) if labels is not None else folder / "testing" / "labels.npy"
     fingerprint = {
         "path": str(folder),
         "videos": {split: _videos(folder / split / "frames") for split in SPLITS},
@@ -60,7 +60,7 @@ def dataset_fingerprint(root: str | Path, name: str, labels: str | Path | None =
         "labels_sha256": _file_digest(Path(source)),
         "anomaly_types_sha256": _file_digest(folder / "testing" / "anomaly_types.npy"),
     }
-    record = folder / "import.json"  # repro.data.extract.IMPORT_RECORD: replaced footage of the same shape differs
+    record = folder / "import.json"  # repro.data.importers.IMPORT_RECORD: replaced footage of the same shape differs
     if record.is_file():
         fingerprint["import_sha256"] = _file_digest(record)
     text = json.dumps(fingerprint, sort_keys=True)

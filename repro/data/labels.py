@@ -49,7 +49,7 @@ def published_label_file(name: str) -> Path:
     return Path(importlib.resources.files("repro.data") / "published" / PUBLISHED_FILES[name])
 
 
-def label_source(source: str | Path, name: str) -> Path:
+def resolve_label_file(source: str | Path, name: str) -> Path:
     """A label source as a path: "published" is the shipped file of dataset `name`, anything else a path."""
     return published_label_file(name) if str(source) == PUBLISHED_SOURCE else Path(source)
 
@@ -233,10 +233,10 @@ def read_labels(source: str | Path, counts: Sequence[int], names: Sequence[str])
     )
 
 
-def labels_source(root: str | Path, name: str, labels: str | Path | None = None) -> Path:
+def dataset_label_file(root: str | Path, name: str, labels: str | Path | None = None) -> Path:
     """The test split's labels: `labels` when given, else `<root>/<name>/testing/labels.npy`; a DataError if absent."""
     own = dataset_dir(root, name) / "testing" / "labels.npy"
-    source = label_source(labels, canonical_name(name)) if labels is not None else own
+    source = resolve_label_file(labels, canonical_name(name)) if labels is not None else own
     if not source.exists():
         raise DataError(
             f"missing label file {source}: the test split is scored against 0/1 per test frame (sorted "
@@ -251,7 +251,7 @@ def load_test_labels(
 ) -> list[np.ndarray]:
     """Per-video labels for a dataset's test split, cross-checked against the published counts and totals.
     `source` may be "published": the dataset's published file (ped2, avenue, shanghaitech)."""
-    source = label_source(source, name)
+    source = resolve_label_file(source, name)
     if check_published:
         cross_check_counts(name, counts, names)
     labels = read_labels(source, counts, names)

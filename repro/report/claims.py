@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..claims import METRICS, VERDICTS, size_ruled_out
-from .index import run_figure
+from ..claims import CLAIM_METRICS, VERDICTS, size_ruled_out
+from .folder import run_figure
 from .tables import MISSING, format_interval, to_markdown
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def _size_ruled_out(result: ClaimResult) -> bool:
 
 def _claimed(result: ClaimResult) -> str:
     claim = result.claim
-    unit = METRICS[claim.metric].unit
+    unit = CLAIM_METRICS[claim.metric].unit
     if claim.direction == "equal":
         return f"equal within ±{claim.size:g} {unit}"
     return claim.direction + (f" by {claim.size:g} {unit}" if claim.size is not None else "")
@@ -102,7 +102,7 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
                 "dataset": claim.dataset,
                 "stand_in": claim.stand_in,
                 "metric": claim.metric,
-                "unit": METRICS[claim.metric].unit,
+                "unit": CLAIM_METRICS[claim.metric].unit,
                 "claimed": _claimed(result),
                 "threshold": claim.threshold,
                 "published": _published(result),
@@ -153,7 +153,7 @@ def _details_md(result: ClaimResult) -> list[str]:
         lines += [claim.note, ""]
     arms = "; ".join(f"{arm}: `{' '.join(overrides)}`" for arm, overrides in claim.arms.items())
     lines += [
-        f"- metric: {claim.metric}, {METRICS[claim.metric].help} ({METRICS[claim.metric].unit})",
+        f"- metric: {claim.metric}, {CLAIM_METRICS[claim.metric].help} ({CLAIM_METRICS[claim.metric].unit})",
         f"- dataset: {claim.dataset} (synthetic stand-in: {claim.stand_in}); arms: {arms}",
         f"- claimed: {_claimed(result)}" + (f" (change: {', '.join(claim.change)})" if claim.change else ""),
     ]

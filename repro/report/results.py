@@ -15,7 +15,7 @@ from ..runs import RunError, RunStore, read_record
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
     from ..grids import GridRun
 
-METRICS = SCORES  # auc, raw_auc, macro_auc, aupr, eer
+TABLE_METRICS = SCORES  # auc, raw_auc, macro_auc, aupr, eer
 TYPES = tuple(ANOMALY_TYPES.values())
 
 
@@ -56,7 +56,7 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
             continue
         default, oracle = metrics.default, metrics.oracle
         row = {**grid_run.labels, "seed": grid_run.seed, "run": run.name}
-        row |= {metric: getattr(default.scores, metric) for metric in METRICS}
+        row |= {metric: getattr(default.scores, metric) for metric in TABLE_METRICS}
         row |= {f"auc_{kind}": (default.per_type or {}).get(kind) for kind in TYPES}
         row |= {"epoch": default.epoch, "lambda": default.lam}
         row |= {"oracle_auc": oracle.scores.auc, "oracle_epoch": oracle.epoch, "oracle_lambda": oracle.lam}

@@ -6,7 +6,15 @@ import pytest
 from data_helpers import write_images
 from scipy.io import savemat
 
-from repro.data.extract import Job, extract_video, frame_name, import_avenue, import_shanghaitech, import_ucsd, run_jobs
+from repro.data.importers import (
+    Job,
+    extract_video,
+    frame_name,
+    import_avenue,
+    import_shanghaitech,
+    import_ucsd,
+    run_jobs,
+)
 from repro.data.layout import DataError, find_videos
 
 

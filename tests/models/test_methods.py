@@ -152,12 +152,12 @@ def test_a_toy_method_is_one_file_plus_one_registry_line(tmp_path):
 
         from repro.config import load_config
         from repro.pipeline import execute_run
-        from repro.runs import RunStore
+        from repro.runs import RunStore, read_metrics
 
         cfg = load_config(None, ["model.name=toy", "model.toy.width=3", "data.preset=tiny", "data.size=32",
                                  "data.root={tmp_path / "synthetic"}", "train.epochs=1", "train.checkpoint_every=1"])
         run = execute_run(cfg, RunStore(r"{tmp_path / "runs"}"), progress=False)
-        print(json.dumps(RunStore(r"{tmp_path / "runs"}").read_metrics(run)["default"]))
+        print(json.dumps(read_metrics(run)["default"]))
     """)
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)

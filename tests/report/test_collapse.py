@@ -14,8 +14,8 @@ from scipy import stats
 from repro.cli import main
 from repro.config import to_toml
 from repro.grids import load_table, table_grid
-from repro.report.build import declaration_report
-from repro.report.index import ReportWarning
+from repro.report.folder import ReportWarning
+from repro.report.grid_tables import declaration_report
 from repro.runs import RunStore, set_status, write_metrics
 
 DECLARATION = """

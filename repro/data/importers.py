@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write
 from .cache import save_atomic, write_image
-from .labels import label_source, load_vollabel, read_labels
+from .labels import load_vollabel, read_labels, resolve_label_file
 from .layout import IMAGE_EXTENSIONS, DataError, natural_key
 
 JPEG_QUALITY = 95
@@ -275,7 +275,7 @@ def import_avenue(
     work = _convert("avenue", src, dataset, jobs, replace, workers, progress)
     counts, names = _test_counts(work)
     if labels is not None:
-        _write_labels(work, read_labels(label_source(labels, "avenue"), counts, names))
+        _write_labels(work, read_labels(resolve_label_file(labels, "avenue"), counts, names))
         return _complete(work, dataset)
     masks = src / "ground_truth_demo" / "testing_label_mask"
     if masks.is_dir():
@@ -332,7 +332,7 @@ def import_videos(
     work = _convert("videos", src, dataset, jobs, replace, workers, progress)
     if labels is not None:
         counts, names = _test_counts(work)
-        _write_labels(work, read_labels(label_source(labels, name), counts, names))
+        _write_labels(work, read_labels(resolve_label_file(labels, name), counts, names))
     return _complete(work, dataset)
 
 

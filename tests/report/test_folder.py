@@ -13,7 +13,7 @@ from PIL import Image
 
 from repro.cli import main
 from repro.config import load_config, to_toml
-from repro.report.index import ReportWarning, build_report, report_source
+from repro.report.folder import ReportWarning, build_report, report_source
 from repro.runs import RunStore, save_signals, set_status, write_metrics
 
 M, D = 4, 8
@@ -126,7 +126,7 @@ def test_cli_report_of_a_table_without_runs_names_them(tmp_path):
 
 
 def test_a_run_without_memory_gets_its_roc_and_timeline_at_lambda_1(store, tmp_path):
-    from repro.report.index import run_figure
+    from repro.report.folder import run_figure
     from repro.runs import load_signals
 
     _, runs = store

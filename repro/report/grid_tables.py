@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..runs import RunStore
 from ..stats import mean_std, seed_difference_interval
-from .results import METRICS, TYPES, run_rows
+from .results import TABLE_METRICS, TYPES, run_rows
 from .tables import MISSING, format_interval, format_mean_std, write_table
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def ablation_report(runs: list[GridRun], store: RunStore, out: Path) -> dict[str
     lines = []
     for variant, group in rows[rows["variant"] != "baseline"].groupby("variant", sort=False):
         group = group.set_index("seed")
-        for metric in (*METRICS, *(f"auc_{kind}" for kind in TYPES), "active_fraction", "perplexity"):
+        for metric in (*TABLE_METRICS, *(f"auc_{kind}" for kind in TYPES), "active_fraction", "perplexity"):
             if baseline[metric].isna().all() and group[metric].isna().all():
                 continue
             paired = pd.concat([baseline[metric], group[metric]], axis=1, keys=["a", "b"], join="inner")

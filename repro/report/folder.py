@@ -270,7 +270,7 @@ def report_source(
 
 def _table_index(table: Table, grid: list[GridRun], store: RunStore, out: Path) -> Path:
     """A table declaration's report (its table beside the published numbers) and the index of its runs."""
-    from .build import declaration_report
+    from .grid_tables import declaration_report
 
     grid = _finished(store, grid)
     rows = run_rows(grid, store)
@@ -285,7 +285,7 @@ def report_manifest(manifest: Manifest, out: Path) -> Path:
     ablation's comparison or the claims' verdicts, and the index of the runs; returns index.md (claims: the
     claims' index.html beside claims.md, no per-run index)."""
     from ..grids import table_from_dict
-    from .build import ablation_report
+    from .grid_tables import ablation_report
 
     store = RunStore(manifest.store)
     if manifest.kind == "sweep":
