@@ -10,12 +10,13 @@ twin (`Method.without_memory`). A new method's options need no edit here nor in 
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, load_config, to_dict
-from .models.method import VariantFlag
+from .models.variant_flags import BUILTIN_VARIANT_FLAGS, VariantFlag
 
 COMMON_FLAGS = (
     VariantFlag(
@@ -32,11 +33,16 @@ COMMON_FLAGS = (
 
 def variant_flags() -> dict[str, VariantFlag]:
     """Every variant option by name: each registered method's, then the common ones. Two methods may declare the
-    same option only with the same meaning."""
-    from .models.registry import METHODS
+    same option only with the same meaning. Until the registry is loaded (and unless REPRO_METHODS names more
+    methods) the built-in methods' torch-free declarations stand for it, so `repro ablate --help` imports no torch."""
+    if "repro.models.registry" in sys.modules or os.environ.get("REPRO_METHODS"):
+        from .models.registry import METHODS
 
+        declared = [flag for method in METHODS.values() for flag in method.variant_flags]
+    else:
+        declared = [flag for flags in BUILTIN_VARIANT_FLAGS.values() for flag in flags]
     flags: dict[str, VariantFlag] = {}
-    for flag in (*(f for method in METHODS.values() for f in method.variant_flags), *COMMON_FLAGS):
+    for flag in (*declared, *COMMON_FLAGS):
         if flags.setdefault(flag.option, flag) != flag:
             raise ValueError(f"ablate option --{flag.option} is declared twice with different meanings")
     return flags
@@ -48,6 +54,8 @@ def _spell(value: Any) -> str:
 
 
 def _value_of(key: str, profile: str | Path | None, base: tuple[str, ...]) -> Any:
+    from .config import load_config, to_dict
+
     value: Any = to_dict(load_config(profile, base))
     for part in key.split("."):
         value = value[part]
@@ -64,6 +72,8 @@ def variant(
     """(name, overrides) of the variant that the options `chosen` ({option: value}; a switch's value is True,
     options given as None or False are left out), `no_memory` and the `extra` overrides make on top of the
     baseline (`profile` with `base`). Raises ValueError when no change is named or two options set one key."""
+    from .config import ConfigError, load_config
+
     flags = variant_flags()
     unknown = [option for option in chosen if option not in flags]
     if unknown:

@@ -80,8 +80,8 @@ def test_choices_match_the_config():
     assert EXECUTORS == RUN_EXECUTORS
 
 
-def test_help_of_every_verb_but_ablate_imports_no_torch_numpy_or_pandas():
-    verbs = [name.split() for name in commands() if name != "ablate"]
+def test_help_of_every_verb_imports_no_torch_numpy_or_pandas():
+    verbs = [name.split() for name in commands()]
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom repro.cli import main\n"
         f"for verb in [[], *{verbs!r}]:\n"
@@ -111,3 +111,16 @@ def test_sweep_offers_only_table_declarations():
 def test_grid_verbs_name_the_ray_install_by_the_distribution_name(verb):
     text = CliRunner().invoke(main, [verb, "--help"], terminal_width=200).output
     assert "pip install 'mnad-repro[ray]'" in text
+
+
+def test_ablate_help_lists_the_registered_methods_options_without_torch():
+    """The torch-free declarations stand for the registry: the same options as the registry's methods declare."""
+    from repro.models.registry import METHODS
+    from repro.models.variant_flags import BUILTIN_VARIANT_FLAGS
+
+    assert {name: method.variant_flags for name, method in METHODS.items() if method.variant_flags} == (
+        BUILTIN_VARIANT_FLAGS
+    )
+    text = CliRunner().invoke(main, ["ablate", "--help"]).output
+    for flags in BUILTIN_VARIANT_FLAGS.values():
+        assert all(f"--{flag.option}" in text for flag in flags)

@@ -28,10 +28,10 @@ from torch import Tensor, nn
 
 from ..precision import full_precision
 from ..settings import AT_LEAST_ONE, NON_NEGATIVE, Interval, Validated, setting
-from .method import ClipLayout, ErrorSignals, Method, VariantFlag
+from .method import ClipLayout, ErrorSignals, Method
 from .output import ModelOutput
+from .variant_flags import ADDRESSINGS, MEMAE_VARIANT_FLAGS
 
-ADDRESSINGS = ("dot", "cosine")
 PAPER_WIDTH = 96
 _EPS = 1e-12  # the official code's epsilon in the shrinkage, the L1 renormalisation and the entropy
 # Encoder strides (t, h, w); the decoder mirrors them. Each level's channels relative to the first (96).
@@ -300,25 +300,6 @@ class AEMethod(Method):
 
 
 # `repro ablate` options of MemAE: each sets its key in the variant only.
-MEMAE_VARIANT_FLAGS = (
-    VariantFlag(
-        "memory-size",
-        "model.memae.num_items",
-        "MemAE variant's number of memory items (official 2000).",
-        kind=int,
-        low=1,
-    ),
-    VariantFlag(
-        "shrink-threshold",
-        "model.memae.shrink_threshold",
-        "MemAE variant with hard-shrinkage threshold K/N (N = the memory size; 0 = off; official 5).",
-        low=0,
-        per="model.memae.num_items",
-        name="shrink-{value}-over-n",
-    ),
-    VariantFlag("addressing", "model.memae.addressing", "MemAE variant's addressing.", kind=ADDRESSINGS),
-    VariantFlag("entropy", "model.memae.entropy", "MemAE variant's entropy-loss weight (official 0.0002).", low=0),
-)
 
 
 class MemAEMethod(AEMethod):

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ITEM_INITS = ("uniform", "gaussian")
-UPDATE_NORMALISERS = ("all", "assigned")
+from .variant_flags import ITEM_INITS, UPDATE_NORMALISERS
+
 _UNIT_TOLERANCE = 1e-3
 
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..precision import autocast
 from ..scoring import minmax_per_video
 from .output import ModelOutput
+from .variant_flags import VariantFlag
 
 ADAM_BETAS = (0.9, 0.999)
 
@@ -246,35 +247,3 @@ class Method:
     def probe_point(self, model: nn.Module) -> nn.Module:
         """The encoder whose (features, skips) output the skip probe replaces."""
         raise ValueError(f"the skip probe replaces an encoder's bottleneck and skips; {self.name} has none (use mnad)")
-
-
-@dataclass(frozen=True)
-class VariantFlag:
-    """One `repro ablate` option that sets one config key in the variant only, declared as data by a method.
-
-    A switch (`value` given) sets that value; any other option takes a value of `kind` (int, float, or a tuple
-    of choices) within [low, high] (`low_open`, `high_open` exclude a bound); `bare` is its value when given
-    without one. `per` names a config key whose value (in the variant) divides the given value: MemAE's
-    threshold K/N per memory item. The variant's name gets `name` ("{value}" filled in)."""
-
-    option: str  # without the dashes, e.g. "no-separateness"
-    key: str  # e.g. "model.mnad.separateness"
-    help: str
-    value: Any = None
-    kind: type | tuple[str, ...] = float
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    bare: Any = None
-    per: str | None = None
-    name: str = ""  # default: the option, and "-{value}" for an option that takes a value
-
-    @property
-    def switch(self) -> bool:
-        return self.value is not None
-
-    def name_part(self, value: Any) -> str:
-        """The part of the variant's name this option gives, e.g. "kmeans-init-20"."""
-        template = self.name or (self.option if self.switch else f"{self.option}-{{value}}")
-        return template.format(value=f"{value:g}" if isinstance(value, float) else value)

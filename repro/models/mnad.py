@@ -33,8 +33,9 @@ from ..settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Validated, se
 from . import read_ablation
 from .diagnostics import constant_signal_videos
 from .memory import ITEM_INITS, UPDATE_NORMALISERS, Memory
-from .method import ClipLayout, Method, Scorer, VariantFlag
+from .method import ClipLayout, Method, Scorer
 from .output import ModelOutput
+from .variant_flags import MNAD_VARIANT_FLAGS
 
 TASKS = ("pred", "recon")
 DECODERS = ("halving", "constant")
@@ -332,64 +333,6 @@ class MNADSignals(NamedTuple):
 
 
 # `repro ablate` options of MNAD: each sets its key in the variant only.
-MNAD_VARIANT_FLAGS = (
-    VariantFlag("no-separateness", "model.mnad.separateness", "Variant without the separateness loss (eq. 12).", 0),
-    VariantFlag("no-compactness", "model.mnad.compactness", "Variant without the compactness loss (eq. 10).", 0),
-    VariantFlag(
-        "no-test-time-update",
-        "eval.mnad.test_time_update",
-        "Variant that never updates the items at test time (γ gate off).",
-        False,
-    ),
-    VariantFlag("skip", "model.mnad.skips", "Variant with the U-Net skip connections.", True),
-    VariantFlag("no-skip", "model.mnad.skips", "Variant without the U-Net skip connections.", False),
-    VariantFlag(
-        "uniform-memory",
-        "model.mnad.uniform_memory",
-        "Variant with the study's uniform-memory supervision (weight 1 when given alone).",
-        bare=1.0,
-    ),
-    VariantFlag(
-        "kmeans-init",
-        "model.mnad.kmeans_init_steps",
-        "Collapse remedy: items start as the k-means centres of the first K steps' queries.",
-        kind=int,
-        low=1,
-    ),
-    VariantFlag(
-        "reseed-after",
-        "model.mnad.reseed_after_steps",
-        "Collapse remedy: an item nearest to no query for K training steps is re-seeded from a random query.",
-        kind=int,
-        low=1,
-    ),
-    VariantFlag(
-        "diversity",
-        "model.mnad.diversity",
-        "Collapse remedy: weight W of the diversity loss (negative entropy of the mean soft assignment).",
-        low=0,
-        low_open=True,
-    ),
-    VariantFlag(
-        "normaliser",
-        "model.mnad.update_normaliser",
-        "Collapse remedy: eq. 5's update normaliser over all queries (reference code) or the assigned ones (paper).",
-        kind=tuple(UPDATE_NORMALISERS),
-    ),
-    VariantFlag(
-        "item-init",
-        "model.mnad.item_init",
-        "Collapse remedy: items start as uniform [0,1) rows (reference) or Gaussian ones, each L2-normalised.",
-        kind=tuple(ITEM_INITS),
-    ),
-    VariantFlag(
-        "gamma-quantile",
-        "eval.mnad.gamma_quantile",
-        "Variant whose test-time update threshold γ is the training frames' regular score at quantile Q.",
-        low=0,
-        high=1,
-    ),
-)
 
 
 class MNADMethod(Method):
