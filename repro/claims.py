@@ -291,6 +291,13 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
         ),
         ("primary" in raw and not isinstance(raw["primary"], bool), "`primary` is true or false"),
         (
+            one_arm
+            and raw.get("metric") in CLAIM_METRICS
+            and CLAIM_METRICS[raw["metric"]].bounded
+            and raw.get("direction") != "higher",
+            f"metric {raw.get('metric')} is >= 0 by construction: one arm can only be tested 'higher' (sign test)",
+        ),
+        (
             any("=" in key for key in raw.get("keep_profile", ())),
             "`keep_profile` lists config keys (e.g. train.epochs), not overrides",
         ),
@@ -491,7 +498,7 @@ def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResul
         if missing:
             state = (untested(differences), stage, finished, missing)
             break
-        state = (look(differences, claim.direction, claim.size, claim.plan, stage, _bounded(claim)), stage, seeds, [])
+        state = (look(differences, claim.direction, claim.size, claim.plan, stage, bounded(claim)), stage, seeds, [])
         if state[0].stop != "continue":
             break
     if state is None:  # not even the first look's seeds are planned
@@ -508,8 +515,9 @@ def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResul
     )
 
 
-def _bounded(claim: Claim) -> bool:
-    return CLAIM_METRICS[claim.metric].bounded
+def bounded(claim: Claim) -> bool:
+    """A one-arm claim on a metric >= 0 by construction: judged by a sign test, never a t-interval."""
+    return CLAIM_METRICS[claim.metric].bounded and "arm" in claim.arms
 
 
 def _differences(claim: Claim, values: dict[str, list[float]]) -> np.ndarray:

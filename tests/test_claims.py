@@ -304,3 +304,26 @@ def _assert_links_exist(out: Path) -> None:
     assert targets
     for target in targets:
         assert (out / target).is_file(), f"the report links {target}, which does not exist"
+
+
+@pytest.mark.slow
+def test_replicate_runs_the_plan_on_disjoint_seeds_and_prints_the_agreement_first(tmp_path):
+    claim = two_arm(
+        "update-helps",
+        '"eval.mnad.test_time_update=false"',
+        '"eval.mnad.test_time_update=true"',
+        '"eval.mnad.test_time_update"',
+    )
+    path, runs, out = claims_file(tmp_path / "claims.toml", claim), tmp_path / "runs", tmp_path / "replication"
+    sets = [a for s in [f"data.root={tmp_path / 'synthetic'}", *TINY] for a in ("--set", s)]
+    args = ["claims", str(path), "--replicate", "--runs", str(runs), "--out", str(out), "--jobs", "1", *sets]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    printed = result.output[result.output.index("# ") :]  # after the progress bars (stderr, unterminated)
+    assert re.match(r"# Agreement [01] of 1 claims \([0-9]+%\) between two disjoint seed sets\n", printed)
+    seeds = {config.seed for _, config, _ in list_runs(runs)}
+    assert seeds == {0, 1, 2, 1000, 1001, 1002}  # the control re-scores the treatment's checkpoints: 6 trainings
+    (row,) = csv.DictReader((out / "replication.csv").open())
+    assert row["id"] == "update-helps" and row["agree"] in ("True", "False") and row["replication"]
+    (replicated,) = csv.DictReader((out / "claims.csv").open())
+    assert replicated["seeds"] == "1000;1001;1002"

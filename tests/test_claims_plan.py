@@ -63,8 +63,9 @@ class FakeExecutor:
                 set_status(folder, "failed", "boom")
                 failures[folder.name] = "boom"
                 continue
-            auc = (THRESHOLD + self.differences[claim][run.seed - self.offset]) / 100
-            write_metrics(folder, metrics_record({**SCORES, "auc": auc}))
+            d = self.differences[claim][run.seed - self.offset]
+            default = {**SCORES, "auc": (THRESHOLD + d) / 100}  # an oracle gain of d, too
+            write_metrics(folder, metrics_record(default, {**SCORES, "auc": (THRESHOLD + 2 * d) / 100}))
             set_status(folder, "done")
         return runs, failures
 
@@ -131,6 +132,21 @@ def test_a_failed_run_leaves_the_claim_untested_and_names_it(tmp_path):
     assert (result.look.stop, result.look.n, result.verdict, result.verdict_raw) == ("untested", 2, *["untested"] * 2)
     assert result.missing == tuple(failures) and len(failures) == 1
     assert np.isnan(result.look.p_value) and result.p_value == 1.0  # in the family as p = 1
+
+
+def test_a_bounded_metric_is_decided_by_the_sign_test_at_five_positive_seeds(tmp_path):
+    claim = one_arm("oracle", "0.001").replace('metric = "auc"', 'metric = "oracle_gain"')
+    path = write_claims(tmp_path / "c.toml", claim.replace(f"threshold = {THRESHOLD}", "threshold = 0.0"), "[3, 5]")
+    d = [0.5, 0.7, 0.2, 0.4, 0.3]  # 3 of 3 positive: p 0.125 > 0.0114; 5 of 5: p 0.031 <= 0.0457
+    results, _, _ = staged(path, RunStore(tmp_path / "runs"), {"oracle": d})
+    result = results["oracle"]
+    assert (result.look.stop, result.look.n, result.verdict) == ("boundary", 5, "supported")
+    assert result.look.p_value == pytest.approx(1 / 32)
+    out = tmp_path / "report"
+    claims_report([result], out)
+    assert "5 of 5 seeds above, sign test" in (out / "claims.md").read_text()
+    (row,) = csv.DictReader((out / "claims.csv").open())
+    assert row["low"] == row["high"] == ""  # no t-interval on a bounded metric
 
 
 # ----------------------------------------------------------------------------------------- the family
@@ -201,6 +217,13 @@ def test_a_bad_size_or_plan_is_refused_with_the_claims_name(tmp_path, extra, mes
     with pytest.raises(ClaimError, match=message) as error:
         load_claims(path)
     assert "claim 'bad'" in str(error.value)
+
+
+def test_a_bounded_metric_against_a_threshold_can_only_be_claimed_higher(tmp_path):
+    claim = one_arm("oracle", "0.001").replace('metric = "auc"', 'metric = "oracle_gain"')
+    path = write_claims(tmp_path / "c.toml", claim.replace('direction = "higher"', 'direction = "lower"'))
+    with pytest.raises(ClaimError, match="claim 'oracle': metric oracle_gain is >= 0 by construction"):
+        load_claims(path)
 
 
 def test_a_claims_file_without_a_plan_or_with_seeds_is_refused(tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..claims import CLAIM_METRICS, REPLICATION_OFFSET, VERDICTS
+from ..claims import CLAIM_METRICS, REPLICATION_OFFSET, VERDICTS, bounded
 from .folder import run_figure
 from .tables import MISSING, format_interval, to_markdown
 
@@ -84,6 +84,9 @@ def _ours(result: ClaimResult) -> str:
         if "arm" not in means
         else f"{means['arm']:.2f} vs {claim.threshold:g}"
     )
+    if bounded(claim):  # a sign test, no t-interval
+        positive = sum(value > claim.threshold for value in result.values["arm"])
+        return f"{compared} ({found.effect:+.2f}; {positive} of {found.n} seeds above, sign test)"
     return f"{compared} ({found.effect:+.2f} {format_interval(found.low, found.high)})"
 
 
@@ -136,6 +139,7 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
     rows = []
     for result in results:
         claim, found = result.claim, result.look
+        sign_test = bounded(claim)
         rows.append(
             {
                 "id": claim.id,
@@ -159,8 +163,8 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
                 "stage": result.stage + 1,
                 "n": found.n,
                 "effect": found.effect,
-                "low": found.low,
-                "high": found.high,
+                "low": np.nan if sign_test else found.low,  # a bounded metric gets a sign test, no t-interval
+                "high": np.nan if sign_test else found.high,
                 "sd": found.sd,
                 "size_outcome": result.size_outcome or "",
                 "mde": result.detectable,
