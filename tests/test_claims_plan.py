@@ -101,6 +101,8 @@ def test_an_unchanged_claim_at_the_cap_stays_inconclusive(tmp_path):
     result = results["noise"]
     assert (result.look.stop, result.look.n, result.verdict) == ("cap", 8, "inconclusive")
     assert executor.seeds["noise"] == set(range(8))
+    claims_report([result], tmp_path / "report")
+    assert "Stopped: 1 at the cap undecided (noise)." in (tmp_path / "report" / "claims.md").read_text()
     assert result.detectable > abs(result.look.effect)  # the MDE says what n = 8 could have seen
 
 

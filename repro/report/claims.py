@@ -62,6 +62,20 @@ def verdict_counts(results: list[ClaimResult]) -> str:
     )
 
 
+def stops_line(results: list[ClaimResult]) -> str:
+    """Why the claims stopped, naming those that reached their cap undecided or stayed untested."""
+    by_stop: dict[str, list[str]] = {}
+    for result in results:
+        by_stop.setdefault(result.look.stop, []).append(result.claim.id)
+    words = {"boundary": "at the boundary", "futility": "for futility", "cap": "at the cap undecided"}
+    words |= {"untested": "untested", "continue": "before their plan ended (the run was cut short)"}
+    parts = []
+    for stop, ids in by_stop.items():
+        named = f" ({', '.join(ids)})" if stop in ("cap", "untested", "continue") else ""
+        parts.append(f"{len(ids)} {words[stop]}{named}")
+    return "Stopped: " + "; ".join(parts) + "."
+
+
 def _published(result: ClaimResult) -> str:
     published = dict(result.claim.published)
     parts = []
@@ -245,7 +259,8 @@ def _markdown(
     title: str,
     registration: Registration | None,
 ) -> str:
-    lines = [f"# {verdict_counts(results)}", "", title, "", *_registration_md(registration), READING, ""]
+    lines = [f"# {verdict_counts(results)}", "", stops_line(results), "", title, "", *_registration_md(registration)]
+    lines += [READING, ""]
     lines += [to_markdown(_table(results, figures, out)), *_deviations_md(registration), "## Per claim", ""]
     for result in results:
         lines += _details_md(result)
@@ -346,7 +361,8 @@ def _html(
         ".inconclusive{background:#eee}.untested{color:#b00}"
     )
     body = (
-        f"<h1>{esc(verdict_counts(results))}</h1><p>{esc(title)}</p>{_lines_html(_registration_md(registration))}"
+        f"<h1>{esc(verdict_counts(results))}</h1><p>{esc(stops_line(results))}</p><p>{esc(title)}</p>"
+        f"{_lines_html(_registration_md(registration))}"
         f"<p>{esc(READING)}</p><p>Per-seed values and the runs behind each verdict: <a href='claims.md'>claims.md"
         f"</a>, <a href='claims.csv'>claims.csv</a>.</p><table>{head}{''.join(rows)}</table>"
         f"{_lines_html(_deviations_md(registration))}"
