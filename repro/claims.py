@@ -415,6 +415,11 @@ def claim_runs(
     first look's), the profile's seed + offset + 0, 1, ..., the same in every arm and every claim."""
     from .grids import GridRun
 
+    if any(override.split("=", 1)[0].strip() == "seed" for override in overrides):
+        raise ClaimError(
+            "the claims' seeds are their plan's ([plan] looks): --set seed is refused; "
+            "--replicate runs the plan on a second, disjoint seed set"
+        )
     runs = []
     for claim in claims:
         resolve = _resolver(claim, profile, data_root, overrides)

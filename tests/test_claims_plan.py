@@ -238,9 +238,13 @@ def test_a_claims_file_without_a_plan_or_with_seeds_is_refused(tmp_path):
         load_claims(path)
 
 
-def test_the_command_line_takes_no_seeds_for_claims():
+def test_the_command_line_takes_no_seeds_for_claims(tmp_path):
     result = CliRunner().invoke(main, ["claims", "--seeds", "10"])
     assert result.exit_code == 2 and "No such option" in result.output
+    path = write_claims(tmp_path / "c.toml", one_arm("x", "0.001"))
+    result = CliRunner().invoke(main, ["claims", str(path), "--set", "seed=7", "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "--set seed is refused" in result.output
+    assert not (tmp_path / "runs").exists()
     assert "--replicate" in CliRunner().invoke(main, ["claims", "--help"]).output
 
 
