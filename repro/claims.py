@@ -489,7 +489,7 @@ def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResul
     for run in runs:
         folders[run.labels["arm"]][run.seed] = run.folder_in(store)  # placed runs (a manifest's) are not hashed again
     planned = sorted(set.intersection(*(set(by_seed) for by_seed in folders.values())))
-    values = {arm: {} for arm in claim.arms}
+    values: dict[str, dict[int, float]] = {arm: {} for arm in claim.arms}  # arm -> seed -> metric
     state: tuple[Look, int, list[int], list[str]] | None = None
     for stage, needed in enumerate(claim.plan.looks):
         if len(planned) < needed:
