@@ -8,14 +8,17 @@ tested on one metric over the same seeds in one of two ways:
   accident and the claim is refused. The effect is treatment minus control, paired by seed.
 - one `arm` and a `threshold`: the effect is the arm's value minus the threshold, per seed.
 
-The verdict comes from the 95% t-interval of the mean effect (repro.stats.seed_difference_interval) and the
-claimed `direction` ("higher", "lower" or "equal") and `size`:
-- higher (lower mirrors it): "supported" when the interval lies above 0 and reaches the size (the data do not
-  rule out an effect as large as claimed); "partly supported" when it lies above 0 but wholly below the size
-  (the direction holds, the size does not); "contradicted" when it lies below 0; "inconclusive" when it spans 0.
-- equal ("makes no difference", within ± size): "supported" when the interval lies inside (-size, size),
-  "contradicted" when it lies wholly outside, "inconclusive" otherwise.
-- "untested" when fewer than two seeds finished in both arms.
+The decision rules are declared with the claims, before the first run (`[plan]`; repro.inference says how):
+- seeds in stages: each claim runs the first look's seeds (at least 3), is judged, and runs the next look's
+  seeds only while it has not stopped: "boundary" (the sign, or for "equal" the equivalence, is decided at the
+  look's O'Brien-Fleming boundary), "futility" (the interval rules out the claimed size), "cap" (the last look),
+  or "untested" (fewer finished seeds than the look needs: the failed runs are named, no verdict).
+- the verdict: "supported" when the decided sign is the claimed one ("equal": equivalence within ± size),
+  "contradicted" when it is the other, "inconclusive" when nothing is decided. The primary claims form the
+  family: their stage-wise p-values are adjusted together (Holm or Benjamini-Hochberg) and a primary claim keeps
+  its decision only where its adjusted p-value is at or below alpha; the others are exploratory (raw decision).
+- the size as its own answer: below / consistent / above the claimed size (or undetermined), from the same
+  interval; the minimum detectable effect at the final n; bounded metrics (the oracle's gain) get a sign test.
 
 The arms' overrides are applied after the command line's --set: a claim's arms say what it tests, and a
 global setting (e.g. fewer epochs) cannot undo them. `keep_profile` lists keys the --set does not change for
@@ -25,28 +28,43 @@ runs each method at its profile's schedule under the synthetic profile and the p
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .atomic import atomic_write
 from .config import PROFILES_DIR, ConfigError, RunConfig, identity, load_config, to_dict
+from .inference import (
+    ADJUSTMENTS,
+    Look,
+    SeedPlan,
+    adjust,
+    look,
+    minimum_detectable_effect,
+    size_outcome,
+    stagewise_p_value,
+    untested,
+)
 from .record import Selection
-from .runs import RunStore, is_finished, read_record
-from .stats import seed_difference_interval
+from .runs import RunStore, _git, is_finished, read_record
 
 if TYPE_CHECKING:  # the grid's record type only: reading claims and judging them never imports the training loops
     from .grids import GridRun
 
 SHIPPED = PROFILES_DIR.parent / "claims.toml"  # ablations/claims.toml
 DIRECTIONS = ("higher", "lower", "equal")
-VERDICTS = ("supported", "partly supported", "contradicted", "inconclusive", "untested")
+VERDICTS = ("supported", "contradicted", "inconclusive", "untested")
 FIGURES = ("memory", "roc", "timeline", "probe")  # per-run figures of repro.report.folder a claim may point to
-MIN_SEEDS = 3
+REPLICATION_OFFSET = 1000  # --replicate runs the plan on the seeds offset by this: disjoint from the first set
+REGISTRY = "claims-registry.json"  # beside the report: each claim's declaration as first run (deviations)
+PLAN_FIELDS = {"looks", "alpha", "adjustment", "primary"}
 FIELDS = {
     "id",
     "source",
@@ -62,7 +80,8 @@ FIELDS = {
     "threshold",
     "published",
     "note",
-    "seeds",
+    "looks",
+    "primary",
     "figure",
     "keep_profile",
 }
@@ -108,6 +127,7 @@ class Metric(NamedTuple):
     help: str
     unit: str
     read: Callable[[Path], float]  # a finished run's folder -> the value
+    bounded: bool = False  # >= 0 by construction: judged by a sign test, never a t-interval
 
 
 CLAIM_METRICS: dict[str, Metric] = {
@@ -131,6 +151,7 @@ CLAIM_METRICS: dict[str, Metric] = {
         "oracle AUC (epoch and λ chosen on the test set) minus the honest default",
         "AUC points",
         _oracle_gain,
+        bounded=True,
     ),
     "probe_psnr_change": Metric(
         "PSNR change of the output with the bottleneck replaced by zeros (skip probe)", "dB", _probe_psnr_change
@@ -151,7 +172,7 @@ class Claim:
     metric: str  # a key of CLAIM_METRICS
     direction: str  # higher | lower | equal (effect = treatment - control, or arm - threshold)
     arms: dict[str, tuple[str, ...]]  # {"control": ..., "treatment": ...} or {"arm": ...}
-    seeds: int
+    plan: SeedPlan  # its looks (cumulative seeds) and alpha
     size: float | None = None  # the claimed size (higher/lower), or the margin of "equal"
     change: tuple[str, ...] = ()  # the config keys the two arms are meant to differ in
     threshold: float | None = None  # one-arm claims
@@ -159,15 +180,53 @@ class Claim:
     note: str = ""
     figure: str | None = None  # one of FIGURES
     keep_profile: tuple[str, ...] = ()  # config keys the command line's --set does not change for this claim
+    primary: bool = True  # in the family whose p-values are adjusted together; else exploratory
+    adjustment: str = "holm"  # the family's adjustment (a key of repro.inference.ADJUSTMENTS)
+    declaration: dict[str, Any] = field(default_factory=dict)  # as declared, with its rules: what is registered
 
 
-def _claim(raw: dict[str, Any], stand_ins: dict[str, str], seeds: int, path: Path) -> Claim:
+@dataclass(frozen=True)
+class Rules:
+    """The decision rules of a claims file's [plan]: the default looks, alpha, the family's adjustment."""
+
+    looks: tuple[int, ...]
+    alpha: float
+    adjustment: str
+    primary: bool  # a claim's default role
+
+
+def _rules(raw: dict[str, Any], path: Path) -> Rules:
+    if "seeds" in raw:
+        raise ClaimError(f"{path}: top-level `seeds` is replaced by the seed plan: [plan] looks = [3, 5]")
+    plan = raw.get("plan")
+    if not isinstance(plan, dict) or "looks" not in plan:
+        raise ClaimError(f'{path} needs a seed plan, e.g. [plan] looks = [3, 5], alpha = 0.05, adjustment = "holm"')
+    unknown = sorted(set(plan) - PLAN_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(PLAN_FIELDS))
+        raise ClaimError(f"{path}: [plan] has unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+    adjustment = plan.get("adjustment", "holm")
+    if adjustment not in ADJUSTMENTS:
+        raise ClaimError(f"{path}: [plan] adjustment {adjustment!r} unknown; allowed: {', '.join(ADJUSTMENTS)}")
+    seed_plan = _seed_plan(plan["looks"], plan.get("alpha", 0.05), f"{path}: [plan]")
+    return Rules(seed_plan.looks, seed_plan.alpha, adjustment, bool(plan.get("primary", True)))
+
+
+def _seed_plan(looks: Any, alpha: Any, where: str) -> SeedPlan:
+    try:
+        return SeedPlan(tuple(int(n) for n in looks), float(alpha))
+    except (TypeError, ValueError) as error:
+        raise ClaimError(f"{where}: {error}") from None
+
+
+def _claim(raw: dict[str, Any], stand_ins: dict[str, str], rules: Rules, path: Path) -> Claim:
     name = raw.get("id", "<no id>")
     problem = _structure_problem(raw, stand_ins)
-    if problem is None and int(raw.get("seeds", seeds)) < MIN_SEEDS:
-        problem = f"seeds must be at least {MIN_SEEDS} (paired differences need them for a usable interval)"
     if problem:
         raise ClaimError(f"{path}: claim {name!r}: {problem}")
+    plan = _seed_plan(raw.get("looks", rules.looks), rules.alpha, f"{path}: claim {name!r}")
+    primary = bool(raw.get("primary", rules.primary))
+    declared = {"looks": list(plan.looks), "alpha": plan.alpha, "adjustment": rules.adjustment, "primary": primary}
     arms = (
         {"control": tuple(raw["control"]), "treatment": tuple(raw["treatment"])}
         if "arm" not in raw
@@ -184,7 +243,7 @@ def _claim(raw: dict[str, Any], stand_ins: dict[str, str], seeds: int, path: Pat
         metric=raw["metric"],
         direction=raw["direction"],
         arms=arms,
-        seeds=int(raw.get("seeds", seeds)),
+        plan=plan,
         size=None if size is None else float(size),
         change=tuple(raw.get("change", ())),
         threshold=None if threshold is None else float(threshold),
@@ -192,6 +251,9 @@ def _claim(raw: dict[str, Any], stand_ins: dict[str, str], seeds: int, path: Pat
         note=raw.get("note", ""),
         figure=raw.get("figure"),
         keep_profile=tuple(raw.get("keep_profile", ())),
+        primary=primary,
+        adjustment=rules.adjustment,
+        declaration={**raw, **declared, "stand_in": stand_ins[raw["dataset"]]},
     )
 
 
@@ -220,8 +282,20 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
         (one_arm and "threshold" not in raw, "a one-arm claim needs a `threshold`"),
         (two_arms and "threshold" in raw, "a two-arm claim takes no `threshold` (its control is the reference)"),
         (
-            raw.get("direction") == "equal" and not raw.get("size"),
+            raw.get("direction") == "equal" and "size" not in raw,
             "direction 'equal' needs `size`, the margin within which the effect counts as no difference",
+        ),
+        (
+            "size" in raw and not (isinstance(raw["size"], (int, float)) and raw["size"] > 0),
+            f"size {raw.get('size')!r} must be a magnitude > 0 (the direction gives the sign)",
+        ),
+        ("primary" in raw and not isinstance(raw["primary"], bool), "`primary` is true or false"),
+        (
+            one_arm
+            and raw.get("metric") in CLAIM_METRICS
+            and CLAIM_METRICS[raw["metric"]].bounded
+            and raw.get("direction") != "higher",
+            f"metric {raw.get('metric')} is >= 0 by construction: one arm can only be tested 'higher' (sign test)",
         ),
         (
             any("=" in key for key in raw.get("keep_profile", ())),
@@ -246,7 +320,8 @@ def load_claims(path: Path | str) -> list[Claim]:
         raise ClaimError(f"{path} is not valid TOML: {error}") from None
     if not raw.get("claim") or "stand_ins" not in raw:
         raise ClaimError(f"{path} needs [stand_ins] and at least one [[claim]]; see ablations/claims.toml")
-    claims = [_claim(entry, dict(raw["stand_ins"]), int(raw.get("seeds", MIN_SEEDS)), path) for entry in raw["claim"]]
+    rules = _rules(raw, path)
+    claims = [_claim(entry, dict(raw["stand_ins"]), rules, path) for entry in raw["claim"]]
     ids = [claim.id for claim in claims]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
@@ -328,77 +403,74 @@ def _resolver(
 
 
 def claim_runs(
-    claims: list[Claim], profile: str | Path | None, data_root: str | None = None, overrides: tuple[str, ...] = ()
+    claims: list[Claim],
+    profile: str | Path | None,
+    data_root: str | None = None,
+    overrides: tuple[str, ...] = (),
+    seeds: Mapping[str, int] | None = None,
+    offset: int = 0,
 ) -> list[GridRun]:
     """Every (claim, arm, seed) run, labelled {"claim": id, "arm": name}; refuses an unknown config key or arms
-    that differ beyond their declared change, naming the claim. Seeds are the profile's seed + 0, 1, ..."""
+    that differ beyond their declared change, naming the claim. A claim runs `seeds[id]` seeds (default: its
+    first look's), the profile's seed + offset + 0, 1, ..., the same in every arm and every claim."""
     from .grids import GridRun
 
+    if any(override.split("=", 1)[0].strip() == "seed" for override in overrides):
+        raise ClaimError(
+            "the claims' seeds are their plan's ([plan] looks): --set seed is refused; "
+            "--replicate runs the plan on a second, disjoint seed set"
+        )
     runs = []
     for claim in claims:
         resolve = _resolver(claim, profile, data_root, overrides)
         if "control" in claim.arms:
             _check_arms(claim, resolve)
-        first_seed = resolve(next(iter(claim.arms.values()))).seed
+        first_seed = resolve(next(iter(claim.arms.values()))).seed + offset
+        count = claim.plan.looks[0] if seeds is None else seeds[claim.id]
         for arm, arm_overrides in claim.arms.items():
-            for seed in range(first_seed, first_seed + claim.seeds):
+            for seed in range(first_seed, first_seed + count):
                 runs.append(GridRun({"claim": claim.id, "arm": arm}, seed, resolve(arm_overrides, seed)))
     return runs
 
 
 # --------------------------------------------------------------------------------------------- verdicts
-class Verdict(NamedTuple):
-    verdict: str  # one of VERDICTS
-    effect: float  # mean over seeds of treatment - control (or arm - threshold)
-    low: float  # 95% t-interval of the effect
-    high: float
-    n: int  # paired seeds
-
-
-def decide(
-    control: np.ndarray, treatment: np.ndarray, direction: str, size: float | None = None, confidence: float = 0.95
-) -> Verdict:
-    """The verdict on paired per-seed values (control[i] and treatment[i] share a seed); see the module doc."""
-    if direction == "equal" and size is None:
-        raise ValueError("a claim of no difference (direction 'equal') needs its margin, size")
-    control, treatment = np.asarray(control, dtype=float), np.asarray(treatment, dtype=float)
-    n = control.size
-    if n < 2:
-        effect = float(np.mean(treatment - control)) if n else float("nan")
-        return Verdict("untested", effect, float("nan"), float("nan"), n)
-    effect, low, high = seed_difference_interval(control, treatment, confidence)
-    if direction == "equal":
-        if -size < low and high < size:
-            return Verdict("supported", effect, low, high, n)
-        if low >= size or high <= -size:
-            return Verdict("contradicted", effect, low, high, n)
-        return Verdict("inconclusive", effect, low, high, n)
-    toward, away = (low, high) if direction == "higher" else (-high, -low)  # the interval, claimed side positive
-    if toward > 0:
-        return Verdict("supported" if size is None or away >= size else "partly supported", effect, low, high, n)
-    if away < 0:
-        return Verdict("contradicted", effect, low, high, n)
-    return Verdict("inconclusive", effect, low, high, n)
-
-
-def size_ruled_out(verdict: Verdict, direction: str, size: float | None) -> bool:
-    """Whether the interval excludes an effect as large as the claimed size (a directional claim with a size):
-    what an "inconclusive" or "partly supported" verdict still says against the source's number."""
-    if size is None or direction == "equal" or verdict.n < 2:
-        return False
-    return verdict.high < size if direction == "higher" else verdict.low > -size
-
-
 @dataclass(frozen=True)
 class ClaimResult:
-    """A claim's verdict with the per-seed values and the runs behind it."""
+    """A claim at the look where it stopped, with the per-seed values and runs behind it and its verdicts."""
 
     claim: Claim
-    verdict: Verdict
-    seeds: tuple[int, ...]  # the paired seeds
+    look: Look  # the paired differences at its stopping look (repro.inference.look)
+    stage: int  # that look's index in the claim's plan (0-based)
+    seeds: tuple[int, ...]  # the paired seeds it used
     values: dict[str, tuple[float, ...]]  # arm -> value per paired seed
     runs: dict[str, tuple[Path, ...]]  # arm -> run folder per paired seed
-    missing: tuple[str, ...] = ()  # run folders that are not done (failed or never run)
+    missing: tuple[str, ...] = ()  # run folders the look needed that are not done (failed or never run)
+    p_value: float = float("nan")  # stage-wise p-value at the stopping look (1 for an untested claim)
+    p_adjusted: float = float("nan")  # after the family's adjustment (primary claims; exploratory: the raw one)
+    verdict_raw: str = "untested"  # from the look's own boundary, before the family's adjustment
+    verdict: str = "untested"  # after it (exploratory claims: the raw verdict)
+
+    @property
+    def size_outcome(self) -> str | None:
+        """below / consistent / above the claimed size, or undetermined; None without a directional size."""
+        claim, look = self.claim, self.look
+        if claim.size is None or claim.direction == "equal" or look.stop == "untested":
+            return None
+        return size_outcome(look.low, look.high, claim.direction, claim.size)
+
+    @property
+    def detectable(self) -> float:
+        """The minimum detectable effect at the final n (80% power at the plan's alpha, the observed SD)."""
+        return minimum_detectable_effect(self.look.sd, self.look.n, self.claim.plan.alpha)
+
+
+def _verdict(claim: Claim, decided: str | None, stop: str) -> str:
+    """The verdict word of what a look decided: the claimed sign (or equivalence) holds, or the opposite."""
+    if stop == "untested":
+        return "untested"
+    if decided is None:
+        return "inconclusive"
+    return "supported" if decided == ("equal" if claim.direction == "equal" else claim.direction) else "contradicted"
 
 
 def _measure(claim: Claim, run: Path) -> float:
@@ -411,32 +483,171 @@ def _measure(claim: Claim, run: Path) -> float:
         ) from None
 
 
-def judge(claims: list[Claim], runs: list[GridRun], store: RunStore) -> list[ClaimResult]:
-    """Read each claim's metric from its finished runs and give its verdict (never trains)."""
-    results = []
-    for claim in claims:
-        folders: dict[str, dict[int, Path]] = {arm: {} for arm in claim.arms}
-        missing = []
-        for run in (r for r in runs if r.labels["claim"] == claim.id):
-            folder = run.folder_in(store)  # placed runs (a manifest's) are not hashed again
-            if is_finished(folder):
-                folders[run.labels["arm"]][run.seed] = folder
-            else:
-                missing.append(folder.name)
-        seeds = tuple(sorted(set.intersection(*(set(by_seed) for by_seed in folders.values()))))
-        values = {arm: tuple(_measure(claim, by_seed[s]) for s in seeds) for arm, by_seed in folders.items()}
-        if "arm" in values:
-            control, treatment = np.full(len(seeds), claim.threshold), np.asarray(values["arm"])
-        else:
-            control, treatment = np.asarray(values["control"]), np.asarray(values["treatment"])
-        results.append(
-            ClaimResult(
-                claim,
-                decide(control, treatment, claim.direction, claim.size),
-                seeds,
-                values,
-                {arm: tuple(by_seed[s] for s in seeds) for arm, by_seed in folders.items()},
-                tuple(missing),
+def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResult:
+    """Walk the claim's looks over its planned seeds until one stops it (or the seeds run so far end)."""
+    folders: dict[str, dict[int, Path]] = {arm: {} for arm in claim.arms}
+    for run in runs:
+        folders[run.labels["arm"]][run.seed] = run.folder_in(store)  # placed runs (a manifest's) are not hashed again
+    planned = sorted(set.intersection(*(set(by_seed) for by_seed in folders.values())))
+    values: dict[str, dict[int, float]] = {arm: {} for arm in claim.arms}  # arm -> seed -> metric
+    state: tuple[Look, int, list[int], list[str]] | None = None
+    for stage, needed in enumerate(claim.plan.looks):
+        if len(planned) < needed:
+            break  # this look's seeds have not been run (yet)
+        seeds = planned[:needed]
+        missing = [by_seed[s].name for by_seed in folders.values() for s in seeds if not is_finished(by_seed[s])]
+        finished = [s for s in seeds if all(is_finished(by_seed[s]) for by_seed in folders.values())]
+        for arm, by_seed in folders.items():
+            values[arm] |= {s: _measure(claim, by_seed[s]) for s in finished if s not in values[arm]}
+        differences = _differences(claim, {arm: [values[arm][s] for s in finished] for arm in claim.arms})
+        if missing:
+            state = (untested(differences), stage, finished, missing)
+            break
+        state = (look(differences, claim.direction, claim.size, claim.plan, stage, bounded(claim)), stage, seeds, [])
+        if state[0].stop != "continue":
+            break
+    if state is None:  # not even the first look's seeds are planned
+        state = (untested(np.array([])), 0, [], [])
+    found, stage, seeds, missing = state
+    return ClaimResult(
+        claim,
+        found,
+        stage,
+        tuple(seeds),
+        {arm: tuple(values[arm][s] for s in seeds) for arm in claim.arms},
+        {arm: tuple(folders[arm][s] for s in seeds) for arm in claim.arms},
+        tuple(missing),
+    )
+
+
+def bounded(claim: Claim) -> bool:
+    """A one-arm claim on a metric >= 0 by construction: judged by a sign test, never a t-interval."""
+    return CLAIM_METRICS[claim.metric].bounded and "arm" in claim.arms
+
+
+def _differences(claim: Claim, values: dict[str, list[float]]) -> np.ndarray:
+    """Per paired seed: treatment - control, or the arm - the threshold."""
+    if "arm" in values:
+        return np.asarray(values["arm"], dtype=float) - claim.threshold
+    return np.asarray(values["treatment"], dtype=float) - np.asarray(values["control"], dtype=float)
+
+
+def _with_family(results: list[ClaimResult]) -> list[ClaimResult]:
+    """Each result with its stage-wise p-value, the family's adjusted one and both verdicts. Untested primary
+    claims stay in the family with p = 1, so the family is the one declared, whatever failed."""
+    p_values = [
+        1.0 if r.look.stop == "untested" else stagewise_p_value(r.claim.plan, r.stage, r.look.p_value) for r in results
+    ]
+    family = [i for i, r in enumerate(results) if r.claim.primary]
+    adjusted = list(p_values)
+    if family:
+        claim = results[family[0]].claim
+        _, family_p = adjust([p_values[i] for i in family], claim.adjustment, claim.plan.alpha)
+        for i, p in zip(family, family_p):
+            adjusted[i] = p
+    out = []
+    for result, p, p_adjusted in zip(results, p_values, adjusted):
+        claim, found = result.claim, result.look
+        raw = _verdict(claim, found.decided, found.stop)
+        kept = found.decided if p_adjusted <= claim.plan.alpha else None
+        out.append(
+            replace(
+                result, p_value=p, p_adjusted=p_adjusted, verdict_raw=raw, verdict=_verdict(claim, kept, found.stop)
             )
         )
-    return results
+    return out
+
+
+def judge(claims: list[Claim], runs: list[GridRun], store: RunStore) -> list[ClaimResult]:
+    """Read each claim's metric from its runs, stop it at the first look of its plan that stops it, and give its
+    verdicts before and after the family's adjustment (never trains)."""
+    return _with_family(
+        [_judge_one(claim, [r for r in runs if r.labels["claim"] == claim.id], store) for claim in claims]
+    )
+
+
+def run_plan(
+    claims: list[Claim],
+    expand: Callable[[list[Claim], dict[str, int]], list[GridRun]],
+    execute: Callable[[list[GridRun]], tuple[list[GridRun], dict[str, str]]],
+    store: RunStore,
+) -> tuple[list[ClaimResult], list[GridRun], dict[str, str]]:
+    """Run the seed plan in stages: the first look's seeds of every claim, judge, then the next look's seeds of
+    the claims that have not stopped, up to their cap. `expand(claims, {id: seeds})` gives the runs,
+    `execute(runs)` runs what the store lacks and returns (the placed runs, {run folder: error}).
+    Returns the final results, every run used and the failures."""
+    used: dict[tuple[str, str, int], GridRun] = {}
+    failures: dict[str, str] = {}
+    seeds = {claim.id: claim.plan.looks[0] for claim in claims}
+    pending = list(claims)
+    while pending:
+        placed_runs, failed = execute(expand(pending, seeds))
+        failures |= failed
+        used |= {(r.labels["claim"], r.labels["arm"], r.seed): r for r in placed_runs}
+        results = judge(claims, list(used.values()), store)
+        going = [r for r in results if r.look.stop == "continue"]
+        pending = [r.claim for r in going]
+        seeds = {r.claim.id: r.claim.plan.looks[r.stage + 1] for r in going}
+    return results, list(used.values()), failures
+
+
+# --------------------------------------------------------------------------------- pre-registration
+@dataclass(frozen=True)
+class Deviation:
+    """A claim whose declaration changed after runs for it existed."""
+
+    id: str
+    registered: dict[str, Any]  # the declaration as first run, with "date" and "commit" of that first run
+    declared: dict[str, Any]  # the declaration now
+    changed_by: str  # the commit that changed the claims file since, "uncommitted", or "unknown"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the report records of its claims file and its rules, and the deviations from the registry."""
+
+    file: str
+    sha256: str
+    commit: str | None  # the last commit of the file, where git tracks it
+    date: str | None  # that commit's date
+    rules: dict[str, Any]  # alpha, adjustment, the default looks
+    deviations: tuple[Deviation, ...] = ()
+
+
+def _canonical(declaration: dict[str, Any]) -> str:
+    return json.dumps(declaration, sort_keys=True, ensure_ascii=False)
+
+
+def _file_commit(path: Path) -> tuple[str | None, str | None, bool]:
+    """(last commit touching the file, its date, whether the working copy differs from it) where git tracks it."""
+    cwd = path.parent
+    if _git("ls-files", "--error-unmatch", path.name, cwd=cwd) is None:
+        return None, None, False
+    logged = _git("log", "-1", "--format=%H %cI", "--", path.name, cwd=cwd) or ""
+    commit, _, date = logged.partition(" ")
+    dirty = bool(_git("status", "--porcelain", "--", path.name, cwd=cwd))
+    return commit or None, date or None, dirty
+
+
+def register(claims: list[Claim], claims_file: Path, out: Path) -> Registration:
+    """Record each claim's declaration at its first run in out/claims-registry.json (kept thereafter) and list
+    the claims whose declaration differs from the one registered: the deviations."""
+    claims_file = Path(claims_file)
+    commit, date, dirty = _file_commit(claims_file.resolve())
+    path = Path(out) / REGISTRY
+    registry = json.loads(path.read_text()) if path.is_file() else {}
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    deviations = []
+    for claim in claims:
+        entry = registry.get(claim.id)
+        if entry is None:
+            registry[claim.id] = {"declaration": claim.declaration, "date": now, "commit": None if dirty else commit}
+        elif _canonical(entry["declaration"]) != _canonical(claim.declaration):
+            changed_by = "uncommitted" if dirty else commit if commit and commit != entry["commit"] else "unknown"
+            registered = {**entry["declaration"], "date": entry["date"], "commit": entry["commit"]}
+            deviations.append(Deviation(claim.id, registered, claim.declaration, changed_by))
+    atomic_write(path, json.dumps(registry, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    first = claims[0]
+    rules = {"alpha": first.plan.alpha, "adjustment": first.adjustment, "looks": list(first.plan.looks)}
+    sha = hashlib.sha256(claims_file.read_bytes()).hexdigest()
+    return Registration(str(claims_file), sha, commit, date, rules, tuple(deviations))

@@ -128,8 +128,7 @@ def look(
     d = np.asarray(differences, dtype=float).ravel()
     n = d.size
     if n < MIN_SEEDS:
-        nan = float("nan")
-        return Look(n, float(d.mean()) if n else nan, nan, nan, nan, nan, "untested", None)
+        return untested(d)
     threshold = plan.boundaries()[index]
     effect, sd = float(d.mean()), float(d.std(ddof=1))
     half = scipy_stats.t.isf(threshold / 2, n - 1) * sd / np.sqrt(n)
@@ -147,6 +146,13 @@ def look(
     futile = direction != "equal" and size is not None and _size_excluded(low, high, direction, size)
     stop = "boundary" if decided else "futility" if futile else "cap" if last else "continue"
     return Look(n, effect, sd, p, low, high, stop, decided)
+
+
+def untested(differences: np.ndarray) -> Look:
+    """The state of a claim that has fewer finished seeds than its look needs: its mean so far, no verdict."""
+    d = np.asarray(differences, dtype=float).ravel()
+    nan = float("nan")
+    return Look(d.size, float(d.mean()) if d.size else nan, nan, nan, nan, nan, "untested", None)
 
 
 def _equivalence(d: np.ndarray, margin: float) -> tuple[float, str]:

@@ -108,25 +108,51 @@ def check_claims(
     jobs: int | None = None,
     executor: str = "local",
     address: str | None = None,
+    replicate: bool = False,
 ) -> Written:
-    """Train what the run store lacks for every claim of `claims_file` (default: the shipped ablations/claims.toml),
-    judge each claim over its paired seeds and write the claims report and manifest.json into `out`.
+    """Run the seed plan of every claim of `claims_file` (default: the shipped ablations/claims.toml) in stages,
+    training what the run store lacks: the first look's seeds of every claim, then the next look's seeds of the
+    claims that have not stopped, up to their cap. Writes the claims report (verdicts before and after the family's
+    adjustment, the pre-registration and its deviations) and manifest.json into `out`. `replicate` runs the same
+    plan again on seeds offset by repro.claims.REPLICATION_OFFSET and writes replication.md/.csv beside the
+    replication's own report: each claim's two verdicts and whether they agree.
 
     Example: check_claims(settings=("train.epochs=4", "train.checkpoint_every=2")).paths["md"]
     """
-    from .claims import SHIPPED, claim_runs, judge, load_claims
-    from .report.claims import claims_report
+    from .claims import REPLICATION_OFFSET, SHIPPED, claim_runs, load_claims, register, run_plan
+    from .executors import run_grid
+    from .manifest import write_manifest
+    from .report.claims import claims_report, replication_report
 
     claims_file = Path(claims_file or SHIPPED)
     declared = load_claims(claims_file)
     data = _absolute(data)
-    grid = claim_runs(declared, profile, data, tuple(settings))  # refuses a bad claim before training
+    claim_runs(declared, profile, data, tuple(settings))  # refuses a bad claim before training
     title = f"Claims of {claims_file}, profile {profile}, " + (f"data {data}" if data else "synthetic stand-ins")
+    store, out = RunStore(Path(runs)), Path(out)
+
+    def execute(grid: list[GridRun]) -> tuple[list[GridRun], dict[str, str]]:
+        grid = placed(grid, store)
+        return grid, run_grid(grid, store, jobs, executor=executor, address=address)
+
+    def planned(offset: int):
+        def expand(claims, seeds):
+            return claim_runs(claims, profile, data, tuple(settings), seeds, offset)
+
+        return run_plan(declared, expand, execute, store)
+
+    results, grid, failures = planned(0)
+    if replicate:
+        first = results
+        results, grid, failed = planned(REPLICATION_OFFSET)
+        failures |= failed
+        title += f", replication (seeds + {REPLICATION_OFFSET})"
     command = _command(profile, data, settings, None, runs) | {"title": title}
-    out = Path(out)
     declaration = {"file": str(claims_file.resolve())}
-    grid, store, failures, manifest = _execute("claims", grid, command, declaration, out, jobs, executor, address)
-    paths = claims_report(judge(declared, grid, store), out, title)
+    manifest = write_manifest(out, "claims", grid, command, declaration)
+    paths = claims_report(results, out, title, register(declared, claims_file, out))
+    if replicate:
+        paths = replication_report(first, results, out, title) | {"report": paths["md"]}
     return Written(paths | {"manifest": manifest}, failures)
 
 

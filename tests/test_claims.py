@@ -1,4 +1,4 @@
-"""Claims: verdicts on hand-made per-seed numbers, refused declarations, a killed claims run, the report's links."""
+"""Claims: metrics, refused declarations, a killed claims run, the report's links (verdicts: test_claims_plan.py)."""
 
 import csv
 import os
@@ -15,76 +15,11 @@ import pytest
 from click.testing import CliRunner
 from fakes import metrics_record
 
-from repro.claims import CLAIM_METRICS, ClaimError, claim_runs, decide, judge, load_claims, size_ruled_out
+from repro.claims import CLAIM_METRICS, ClaimError, claim_runs, judge, load_claims
 from repro.cli import main
 from repro.grids import load_table, table_grid
 from repro.report.folder import ReportWarning
 from repro.runs import RunStore, list_runs, read_metrics, write_metrics
-
-T_975_2 = 4.302652729911275  # t quantile (0.975, 2 degrees of freedom): three paired seeds
-
-
-# --------------------------------------------------------------------------------------------- verdicts
-def test_supported_interval_is_the_paired_t_interval_computed_by_hand():
-    control, treatment = [80.0, 81.0, 82.0], [83.0, 84.5, 85.0]  # differences 3, 3.5, 3
-    mean, std = 19 / 6, np.sqrt(1 / 12)
-    verdict = decide(control, treatment, "higher")
-    assert verdict.verdict == "supported" and verdict.n == 3
-    assert verdict.effect == pytest.approx(mean)
-    assert verdict.low == pytest.approx(mean - T_975_2 * std / np.sqrt(3))  # 2.4496
-    assert verdict.high == pytest.approx(mean + T_975_2 * std / np.sqrt(3))  # 3.8838
-
-
-def test_a_claimed_size_within_reach_is_supported_and_one_beyond_is_partly_supported():
-    control, treatment = [80.0, 81.0, 82.0], [83.0, 84.5, 85.0]  # interval [2.45, 3.88]
-    assert decide(control, treatment, "higher", size=3.5).verdict == "supported"
-    assert decide(control, treatment, "higher", size=5.0).verdict == "partly supported"
-    assert decide(treatment, control, "lower", size=5.0).verdict == "partly supported"  # mirrored
-
-
-def test_an_inconclusive_interval_can_still_rule_out_the_claimed_size():
-    control, treatment = np.zeros(3), np.array([-1.0, 1.0, 0.5])  # mean 0.17, interval [-2.42, 2.75]
-    verdict = decide(control, treatment, "higher", size=3.0)
-    assert verdict.verdict == "inconclusive" and size_ruled_out(verdict, "higher", 3.0)
-    assert not size_ruled_out(verdict, "higher", 2.5)  # 2.5 lies inside the interval
-    assert size_ruled_out(decide(treatment, control, "lower", size=3.0), "lower", 3.0)  # mirrored
-    assert not size_ruled_out(verdict, "higher", None) and not size_ruled_out(verdict, "equal", 3.0)
-
-
-@pytest.mark.parametrize(
-    "differences, direction, expected",
-    [
-        ([-2.0, -2.5, -3.0], "higher", "contradicted"),  # interval [-3.74, -1.26]
-        ([-2.0, -2.5, -3.0], "lower", "supported"),
-        ([2.0, 2.5, 3.0], "lower", "contradicted"),
-        ([-1.0, 1.0, 0.5], "higher", "inconclusive"),  # spans 0
-        ([0.0, 0.0, 0.0], "higher", "inconclusive"),  # no effect at all: [0, 0] does not exclude 0
-    ],
-)
-def test_each_directional_verdict(differences, direction, expected):
-    control = np.array([70.0, 75.0, 80.0])
-    assert decide(control, control + differences, direction).verdict == expected
-
-
-@pytest.mark.parametrize(
-    "differences, expected",
-    [
-        ([0.1, -0.1, 0.0], "supported"),  # [-0.25, 0.25] inside ±1
-        ([3.0, 3.2, 2.9], "contradicted"),  # wholly above 1
-        ([0.5, 1.5, 1.0], "inconclusive"),  # [-0.24, 2.24] straddles the margin
-        ([0.0, 0.0, 0.0], "supported"),
-    ],
-)
-def test_a_claim_of_no_difference_is_judged_against_its_margin(differences, expected):
-    control = np.array([70.0, 75.0, 80.0])
-    assert decide(control, control + differences, "equal", size=1.0).verdict == expected
-
-
-def test_one_seed_is_untested_and_a_threshold_is_a_constant_control():
-    assert decide([80.0], [85.0], "higher").verdict == "untested"
-    assert decide(np.full(3, 50.0), [52.0, 49.0, 55.0], "equal", size=10.0).verdict == "supported"
-    assert decide(np.full(3, 2.0), [1.1, 1.2, 1.0], "lower").verdict == "supported"
-
 
 # ------------------------------------------------------------------------------------------ declarations
 # One thread per run: a shared machine's other processes make torch's threads wait on each other (exec is not in
@@ -93,7 +28,7 @@ TINY = ["data.size=32", "model.mnad.width=4", "train.epochs=1", "train.checkpoin
 
 
 def claims_file(path: Path, claims: str) -> Path:
-    path.write_text('seeds = 3\n[stand_ins]\nped2 = "tiny"\n' + claims)
+    path.write_text('[plan]\nlooks = [3]\n[stand_ins]\nped2 = "tiny"\n' + claims)
     return path
 
 
@@ -140,7 +75,7 @@ def test_the_shipped_claims_expand_to_shared_runs():
     claims = load_claims(Path(__file__).parents[1] / "ablations" / "claims.toml")
     runs = claim_runs(claims, "synthetic", None, ("train.epochs=4", "train.checkpoint_every=2"))
     store = RunStore(Path("unused"))
-    assert len(claims) >= 20 and all(claim.seeds >= 3 for claim in claims)
+    assert len(claims) >= 20 and all(claim.plan.looks[0] >= 3 for claim in claims)
     assert len({store.run_dir(run.config) for run in runs}) == 66  # claims share runs: 123 (claim, arm, seed)
     ablation_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "separateness-helps-prediction"}
     memory_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "memory-helps-prediction"}
@@ -202,7 +137,7 @@ def test_claims_share_the_runs_of_the_memory_study_and_the_baselines():
             ["'field-typo'", "sise"],
         ),
         (
-            two_arm("few-seeds", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra="seeds = 2"),
+            two_arm("few-seeds", '"model.mnad.memory=false"', '"model.mnad.memory=true"', extra="looks = [2]"),
             ["'few-seeds'", "at least 3"],
         ),
     ],
@@ -324,7 +259,7 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
         assert (runs / name / "metrics.json").stat().st_mtime_ns == mtime  # not recomputed
 
     rows = {row["id"]: row for row in csv.DictReader((out / "claims.csv").open())}
-    assert (out / "claims.md").read_text().splitlines()[0].startswith("# 3 claims: ")
+    assert (out / "claims.md").read_text().splitlines()[0].startswith("# 3 claims (3 primary, 0 exploratory): ")
     assert {row["n"] for row in rows.values()} == {"3"} and all(row["verdict"] for row in rows.values())
     claims = load_claims(path)
     grid = claim_runs(claims, "synthetic", None, tuple(settings))
@@ -336,7 +271,7 @@ def test_a_killed_claims_run_finishes_only_what_is_left_and_links_only_files_tha
     treatment = [100 * read_metrics(run)["default"]["auc"] for run in arm_runs["treatment"]]
     assert [float(v) for v in rows["update-helps"]["treatment values"].split(";")] == pytest.approx(treatment)
     results = {result.claim.id: result for result in judge(claims, grid, store)}
-    assert results["oracle-inflates"].verdict.effect >= 0  # the oracle includes the default: never below it
+    assert results["oracle-inflates"].look.effect >= 0  # the oracle includes the default: never below it
     assert all(np.isfinite(results["skips-bypass"].values["arm"]))
     _assert_links_exist(out)
     html = (out / "index.html").read_text()
@@ -369,3 +304,26 @@ def _assert_links_exist(out: Path) -> None:
     assert targets
     for target in targets:
         assert (out / target).is_file(), f"the report links {target}, which does not exist"
+
+
+@pytest.mark.slow
+def test_replicate_runs_the_plan_on_disjoint_seeds_and_prints_the_agreement_first(tmp_path):
+    claim = two_arm(
+        "update-helps",
+        '"eval.mnad.test_time_update=false"',
+        '"eval.mnad.test_time_update=true"',
+        '"eval.mnad.test_time_update"',
+    )
+    path, runs, out = claims_file(tmp_path / "claims.toml", claim), tmp_path / "runs", tmp_path / "replication"
+    sets = [a for s in [f"data.root={tmp_path / 'synthetic'}", *TINY] for a in ("--set", s)]
+    args = ["claims", str(path), "--replicate", "--runs", str(runs), "--out", str(out), "--jobs", "1", *sets]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    printed = result.output[result.output.index("# ") :]  # after the progress bars (stderr, unterminated)
+    assert re.match(r"# Agreement [01] of 1 claims \([0-9]+%\) between two disjoint seed sets\n", printed)
+    seeds = {config.seed for _, config, _ in list_runs(runs)}
+    assert seeds == {0, 1, 2, 1000, 1001, 1002}  # the control re-scores the treatment's checkpoints: 6 trainings
+    (row,) = csv.DictReader((out / "replication.csv").open())
+    assert row["id"] == "update-helps" and row["agree"] in ("True", "False") and row["replication"]
+    (replicated,) = csv.DictReader((out / "claims.csv").open())
+    assert replicated["seeds"] == "1000;1001;1002"

@@ -132,7 +132,8 @@ def tiny(data_root: Path) -> list[str]:
     ]
 
 
-CLAIM = """seeds = 3
+CLAIM = """[plan]
+looks = [3]
 [stand_ins]
 ped2 = "tiny"
 

@@ -57,12 +57,19 @@ def sweep(table, profile, data_root, settings, device, runs_root, jobs, executor
 @click.argument("claims_file", metavar="[CLAIMS.toml]", required=False, type=click.Path(exists=True, dir_okay=False))
 @GRID
 @OUT
-def claims(claims_file, profile, data_root, settings, device, runs_root, jobs, executor, address, out):
-    """Train what the run store lacks for every claim of CLAIMS.toml, then give each claim a verdict from paired
-    per-seed differences (supported, partly supported, contradicted, inconclusive) and write the report
-    (claims.md, claims.csv, index.html) and manifest.json into OUT (default reports/claims).
-    CLAIMS.toml defaults to the shipped ablations/claims.toml; a claim's arms name its model and seeds and win
-    over --set on the keys they set; its keep_profile keys take the profile's value whatever --set says.
+@click.option(
+    "--replicate",
+    is_flag=True,
+    help="Run the same seed plan on a disjoint seed set (the plan's seeds + 1000) and compare the verdicts.",
+)
+def claims(claims_file, profile, data_root, settings, device, runs_root, jobs, executor, address, out, replicate):
+    """Run the seed plan of every claim of CLAIMS.toml in stages (its [plan]: the first look's seeds, then more
+    only for the claims not yet stopped), give each claim its verdict before and after the family's adjustment
+    (supported, contradicted, inconclusive, untested), the size outcome and why it stopped, and write the report
+    (claims.md, claims.csv, index.html) and manifest.json into OUT (default reports/claims; with --replicate,
+    reports/claims-replication, which adds replication.md). The seeds are the plan's: there is no --seeds.
+    CLAIMS.toml defaults to the shipped ablations/claims.toml; a claim's arms name its model and win over --set
+    on the keys they set; its keep_profile keys take the profile's value whatever --set says.
 
     Killing it and rerunning it finishes only the runs that are left.
     Example: repro claims ablations/claims.toml --set train.epochs=4 --set train.checkpoint_every=2
@@ -70,8 +77,9 @@ def claims(claims_file, profile, data_root, settings, device, runs_root, jobs, e
     from ..verbs import check_claims
 
     settings = run_overrides(settings, device=device)
-    out = out or "reports/claims"
-    _show(check_claims(claims_file, profile, runs_root, out, data_root, settings, jobs, executor, address))
+    out = out or ("reports/claims-replication" if replicate else "reports/claims")
+    kept = (profile, runs_root, out, data_root, settings, jobs, executor, address)
+    _show(check_claims(claims_file, *kept, replicate=replicate))
 
 
 def _variant_options() -> list[click.Option]:

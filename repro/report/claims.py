@@ -1,8 +1,11 @@
-"""The claims report (reports/claims/): claims.md, claims.csv and index.html, shaped like a reproducibility report.
+"""The claims report (reports/claims/): claims.md, claims.csv and index.html, shaped like a pre-registered study.
 
-One row per claim: the claim, its source, the published value(s), ours with its 95% interval over paired seeds,
-the verdict, and the figure that shows it (made from the claim's first paired seed in each arm); the first line
-counts the verdicts. Reads only the run store; links only files that exist.
+The first line counts the verdicts after and before the family's adjustment. Then the pre-registration (the
+claims file's sha256 and commit, the decision rules), one row per claim (the claim, its source, the published
+value(s), ours with its interval at the stopping look, the seeds used and why it stopped, the raw and adjusted
+p-values and verdicts, the size outcome, the minimum detectable effect, the figure made from the claim's first
+paired seed in each arm) and the deviations from the registered declarations. `replication_report` compares two
+seed sets claim by claim. Reads only the run store; links only files that exist.
 """
 
 from __future__ import annotations
@@ -16,29 +19,61 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..claims import CLAIM_METRICS, VERDICTS, size_ruled_out
+from ..claims import CLAIM_METRICS, REPLICATION_OFFSET, VERDICTS, bounded
 from .folder import run_figure
 from .tables import MISSING, format_interval, to_markdown
 
 if TYPE_CHECKING:
-    from ..claims import ClaimResult
+    from ..claims import ClaimResult, Registration
 
 READING = (
     "Each claim is tested on the same seeds in both arms (or one arm against a threshold); ours is the mean "
-    "effect (treatment minus control, or the arm minus the threshold) with its 95% t-interval over the paired "
-    "seeds. supported: the interval lies on the claimed side of 0 and reaches the claimed size; partly "
-    "supported: the claimed side, but wholly below the size; contradicted: the other side of 0; "
-    "inconclusive: it spans 0 (where the claimed size lies outside the interval, ours says so: the data then "
-    "rule out an effect as large as claimed). A claim of no difference is supported when the interval lies "
-    "within its margin. On the synthetic default each dataset is played by a synthetic stand-in, so the "
-    "published numbers (real data) are context, not targets."
+    "effect (treatment minus control, or the arm minus the threshold) with its interval at the stopping look's "
+    "nominal level. Seeds run in the declared stages: a claim stops at the look where its sign (for a claim of no "
+    "difference, equivalence within the margin) crosses the O'Brien-Fleming boundary (boundary), where the "
+    "interval rules out the claimed size (futility), at the last look (cap), or when a run it needs failed "
+    "(untested). supported: the decided sign is the claimed one; contradicted: the other; inconclusive: nothing "
+    "decided. The primary claims form one family: a decision stands only where the adjusted p-value is at or "
+    "below alpha (raw beside adjusted); exploratory claims keep their raw decision. The size outcome (below, "
+    "consistent, above the claimed size, or undetermined when the interval holds both the size and 0) is a "
+    "second answer from the same interval; MDE is the smallest effect the final n finds with 80% power. On the "
+    "synthetic default each dataset is played by a synthetic stand-in, so the published numbers (real data) are "
+    "context, not targets."
 )
 
 
+ADJUSTMENT_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def _counts(verdicts: list[str]) -> str:
+    counts = Counter(verdicts)
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
+
+
 def verdict_counts(results: list[ClaimResult]) -> str:
-    """The report's first line: "12 claims: 4 supported, 1 partly supported, ..." (verdicts that occur)."""
-    counts = Counter(result.verdict.verdict for result in results)
-    return f"{len(results)} claims: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
+    """The report's first line: the claims, the family, and the verdict counts after and before its adjustment."""
+    primary = sum(result.claim.primary for result in results)
+    adjustment = ADJUSTMENT_NAMES[results[0].claim.adjustment] if results else ""
+    after = _counts([result.verdict for result in results])
+    before = _counts([result.verdict_raw for result in results])
+    return (
+        f"{len(results)} claims ({primary} primary, {len(results) - primary} exploratory): "
+        f"{after} after {adjustment}; {before} before"
+    )
+
+
+def stops_line(results: list[ClaimResult]) -> str:
+    """Why the claims stopped, naming those that reached their cap undecided or stayed untested."""
+    by_stop: dict[str, list[str]] = {}
+    for result in results:
+        by_stop.setdefault(result.look.stop, []).append(result.claim.id)
+    words = {"boundary": "at the boundary", "futility": "for futility", "cap": "at the cap undecided"}
+    words |= {"untested": "untested", "continue": "before their plan ended (the run was cut short)"}
+    parts = []
+    for stop, ids in by_stop.items():
+        named = f" ({', '.join(ids)})" if stop in ("cap", "untested", "continue") else ""
+        parts.append(f"{len(ids)} {words[stop]}{named}")
+    return "Stopped: " + "; ".join(parts) + "."
 
 
 def _published(result: ClaimResult) -> str:
@@ -52,21 +87,45 @@ def _published(result: ClaimResult) -> str:
 
 
 def _ours(result: ClaimResult) -> str:
-    verdict, claim = result.verdict, result.claim
-    if verdict.n == 0:
+    found, claim = result.look, result.claim
+    if found.n == 0:
         return MISSING
-    means = {arm: float(np.mean(values)) for arm, values in result.values.items()}
+    means = {arm: float(np.mean(values)) for arm, values in result.values.items() if values}
+    if len(means) < len(result.values):
+        return f"{found.effect:+.2f}"
     compared = (
         f"{means['control']:.2f} → {means['treatment']:.2f}"
         if "arm" not in means
         else f"{means['arm']:.2f} vs {claim.threshold:g}"
     )
-    ruled_out = "; the claimed size lies outside the interval" if _size_ruled_out(result) else ""
-    return f"{compared} ({verdict.effect:+.2f} {format_interval(verdict.low, verdict.high)}{ruled_out})"
+    if bounded(claim):  # a sign test, no t-interval
+        positive = sum(value > claim.threshold for value in result.values["arm"])
+        return f"{compared} ({found.effect:+.2f}; {positive} of {found.n} seeds above, sign test)"
+    return f"{compared} ({found.effect:+.2f} {format_interval(found.low, found.high)})"
 
 
-def _size_ruled_out(result: ClaimResult) -> bool:
-    return size_ruled_out(result.verdict, result.claim.direction, result.claim.size)
+def _stopped(result: ClaimResult) -> str:
+    """ "5 seeds, boundary" or "2 seeds, untested (runs a, b failed)"."""
+    found = result.look
+    text = f"{found.n} of {result.claim.plan.looks[result.stage]} seeds, {found.stop}"
+    return text + (f" (not finished: {', '.join(result.missing)})" if result.missing else "")
+
+
+def _p(value: float) -> str:
+    return MISSING if not np.isfinite(value) else f"{value:.3g}"
+
+
+def _verdicts(result: ClaimResult) -> str:
+    if not result.claim.primary:
+        return f"{result.verdict} (exploratory)"
+    if result.verdict == result.verdict_raw:
+        return result.verdict
+    return f"{result.verdict} ({result.verdict_raw} before adjustment)"
+
+
+def _detectable(result: ClaimResult) -> str:
+    value = result.detectable
+    return MISSING if not np.isfinite(value) else f"{value:.2f}"
 
 
 def _claimed(result: ClaimResult) -> str:
@@ -93,10 +152,12 @@ def _figures(result: ClaimResult, out: Path) -> dict[str, Path]:
 def _rows(results: list[ClaimResult]) -> pd.DataFrame:
     rows = []
     for result in results:
-        claim, verdict = result.claim, result.verdict
+        claim, found = result.claim, result.look
+        sign_test = bounded(claim)
         rows.append(
             {
                 "id": claim.id,
+                "role": "primary" if claim.primary else "exploratory",
                 "source": claim.source,
                 "statement": claim.statement,
                 "dataset": claim.dataset,
@@ -106,12 +167,21 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
                 "claimed": _claimed(result),
                 "threshold": claim.threshold,
                 "published": _published(result),
-                "verdict": verdict.verdict,
-                "effect": verdict.effect,
-                "low": verdict.low,
-                "high": verdict.high,
-                "n": verdict.n,
-                "size_ruled_out": _size_ruled_out(result),
+                "verdict": result.verdict,
+                "verdict_raw": result.verdict_raw,
+                "p_value": result.p_value,
+                "p_adjusted": result.p_adjusted,
+                "look_p_value": found.p_value,
+                "stop": found.stop,
+                "looks": ";".join(map(str, claim.plan.looks)),
+                "stage": result.stage + 1,
+                "n": found.n,
+                "effect": found.effect,
+                "low": np.nan if sign_test else found.low,  # a bounded metric gets a sign test, no t-interval
+                "high": np.nan if sign_test else found.high,
+                "sd": found.sd,
+                "size_outcome": result.size_outcome or "",
+                "mde": result.detectable,
                 "seeds": ";".join(map(str, result.seeds)),
                 **{f"{arm} values": ";".join(f"{v:.6g}" for v in values) for arm, values in result.values.items()},
                 "runs": ";".join(f"{arm}:{run.name}" for arm, runs in result.runs.items() for run in runs),
@@ -121,17 +191,20 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _markdown(results: list[ClaimResult], figures: dict[str, dict[str, Path]], out: Path, title: str) -> str:
-    table = pd.DataFrame(
+def _table(results: list[ClaimResult], figures: dict[str, dict[str, Path]], out: Path) -> pd.DataFrame:
+    return pd.DataFrame(
         [
             {
                 "claim": f"**{r.claim.id}**: {r.claim.statement}",
                 "source": r.claim.source,
                 "published": _published(r),
-                "ours (95% interval)": _ours(r),
+                "ours (interval)": _ours(r),
                 "claimed": _claimed(r),
-                "n": r.verdict.n,
-                "verdict": r.verdict.verdict,
+                "seeds, stop": _stopped(r),
+                "p (adjusted)": f"{_p(r.p_value)} ({_p(r.p_adjusted)})",
+                "verdict": _verdicts(r),
+                "size": r.size_outcome or MISSING,
+                "MDE": _detectable(r),
                 "figure": ", ".join(
                     f"[{arm}]({path.relative_to(out).as_posix()})" for arm, path in figures[r.claim.id].items()
                 )
@@ -140,7 +213,55 @@ def _markdown(results: list[ClaimResult], figures: dict[str, dict[str, Path]], o
             for r in results
         ]
     )
-    lines = [f"# {verdict_counts(results)}", "", title, "", READING, "", to_markdown(table), "## Per claim", ""]
+
+
+def _registration_md(registration: Registration | None) -> list[str]:
+    if registration is None:
+        return []
+    rules = registration.rules
+    tracked = f"commit {registration.commit} ({registration.date})" if registration.commit else "not tracked by git"
+    return [
+        "## Pre-registration",
+        "",
+        f"- claims file: `{registration.file}`, sha256 `{registration.sha256}`, {tracked}",
+        f"- rules: alpha {rules['alpha']:g} two-sided, spent over the looks by O'Brien-Fleming; family adjustment "
+        f"{ADJUSTMENT_NAMES[rules['adjustment']]}; looks (cumulative seeds) {rules['looks']} unless a claim "
+        "declares its own",
+        "",
+    ]
+
+
+def _deviations_md(registration: Registration | None) -> list[str]:
+    if registration is None:
+        return []
+    lines = ["## Deviations", ""]
+    if not registration.deviations:
+        return [*lines, "No claim's declaration changed after runs for it existed.", ""]
+    for deviation in registration.deviations:
+        old, new = deviation.registered, deviation.declared
+        keys = (old.keys() | new.keys()) - {"date", "commit"}
+        changed = sorted(key for key in keys if old.get(key) != new.get(key))
+        lines += [
+            f"### {deviation.id}",
+            "",
+            f"registered {old['date']} (commit {old['commit'] or 'none'}); changed by {deviation.changed_by}",
+            "",
+            *[f"- `{key}`: `{old.get(key)!r}` → `{new.get(key)!r}`" for key in changed],
+            "",
+        ]
+    return lines
+
+
+def _markdown(
+    results: list[ClaimResult],
+    figures: dict[str, dict[str, Path]],
+    out: Path,
+    title: str,
+    registration: Registration | None,
+) -> str:
+    lines = [f"# {verdict_counts(results)}", "", stops_line(results), "", title, "", *_registration_md(registration)]
+    lines += [READING, ""]
+    lines += [to_markdown(_table(results, figures, out)), *_deviations_md(registration), "## Per claim", ""]
     for result in results:
         lines += _details_md(result)
     return "\n".join(lines)
@@ -148,7 +269,7 @@ def _markdown(results: list[ClaimResult], figures: dict[str, dict[str, Path]], o
 
 def _details_md(result: ClaimResult) -> list[str]:
     claim = result.claim
-    lines = [f"### {claim.id}: {result.verdict.verdict}", "", f"{claim.statement} ({claim.source})", ""]
+    lines = [f"### {claim.id}: {_verdicts(result)}", "", f"{claim.statement} ({claim.source})", ""]
     if claim.note:
         lines += [claim.note, ""]
     arms = "; ".join(f"{arm}: `{' '.join(overrides)}`" for arm, overrides in claim.arms.items())
@@ -156,6 +277,10 @@ def _details_md(result: ClaimResult) -> list[str]:
         f"- metric: {claim.metric}, {CLAIM_METRICS[claim.metric].help} ({CLAIM_METRICS[claim.metric].unit})",
         f"- dataset: {claim.dataset} (synthetic stand-in: {claim.stand_in}); arms: {arms}",
         f"- claimed: {_claimed(result)}" + (f" (change: {', '.join(claim.change)})" if claim.change else ""),
+        f"- plan: looks {list(claim.plan.looks)}; stopped at look {result.stage + 1}: {_stopped(result)}; "
+        f"look p {_p(result.look.p_value)}, stage-wise p {_p(result.p_value)}, adjusted {_p(result.p_adjusted)}",
+        f"- size: {result.size_outcome or MISSING}; minimum detectable effect at n = {result.look.n}: "
+        f"{_detectable(result)}",
     ]
     for arm, values in result.values.items():
         runs = ", ".join(f"`{run.name}`" for run in result.runs[arm])
@@ -168,12 +293,43 @@ def _details_md(result: ClaimResult) -> list[str]:
     return [*lines, ""]
 
 
-def _html(results: list[ClaimResult], figures: dict[str, dict[str, Path]], out: Path, title: str) -> str:
+def _lines_html(lines: list[str]) -> str:
+    """The pre-registration and deviations sections (markdown lines: headings, items, paragraphs) as HTML."""
+    esc, parts = html.escape, []
+    for line in lines:
+        if line.startswith("### "):
+            parts.append(f"<h3>{esc(line[4:])}</h3>")
+        elif line.startswith("## "):
+            parts.append(f"<h2>{esc(line[3:])}</h2>")
+        elif line.startswith("- "):
+            parts.append(f"<li>{esc(line[2:])}</li>")
+        elif line:
+            parts.append(f"<p>{esc(line)}</p>")
+    return "".join(parts)
+
+
+def _html(
+    results: list[ClaimResult],
+    figures: dict[str, dict[str, Path]],
+    out: Path,
+    title: str,
+    registration: Registration | None,
+) -> str:
     esc = html.escape
-    head = (
-        "<tr><th>claim</th><th>source</th><th>published</th><th>ours (95% interval)</th><th>claimed</th>"
-        "<th>n</th><th>verdict</th><th>figure</th></tr>"
+    columns = (
+        "claim",
+        "source",
+        "published",
+        "ours (interval)",
+        "claimed",
+        "seeds, stop",
+        "p (adjusted)",
+        "verdict",
+        "size",
+        "MDE",
+        "figure",
     )
+    head = "<tr>" + "".join(f"<th>{esc(column)}</th>" for column in columns) + "</tr>"
     rows = []
     for r in results:
         images = "".join(
@@ -182,24 +338,34 @@ def _html(results: list[ClaimResult], figures: dict[str, dict[str, Path]], out: 
             f"<figcaption>{esc(arm)}</figcaption></figure>"
             for arm, p in figures[r.claim.id].items()
         )
-        verdict = r.verdict.verdict
+        cells = (
+            f"<b>{esc(r.claim.id)}</b>: {esc(r.claim.statement)}",
+            esc(r.claim.source),
+            esc(_published(r)),
+            esc(_ours(r)),
+            esc(_claimed(r)),
+            esc(_stopped(r)),
+            esc(f"{_p(r.p_value)} ({_p(r.p_adjusted)})"),
+        )
         rows.append(
-            f"<tr><td><b>{esc(r.claim.id)}</b>: {esc(r.claim.statement)}</td><td>{esc(r.claim.source)}</td>"
-            f"<td>{esc(_published(r))}</td><td>{esc(_ours(r))}</td><td>{esc(_claimed(r))}</td>"
-            f"<td>{r.verdict.n}</td><td class='{verdict.replace(' ', '-')}'>{esc(verdict)}</td>"
-            f"<td><div class='figures'>{images or MISSING}</div></td></tr>"
+            "<tr>"
+            + "".join(f"<td>{cell}</td>" for cell in cells)
+            + f"<td class='{r.verdict}'>{esc(_verdicts(r))}</td><td>{esc(r.size_outcome or MISSING)}</td>"
+            f"<td>{esc(_detectable(r))}</td><td><div class='figures'>{images or MISSING}</div></td></tr>"
         )
     style = (
         "body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:0.9em}"
         ".figures{display:flex;gap:4px}figure{margin:0}img{width:170px}figcaption{font-size:0.8em}"
-        ".supported{background:#d8f0d8}.partly-supported{background:#eef6d0}.contradicted{background:#f6d6d6}"
+        ".supported{background:#d8f0d8}.contradicted{background:#f6d6d6}"
         ".inconclusive{background:#eee}.untested{color:#b00}"
     )
     body = (
-        f"<h1>{esc(verdict_counts(results))}</h1><p>{esc(title)}</p><p>{esc(READING)}</p>"
-        f"<p>Per-seed values and the runs behind each verdict: <a href='claims.md'>claims.md</a>, "
-        f"<a href='claims.csv'>claims.csv</a>.</p><table>{head}{''.join(rows)}</table>"
+        f"<h1>{esc(verdict_counts(results))}</h1><p>{esc(stops_line(results))}</p><p>{esc(title)}</p>"
+        f"{_lines_html(_registration_md(registration))}"
+        f"<p>{esc(READING)}</p><p>Per-seed values and the runs behind each verdict: <a href='claims.md'>claims.md"
+        f"</a>, <a href='claims.csv'>claims.csv</a>.</p><table>{head}{''.join(rows)}</table>"
+        f"{_lines_html(_deviations_md(registration))}"
     )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(verdict_counts(results))}</title>"
@@ -207,12 +373,65 @@ def _html(results: list[ClaimResult], figures: dict[str, dict[str, Path]], out: 
     )
 
 
-def claims_report(results: list[ClaimResult], out: Path, title: str = "") -> dict[str, Path]:
-    """Write out/claims.md, out/claims.csv, out/index.html and the claims' figures; returns {"md", "csv", "html"}."""
+def claims_report(
+    results: list[ClaimResult], out: Path, title: str = "", registration: Registration | None = None
+) -> dict[str, Path]:
+    """Write out/claims.md, out/claims.csv, out/index.html and the claims' figures; returns {"md", "csv", "html"}.
+    `registration` (repro.claims.register) adds the pre-registration and the deviations."""
     out = Path(out)
     figures = {result.claim.id: _figures(result, out) for result in results}
     return {
-        "md": atomic_write(out / "claims.md", _markdown(results, figures, out, title)),
+        "md": atomic_write(out / "claims.md", _markdown(results, figures, out, title, registration)),
         "csv": atomic_write(out / "claims.csv", _rows(results).to_csv(index=False)),
-        "html": atomic_write(out / "index.html", _html(results, figures, out, title)),
+        "html": atomic_write(out / "index.html", _html(results, figures, out, title, registration)),
+    }
+
+
+def _agreement(first: list[ClaimResult], second: list[ClaimResult]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "id": a.claim.id,
+                "role": "primary" if a.claim.primary else "exploratory",
+                "verdict": a.verdict,
+                "seeds": f"{a.look.n}, {a.look.stop}",
+                "replication": b.verdict,
+                "replication seeds": f"{b.look.n}, {b.look.stop}",
+                "agree": a.verdict == b.verdict,
+                "size": a.size_outcome or MISSING,
+                "replication size": b.size_outcome or MISSING,
+            }
+            for a, b in zip(first, second)
+        ]
+    )
+
+
+def agreement_line(first: list[ClaimResult], second: list[ClaimResult]) -> str:
+    """ "Agreement 19 of 23 claims (83%) ..." : the replication report's first line."""
+    agree = sum(a.verdict == b.verdict for a, b in zip(first, second))
+    share = 100 * agree / len(first) if first else float("nan")
+    return f"Agreement {agree} of {len(first)} claims ({share:.0f}%) between two disjoint seed sets"
+
+
+def replication_report(
+    first: list[ClaimResult], second: list[ClaimResult], out: Path, title: str = ""
+) -> dict[str, Path]:
+    """Write out/replication.md and out/replication.csv: claim by claim the verdicts (after the family's
+    adjustment) of the plan run on two disjoint seed sets and whether they agree, the agreement rate first."""
+    if [a.claim.id for a in first] != [b.claim.id for b in second]:
+        raise ValueError("a replication compares the same claims in the same order")
+    table = _agreement(first, second)
+    lines = [
+        f"# {agreement_line(first, second)}",
+        "",
+        title,
+        "",
+        f"Verdicts after the family's adjustment, the same seed plan on the plan's seeds and on those seeds + "
+        f"{REPLICATION_OFFSET}.",
+    ]
+    markdown = "\n".join([*lines, "", to_markdown(table.assign(agree=table["agree"].map({True: "yes", False: "no"})))])
+    out = Path(out)
+    return {
+        "md": atomic_write(out / "replication.md", markdown),
+        "csv": atomic_write(out / "replication.csv", table.to_csv(index=False)),
     }

@@ -291,11 +291,12 @@ def report_manifest(manifest: Manifest, out: Path) -> Path:
     if manifest.kind == "sweep":
         return _table_index(table_from_dict(manifest.declaration, out / "manifest.json"), manifest.runs, store, out)
     if manifest.kind == "claims":
-        from ..claims import judge, load_claims
+        from ..claims import judge, load_claims, register
         from .claims import claims_report
 
         claims = load_claims(manifest.declaration["file"])
-        return claims_report(judge(claims, manifest.runs, store), out, manifest.command["title"])["md"]
+        registration = register(claims, Path(manifest.declaration["file"]), out)
+        return claims_report(judge(claims, manifest.runs, store), out, manifest.command["title"], registration)["md"]
     grid = _finished(store, manifest.runs)
     paths = ablation_report(grid, store, out)
     variants = sorted({run.labels["variant"] for run in grid} - {"baseline"})
