@@ -29,8 +29,14 @@ def data() -> None:
     "Liu's avenue.mat (default: volLabel masks, not comparable with the literature). Videos: a flat "
     ".npy over the sorted test videos or a folder of <video>.npy masks.",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace DST/<name> when it holds a dataset imported from other footage (refused otherwise); the old "
+    "one stays whole until the new one is complete.",
+)
 @JOBS
-def data_import(form, src, dst, name, labels, jobs):
+def data_import(form, src, dst, name, labels, replace, jobs):
     """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read). FORM videos: your
     own footage, SRC/training/*.mp4 and SRC/testing/*.mp4 (.avi, .mov, ...), decoded with OpenCV.
 
@@ -42,13 +48,13 @@ def data_import(form, src, dst, name, labels, jobs):
     if form == "videos":
         if not name:
             raise ReproError("data import videos needs --name NAME, the dataset's folder under DST (e.g. campus)")
-        dataset = import_videos(src, dst, name, labels=labels, workers=jobs)
+        dataset = import_videos(src, dst, name, labels=labels, workers=jobs, replace=replace)
     elif form == "ucsd":
-        dataset = import_ucsd(src, dst, name=name or "ped2", workers=jobs)
+        dataset = import_ucsd(src, dst, name=name or "ped2", workers=jobs, replace=replace)
     elif form == "avenue":
-        dataset = import_avenue(src, dst, labels=labels, workers=jobs)
+        dataset = import_avenue(src, dst, labels=labels, workers=jobs, replace=replace)
     else:
-        dataset = import_shanghaitech(src, dst, workers=jobs)
+        dataset = import_shanghaitech(src, dst, workers=jobs, replace=replace)
     if form == "avenue" and labels is None:
         click.echo(
             "note: labels from the volLabel masks differ from the literature's; pass --labels published "
