@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -124,39 +126,69 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
 def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
     """Link into a fresh `run` the checkpoints of a finished run with the same training; how many.
 
-    Each is loaded first: the first unreadable one is moved aside in its run (which then is unfinished, and
-    its rerun retrains it) and is not adopted, nor are those after it.
+    Each is loaded first and only those before the first unreadable one are adopted (this run trains the
+    epochs from there itself); a lender with all of its checkpoints readable is preferred. A finished run is
+    only read: an unreadable checkpoint of it is reported (UnreadableLenderWarning) and left as it is, with
+    that run's result.
     """
     present = {epoch for epoch, _ in run_files.checkpoints(run)}
     if cfg.train.epochs in present:
         return 0
+    lender, adopted = None, []
     for other in training_index(store.root).finished(training_identity(cfg)):
-        if other.name != run.name:
-            checkpoints = [(e, path) for e, path in _readable_prefix(store, other) if e not in present]
-            for epoch, path in checkpoints:
-                target = run_files.checkpoint_path(run, epoch)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(path, target)
-                except OSError:  # another file system: copy instead
-                    shutil.copy2(path, target)
-            if (other / "train.jsonl").exists():
-                shutil.copy2(other / "train.jsonl", run / "train.jsonl")
-            return len(checkpoints)
-    return 0
+        if other.name == run.name:
+            continue
+        readable, complete = _readable_prefix(other)
+        if lender is None or len(readable) > len(adopted):
+            lender, adopted = other, readable
+        if complete:
+            break
+    if lender is None:
+        return 0
+    checkpoints = [(epoch, path) for epoch, path in adopted if epoch not in present]
+    for epoch, path in checkpoints:
+        target = run_files.checkpoint_path(run, epoch)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:  # another file system: copy instead
+            shutil.copy2(path, target)
+    if (lender / "train.jsonl").exists():
+        shutil.copy2(lender / "train.jsonl", run / "train.jsonl")
+    return len(checkpoints)
 
 
-def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
-    """The checkpoints of `run` up to the first that does not load (which is discarded)."""
+class UnreadableLenderWarning(UserWarning):
+    """A finished run's checkpoint does not load: it is not adopted, and that run is left as it is."""
+
+
+def _readable_prefix(run: Path) -> tuple[list[tuple[int, Path]], bool]:
+    """The checkpoints of the finished `run` up to the first that does not load (reported, never changed), and
+    whether that is all of them."""
     readable = []
     for epoch, path in run_files.checkpoints(run):
         try:
             run_files.load_checkpoint(path)
         except UnreadableCheckpoint as error:
-            run_files.set_status(run, "failed", error=run_files.discard_checkpoint(run, epoch, error.reason))
-            break
+            warnings.warn(
+                f"{path} of the finished run {run} is unreadable ({error.reason}): not adopted, and {run} keeps "
+                f"its result. Fix: restore that file from a copy, or retrain that run in a store of its own (it "
+                f"stays as it is) with `{retrain_command(run)}`",
+                UnreadableLenderWarning,
+                stacklevel=3,
+            )
+            return readable, False
         readable.append((epoch, path))
-    return readable
+    return readable, True
+
+
+def retrain_command(run: Path) -> str:
+    """The command that trains `run`'s configuration again from scratch in a store of its own, `<store>-retrained`,
+    leaving `run` as it is (on the same machine kind and torch build the result is bit-identical:
+    docs/reproducibility.md)."""
+    run = Path(run)
+    retrained = run.parent.with_name(run.parent.name + "-retrained")
+    return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(retrained))}"
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
@@ -321,28 +353,41 @@ def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
     for override in overrides:
         if not override.startswith(RESCORED):
             raise ValueError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
-    finish = f"`{finish_command(source)}`, then rerun this command"
+    if not (source / "config.toml").is_file():
+        raise RunError(
+            f"{source} is not a run folder (it has no config.toml). Fix: pass a run's folder, <store>/<hash>, "
+            "as the line 'run: ...' of repro train names it"
+        )
     if not is_finished(source):
-        raise ValueError(
-            f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never "
-            f"trains; finish it with {finish}"
+        raise RunError(
+            f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never trains. "
+            f"Fix: finish it with `{finish_command(source)}`, then rerun this command"
         )
     cfg = load_config(source / "config.toml", tuple(overrides))
     store = RunStore(source.parent)
     if not store.is_done(cfg):
-        target = store.prepare(cfg)
-        adopt_checkpoints(cfg, target, store)
-        if not run_files.checkpoint_path(target, cfg.train.epochs).exists():
-            raise ValueError(_unusable_checkpoints(source, cfg.train.epochs, finish))
+        _require_checkpoints(source, cfg.train.epochs)  # before the new run's folder exists
+        adopt_checkpoints(cfg, store.prepare(cfg), store)
     result = execute_run(cfg, store)
     return RunResult(result, run_files.read_metrics(result)["default"])
 
 
-def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:
-    """Why the checkpoints of a finished run cannot be re-scored, and the command that retrains them."""
-    if not is_finished(source):  # a checkpoint of it was unreadable and has been moved aside
-        return f"{status(source)['error']}; evaluate never trains: retrain it from the last good one with {finish}"
-    return (
-        f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
-        f"{source / 'metrics.json'} and run {finish}"
+def _require_checkpoints(source: Path, epochs: int) -> None:
+    """A RunError unless every checkpoint of the finished `source` loads and the last epoch's is among them: what
+    a re-scoring needs, since it never trains. `source` is only read."""
+    fix = (
+        "restore it from a copy, or retrain the run in a store of its own (this one stays as it is) with "
+        f"`{retrain_command(source)}` and evaluate that one"
     )
+    saved = run_files.checkpoints(source)
+    if epochs not in {epoch for epoch, _ in saved}:
+        path = run_files.checkpoint_path(source, epochs)
+        raise RunError(f"{path} is missing, and evaluate never trains (nothing was changed). Fix: {fix}")
+    for _, path in saved:
+        try:
+            run_files.load_checkpoint(path)
+        except UnreadableCheckpoint as error:
+            raise RunError(
+                f"{path} of the finished run {source} is unreadable ({error.reason}), and evaluate never trains "
+                f"(nothing was changed). Fix: {fix}"
+            ) from None

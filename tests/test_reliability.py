@@ -7,6 +7,7 @@ operating system raises (a tmpfs needs root); the symbolic-link loop is real.
 """
 
 import errno
+import hashlib
 import json
 import os
 import pickle
@@ -146,24 +147,6 @@ def test_a_finished_run_without_valid_metrics_is_evaluated_again_from_its_checkp
     assert compared(Path(rescored.output.split("run: ")[1].split()[0])) == world["rescored"]
 
 
-def test_a_corrupt_checkpoint_of_the_evaluated_run_is_retrained_by_the_command_the_error_names(world, tmp_path):
-    source, _ = copy_of_the_run(world, tmp_path)
-    checkpoint = source / "checkpoints" / "epoch_002.pt"
-    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a half-copied file
-    line = one_line_error(invoke("evaluate", source, "--no-test-time-update"))
-    assert str(checkpoint) in line and "evaluate never trains" in line
-    fix = invoke(*suggested_command(line))
-    assert fix.exit_code == 0, fix.output
-    assert compared(source) == world["trained"]
-    assert [record["epoch"] for record in read_jsonl(source / "train.jsonl")] == [1, 2]
-    rescored = invoke("evaluate", source, "--no-test-time-update")
-    assert rescored.exit_code == 0, rescored.output
-    target = Path(rescored.output.split("run: ")[1].split()[0])
-    assert compared(target) == world["rescored"]
-    for _, path in run_files.checkpoints(target):  # the adopted checkpoints are the good ones
-        assert path.stat().st_ino == (source / "checkpoints" / path.name).stat().st_ino
-
-
 def test_a_corrupt_last_checkpoint_of_an_unfinished_run_is_retrained_from_the_one_before(world, tmp_path):
     run, args = copy_of_the_run(world, tmp_path)
     unfinish(run, epoch=None)  # killed while it evaluated
@@ -189,6 +172,84 @@ def test_evaluate_never_trains_an_unfinished_run_and_names_the_command_that_fini
     rescored = invoke("evaluate", run, "--no-test-time-update")
     assert rescored.exit_code == 0, rescored.output
     assert compared(Path(rescored.output.split("run: ")[1].split()[0])) == world["rescored"]
+
+
+# ------------------------------------------------------------------------------- nothing finished is lost
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path."""
+    files = (path for path in folder.rglob("*") if path.is_file())
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+
+
+def rescored_run(result) -> Path:
+    assert result.exit_code == 0, result.output
+    return Path(result.output.split("run: ")[1].split()[0])
+
+
+DAMAGES = {
+    "the last checkpoint truncated": ("epoch_002.pt", lambda path: path.write_bytes(path.read_bytes()[:1000])),
+    "the first checkpoint truncated": ("epoch_001.pt", lambda path: path.write_bytes(path.read_bytes()[:1000])),
+    "the last checkpoint deleted": ("epoch_002.pt", lambda path: path.unlink()),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_evaluate_of_a_run_with_a_damaged_checkpoint_changes_nothing_and_names_a_fix(world, tmp_path, damage):
+    source, _ = copy_of_the_run(world, tmp_path)
+    name, harm = DAMAGES[damage]
+    harm(source / "checkpoints" / name)
+    before = digests(source.parent)
+    line = one_line_error(invoke("evaluate", source, "--no-test-time-update"))
+    assert str(source / "checkpoints" / name) in line and "evaluate never trains (nothing was changed)" in line
+    assert digests(source.parent) == before  # the run it re-scores, and no new run
+    assert status(source)["state"] == "done" and compared(source) == world["trained"]
+
+
+def test_the_fix_of_an_unreadable_checkpoint_retrains_to_the_same_result_and_leaves_the_run(world, tmp_path):
+    source, _ = copy_of_the_run(world, tmp_path)
+    checkpoint = source / "checkpoints" / "epoch_002.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    before = digests(source.parent)
+    line = one_line_error(invoke("evaluate", source, "--no-test-time-update"))
+    fix = invoke(*suggested_command(line))  # retrains it in a store of its own
+    assert fix.exit_code == 0, fix.output
+    retrained = the_run(tmp_path / "runs-retrained")
+    assert retrained.name == source.name and compared(retrained) == world["trained"]  # the same AUC, bit for bit
+    assert digests(source.parent) == before
+    assert compared(rescored_run(invoke("evaluate", retrained, "--no-test-time-update"))) == world["rescored"]
+
+
+def test_evaluate_leaves_the_run_it_rescores_as_it_was(world, tmp_path):
+    source, _ = copy_of_the_run(world, tmp_path)
+    before = digests(source)
+    for _ in range(2):  # made, then found done
+        target = rescored_run(invoke("evaluate", source, "--no-test-time-update"))
+        assert digests(source) == before and compared(target) == world["rescored"]
+
+
+@pytest.mark.parametrize("damaged", ["epoch_001.pt", "epoch_002.pt"])
+def test_training_beside_a_finished_run_with_an_unreadable_checkpoint_leaves_that_run_as_it_is(
+    world, tmp_path, damaged
+):
+    lender, args = copy_of_the_run(world, tmp_path)
+    checkpoint = lender / "checkpoints" / damaged
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    before = digests(lender)
+    with pytest.warns(UserWarning, match=rf"{damaged} of the finished run .* keeps its result") as caught:
+        result = invoke(*args, "--set", "eval.mnad.test_time_update=false")  # same training, other [eval]
+    assert result.exit_code == 0, result.output
+    assert digests(lender) == before and status(lender)["state"] == "done"
+    assert compared(rescored_run(result)) == world["rescored"]  # the epochs it could not adopt, trained alike
+    (warning,) = [str(w.message) for w in caught if "of the finished run" in str(w.message)]
+    fix = invoke(*suggested_command(warning))
+    assert fix.exit_code == 0, fix.output
+    assert compared(the_run(tmp_path / "runs-retrained")) == world["trained"] and digests(lender) == before
+
+
+def test_a_folder_that_is_not_a_run_is_called_so(tmp_path):
+    (tmp_path / "notes").mkdir()
+    line = one_line_error(invoke("evaluate", tmp_path / "notes"))
+    assert f"{tmp_path / 'notes'} is not a run folder (it has no config.toml)" in line and "`" not in line
 
 
 # ------------------------------------------------------------------------------- validate before work
