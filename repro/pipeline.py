@@ -24,7 +24,7 @@ import torch
 from . import runs as run_files
 from .atomic import atomic_write
 from .budget import check_fits
-from .config import ConfigError, RunConfig, load_config, training_identity
+from .config import ConfigError, RunConfig, config_hash, load_config, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
@@ -367,6 +367,18 @@ def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
     store = RunStore(source.parent)
     if not store.is_done(cfg):
         _require_checkpoints(source, cfg.train.epochs)  # before the new run's folder exists
+        if config_hash(load_config(source / "config.toml")) != source.name:
+            raise RunError(
+                f"{source} was trained on other data than {cfg.data.root}/{cfg.data.name} holds now (the data's "
+                "fingerprint is part of the run's hash), and evaluate never trains (nothing was changed). Fix: put "
+                "that dataset back unchanged where its config.toml's data.root says"
+            )
+        if training_identity(cfg) != training_identity(load_config(source / "config.toml")):
+            raise RunError(
+                f"{' '.join(overrides)} changes how {source} trains (exec.threads and exec.precision are part "
+                "of its numerics), and evaluate never trains (nothing was changed). Fix: leave those two as the run "
+                "has them"
+            )
         adopt_checkpoints(cfg, store.prepare(cfg), store)
     result = execute_run(cfg, store)
     return RunResult(result, run_files.read_metrics(result)["default"])

@@ -292,6 +292,9 @@ def test_training_videos_shorter_than_the_clip_window_are_refused_before_trainin
     line = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(data)))
     assert "training" in line and "5 frames" in line
     assert not (the_run(tmp_path / "runs") / "checkpoints").exists()
+    (fix,) = re.findall(r"--set (\S+): 1 frame", line)
+    followed = invoke("train", "--runs", tmp_path / "runs", *settings(data), "--set", fix)
+    assert followed.exit_code == 0, followed.output
 
 
 @pytest.mark.parametrize("size", [7, 12])
@@ -388,6 +391,39 @@ def test_a_malformed_table_declaration_names_the_file_and_the_key(tmp_path, case
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_empty_list_of_datasets_or_models_is_one_line(tmp_path):
+    for text, key in (
+        (TABLE.replace('["ped2"]', "[]"), "datasets"),
+        (HEAD + "[stand_ins]\nped2 = 't'\n[models]\n", "models"),
+    ):
+        path = tmp_path / "empty.toml"
+        path.write_text(text)
+        line = one_line_error(invoke("sweep", path, "--runs", tmp_path / "runs", "--out", tmp_path / "out"))
+        assert f"{path}: {key} must be a" in line and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("case", BAD_TABLES)
+def test_the_example_overrides_of_a_table_error_are_valid_keys(tmp_path, case):
+    from repro.config import load_config
+
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD_TABLES[case][0])
+    line = one_line_error(invoke("sweep", path, "--runs", tmp_path / "runs", "--out", tmp_path / "out"))
+    examples = [json.loads(f"[{x}]") for x in re.findall(r"\[(\"[^\]]*=[^\]]*\")\]", line)]
+    for overrides in examples:  # the fix: a list of overrides to copy
+        load_config(None, overrides)
+
+
+def test_a_sweep_that_cannot_fit_is_refused_before_data_or_workers(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TABLE)
+    data = tmp_path / "data"
+    args = ["sweep", path, "--seeds", 1, "--runs", tmp_path / "runs", "--out", tmp_path / "out", *settings(data)]
+    line = one_line_error(invoke(*args, "--set", "data.size=100000", "--jobs", 2))
+    assert "GB to train" in line and "Fix: lower data.size" in line
+    assert not data.exists() and not (tmp_path / "runs").exists()
+
+
 def test_a_sweep_labels_its_rows_with_the_preset_it_used(world, tmp_path):
     run, _ = copy_of_the_run(world, tmp_path)  # the table's one cell, with data.preset=tiny: reused
     path = tmp_path / "tiny.toml"
@@ -398,6 +434,62 @@ def test_a_sweep_labels_its_rows_with_the_preset_it_used(world, tmp_path):
     table = (tmp_path / "out" / "tiny.md").read_text()
     assert "ped2 (tiny)" in table and "(single)" not in table
     assert f"{world['trained']['default']['auc'] * 100:.2f}" in table
+
+
+# ------------------------------------------------------------------------- followed fixes
+# error -> (arguments that cause it, what the line suggests, the arguments that follow the suggestion)
+SUGGESTED_FIXES = {
+    "a malformed override": (
+        ["--set", "train.epochs"], "e.g. model.mnad.separateness=0", ["--set", "model.mnad.separateness=0"]
+    ),
+    "an unknown key": (["--set", "train.epoch=1"], "train.epochs", ["--set", "train.epochs=1"]),
+    "a batch larger than the clips": (["--set", "train.batch_size=100000"], "Fix: --set train.batch_size=", None),
+    "a loss that is NaN from the start": (
+        ["--set", "train.lr=1e30"], "Fix: lower train.lr", ["--set", "train.lr=1e-4"]
+    ),
+    "a size that cannot fit": (
+        ["--set", "model.mnad.width=100000"], "Fix: lower data.size, train.batch_size or the model's width",
+        ["--set", "model.mnad.width=4"],
+    ),
+    "a real dataset without its location": (
+        ["--set", "data.name=ped2", "--set", "data.root=none"], "or use data.name=synthetic",
+        ["--set", "data.name=synthetic"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SUGGESTED_FIXES)
+def test_following_the_suggested_fix_works(world, tmp_path, case):
+    error_args, suggestion, fixed_args = SUGGESTED_FIXES[case]
+    line = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(world["data"]), *error_args))
+    assert suggestion in line, line
+    if fixed_args is None:  # the line carries the exact setting: --set KEY=VALUE
+        fixed_args = ["--set", re.search(r"--set (\S+)", line)[1]]
+    fixed = invoke("train", "--runs", tmp_path / "runs", *settings(world["data"]), *fixed_args)  # in its stead
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_a_status_file_of_the_wrong_shape_is_fixed_as_its_line_says(world, tmp_path):
+    run, args = copy_of_the_run(world, tmp_path)
+    (run / "status.json").write_text('{"state": "finished"}')
+    line = one_line_error(invoke(*args))
+    assert str(run / "status.json") in line and "delete it and rerun the run" in line
+    (run / "status.json").unlink()
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
+
+
+def test_a_lock_of_another_host_is_fixed_as_its_line_says(world, tmp_path):
+    run, args = copy_of_the_run(world, tmp_path)
+    unfinish(run, epoch=None)
+    (run / "lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    line = one_line_error(invoke(*args))
+    assert f"delete {run / 'lock'} if that process is gone" in line
+    (run / "lock").unlink()
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert compared(run) == world["trained"]
 
 
 # ------------------------------------------------------------------------- the operating system

@@ -30,7 +30,8 @@ class Interrupted(click.ClickException):
 
 OS_FIXES = {
     errno.ENOSPC: "free space on that file system (or use another: --runs for the run store, $REPRO_CACHE for the "
-    "frame cache), then rerun the same command: finished work is kept and runs resume",
+    "frame cache; repro evaluate writes beside its run), then rerun the same command: finished work is kept and "
+    "runs resume",
     errno.EDQUOT: "free space within your quota (or use another file system: --runs, $REPRO_CACHE), then rerun the "
     "same command: finished work is kept and runs resume",
     errno.EROFS: "the file system is mounted read-only: point --runs (the run store) or $REPRO_CACHE (the frame "

@@ -42,7 +42,7 @@ def require_clips(videos: Sequence[Video], length: int) -> None:
         raise DataError(
             f"no clip in {videos[0].folder.parent if videos else 'the split'}: the model's clip window "
             f"needs {length} frames and the longest video has {longest}. Fix: use longer videos, or a "
-            "model with a shorter window (e.g. model.task=recon: 1 frame)"
+            "model with a shorter window (e.g. --set model.mnad.task=recon: 1 frame)"
         )
 
 
