@@ -207,7 +207,9 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
-    metrics = run_metrics(cfg, {epoch: run_files.load_signals(run, epoch) for epoch in run_files.signal_epochs(run)})
+    signals_type = cfg.model.method.Signals
+    signals = {epoch: run_files.load_signals(run, epoch, signals_type) for epoch in run_files.signal_epochs(run)}
+    metrics = run_metrics(cfg, signals)
     provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
     run_files.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
@@ -258,7 +260,7 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
             continue
         model.load_state_dict(run_files.load_checkpoint(path)["model"])
         if epoch in done:
-            signals = run_files.load_signals(run, epoch)
+            signals = run_files.load_signals(run, epoch, method.Signals)
         else:
             last = epoch == cfg.train.epochs
             signals = method.evaluate_checkpoint(model, score, training, testing, cfg.method_eval, last)

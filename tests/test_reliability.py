@@ -492,6 +492,45 @@ def test_a_lock_of_another_host_is_fixed_as_its_line_says(world, tmp_path):
     assert compared(run) == world["trained"]
 
 
+def test_a_signals_file_of_the_wrong_shape_is_fixed_as_its_line_says(world, tmp_path):
+    run, args = copy_of_the_run(world, tmp_path)
+    (run / "metrics.json").unlink()  # scored again from its signals
+    signals = run / "signals" / "epoch_001.npz"
+    with np.load(signals) as data:
+        arrays = {name: data[name] for name in data.files}
+    np.savez(signals, **arrays | {"psnr": arrays["psnr"][:-1]})  # valid npz, one frame short
+    line = one_line_error(invoke(*args))
+    assert f"{signals} is not a run's signals" in line and "psnr" in line
+    signals.unlink()  # the fix: delete it (metrics.json is gone already) and rerun
+    fixed = invoke(*suggested_command(line))
+    assert fixed.exit_code == 0, fixed.output
+    assert compared(run) == world["trained"]
+
+
+@pytest.mark.parametrize("line", ["[]", '{"epoch": "1"}'])
+def test_a_training_log_line_of_the_wrong_shape_is_fixed_as_its_line_says(world, tmp_path, line):
+    run, args = copy_of_the_run(world, tmp_path)
+    unfinish(run, epoch=2)
+    log = run / "train.jsonl"
+    log.write_text(log.read_text() + line + "\n")
+    error = one_line_error(invoke(*args))
+    assert f"{log}:2 is not a training record" in error and "Fix: delete that line and rerun the run" in error
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:1]))
+    fixed = invoke(*args)
+    assert fixed.exit_code == 0, fixed.output
+    assert compared(run) == world["trained"]
+
+
+@pytest.mark.parametrize("change", [{"runs": 3}, {"kind": "table"}, {"command": []}, {"runs": [{"labels": ["x"]}]}])
+def test_a_manifest_of_the_wrong_shape_is_one_line_naming_it(world, tmp_path, change):
+    path = tmp_path / "out" / "manifest.json"
+    path.parent.mkdir()
+    record = {"kind": "sweep", "date": "2026-12-05", "command": {"runs": str(tmp_path)}, "declaration": {}, "runs": []}
+    path.write_text(json.dumps(record | change))
+    line = one_line_error(invoke("report", tmp_path / "out", "--out", tmp_path / "report"))
+    assert f"{path} is unreadable" in line and "rerun the command that wrote" in line
+
+
 # ------------------------------------------------------------------------- the operating system
 def full_disk(monkeypatch, where: str) -> None:
     """Files whose path contains `where` cannot be written: the disk is full (small files still fit)."""
