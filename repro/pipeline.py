@@ -196,7 +196,7 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     ranks = ranks_from_environment()
     device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
-    check_trains(cfg, training, ranks)
+    check_trains(cfg, len(training), ranks.world)
     adopt_checkpoints(cfg, run, store)
     barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
@@ -214,13 +214,14 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     run_files.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
 
-def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
-    """A ConfigError when no optimiser step would run: every batch incomplete and dropped."""
-    clips = len(training) // ranks.world
+def check_trains(cfg: RunConfig, clips: int, processes: int = 1) -> None:
+    """A ConfigError when no optimiser step would run on `clips` training clips shared by `processes`: every batch
+    incomplete and dropped. `repro data check` asks it too."""
+    clips //= processes
     if cfg.train.drop_last and clips < cfg.train.batch_size:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} is larger than the {clips} training clips"
-            f"{' per process' if ranks.distributed else ''}, and train.drop_last drops the incomplete batch: the "
+            f"{' per process' if processes > 1 else ''}, and train.drop_last drops the incomplete batch: the "
             f"model would never train. Fix: --set train.batch_size={max(clips, 1)} (or lower), or more training video"
         )
 

@@ -305,6 +305,33 @@ def test_a_frame_size_the_network_cannot_take_is_refused_when_the_config_is_buil
     assert f"data.size={size}: MNAD pools three times" in line and not (tmp_path / "runs").exists()
 
 
+def _shorter_types(dataset: Path) -> None:
+    types = dataset / "synthetic-tiny" / "testing" / "anomaly_types.npy"
+    np.save(types, np.load(types)[:-1])
+
+
+# what train refuses about the data -> (harm to the data, `data check` arguments, `train` arguments, the line's words)
+REFUSED_BY_BOTH = {
+    "anomaly types not one per test frame": (_shorter_types, [], [], "anomaly types for"),
+    "a batch larger than the training clips": (
+        None, ["--set", "train.batch_size=100000"], ["--set", "train.batch_size=100000"], "never train"
+    ),
+    "a frame size the network cannot take": (None, ["--size", "12"], ["--set", "data.size=12"], "data.size=12: MNAD"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED_BY_BOTH)
+def test_data_check_refuses_what_train_refuses(world, tmp_path, case):
+    harm, check_args, train_args, words = REFUSED_BY_BOTH[case]
+    data, dataset = copy_of_the_data(world, tmp_path)
+    if harm:
+        harm(dataset)
+    checked = one_line_error(invoke("data", "check", dataset, "synthetic-tiny", *check_args))
+    trained = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(data), *train_args))
+    assert words in checked and words in trained
+    assert not list((tmp_path / "runs").glob("*/checkpoints"))
+
+
 def _pickled(path: Path) -> None:
     path.write_bytes(pickle.dumps([0, 1, 1]))
 

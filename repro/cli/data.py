@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import ReproError
-from .options import JOBS, MODEL, TASK, apply, run_overrides
+from .options import JOBS, MODEL, SET, TASK, apply, run_overrides
 
 
 @click.group(short_help="Import, check, synthesise and benchmark datasets.")
@@ -81,11 +81,12 @@ def data_import(form, src, dst, name, labels, replace, jobs):
     help="Frame side of the frame cache whose disk space is checked (256 = paper).",
 )
 @click.option("--grayscale", is_flag=True, help="Check the space of a one-channel cache (MemAE, ConvLSTM-AE).")
-@apply(MODEL, TASK)
-def data_check(root, name, labels, size, grayscale, model, task):
-    """Validate ROOT/NAME (layout, every frame, labels, clip windows of the model) and print a summary:
-    counts, the fingerprint that enters a run's identity, and the disk space a frame cache needs; exit code 2
-    with the reason if invalid.
+@apply(MODEL, TASK, SET)
+def data_check(root, name, labels, size, grayscale, model, task, settings):
+    """Validate ROOT/NAME as `repro train` would with the same --model, --task and --set (layout, every frame,
+    labels, clip windows of the model, the frame size for the model, a training batch against the clips) and
+    print a summary: counts, the fingerprint that enters a run's identity, and the disk space a frame cache
+    needs; exit code 2 with the reason if invalid.
 
     Example: repro data check data/ ped2 --labels published
     """
@@ -94,15 +95,15 @@ def data_check(root, name, labels, size, grayscale, model, task):
 
     from ..config import load_config
     from ..data.check import check_dataset
-    from ..data.clips import window_length
+    from ..pipeline import check_trains
 
-    cfg = load_config(None, run_overrides(model=model, task=task))
-    layout = cfg.model.method.layout(cfg.model.settings)
+    cfg = load_config(None, run_overrides((f"data.size={size}", *settings), model=model, task=task))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = check_dataset(
-            root, name, labels, size=size, grayscale=grayscale, window=window_length(layout.in_frames, layout.predict)
+            root, name, labels, size=size, grayscale=grayscale, layout=cfg.model.method.layout(cfg.model.settings)
         )
+        check_trains(cfg, summary["training"]["clips"])
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     click.echo(json.dumps(summary, indent=2))
