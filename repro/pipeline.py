@@ -370,21 +370,29 @@ def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
     store = RunStore(source.parent)
     if not store.is_done(cfg):
         _require_checkpoints(source, cfg.train.epochs)  # before the new run's folder exists
-        if config_hash(load_config(source / "config.toml")) != source.name:
-            raise RunError(
-                f"{source} was trained on other data than {cfg.data.root}/{cfg.data.name} holds now (the data's "
-                "fingerprint is part of the run's hash), and evaluate never trains (nothing was changed). Fix: put "
-                "that dataset back unchanged where its config.toml's data.root says"
-            )
-        if training_identity(cfg) != training_identity(load_config(source / "config.toml")):
-            raise RunError(
-                f"{' '.join(overrides)} changes how {source} trains (exec.threads and exec.precision are part "
-                "of its numerics), and evaluate never trains (nothing was changed). Fix: leave those two as the run "
-                "has them"
-            )
+        _require_same_training(source, cfg, overrides)
         adopt_checkpoints(cfg, store.prepare(cfg), store)
     result = execute_run(cfg, store)
     return RunResult(result, run_files.read_metrics(result)["default"])
+
+
+def _require_same_training(source: Path, cfg: RunConfig, overrides: Sequence[str]) -> None:
+    """A RunError unless the re-scored run `cfg` trains as `source` did, so that it adopts its checkpoints: the
+    data `source` was trained on is still there unchanged, and the overrides leave its numerics alone."""
+    trained = load_config(source / "config.toml")
+    now = config_hash(trained)
+    if now != source.name:
+        raise RunError(
+            f"{source}'s config.toml hashes to {now} now, not to its folder's name: it was trained on other data "
+            f"than {cfg.data.root}/{cfg.data.name} holds now (the data's fingerprint is part of the hash), or the "
+            "folder was renamed; evaluate never trains (nothing was changed). Fix: put that dataset back unchanged "
+            "where its config.toml's data.root says"
+        )
+    if training_identity(cfg) != training_identity(trained):
+        raise RunError(
+            f"{' '.join(overrides)} changes how {source} trains (exec.threads and exec.precision are part of its "
+            "numerics), and evaluate never trains (nothing was changed). Fix: leave those two as the run has them"
+        )
 
 
 def _require_checkpoints(source: Path, epochs: int) -> None:

@@ -558,6 +558,91 @@ def test_a_manifest_of_the_wrong_shape_is_one_line_naming_it(world, tmp_path, ch
     assert f"{path} is unreadable" in line and "rerun the command that wrote" in line
 
 
+def test_a_status_file_that_is_not_json_is_fixed_as_its_line_says(world, tmp_path):
+    run, args = copy_of_the_run(world, tmp_path)
+    (run / "status.json").write_text('{"state": ')
+    line = one_line_error(invoke(*args))
+    assert f"{run / 'status.json'} is not valid JSON" in line and "delete it and rerun the run" in line
+    (run / "status.json").unlink()
+    assert invoke(*args).exit_code == 0 and compared(run) == world["trained"]
+
+
+def test_metrics_of_the_wrong_shape_are_fixed_by_the_command_their_line_names(world, tmp_path):
+    run, _ = copy_of_the_run(world, tmp_path)
+    (run / "metrics.json").write_text('{"default": []}')
+    with pytest.raises(RunError) as caught:
+        run_files.read_record(run)  # what repro report and the claims meet
+    line = str(caught.value)
+    assert f"{run / 'metrics.json'} is not a run's metrics" in line
+    (run / "metrics.json").unlink()
+    fixed = invoke(*suggested_command(line))
+    assert fixed.exit_code == 0, fixed.output
+    assert compared(run) == world["trained"]
+
+
+def test_a_missing_skip_probe_is_computed_by_the_command_its_line_names(world, tmp_path, monkeypatch):
+    run, _ = copy_of_the_run(world, tmp_path)
+    with pytest.raises(RunError) as caught:
+        run_files.read_probe(run)
+    monkeypatch.chdir(tmp_path)  # the probe's report goes to reports/skip-probe, here
+    fixed = invoke(*suggested_command(str(caught.value)), "--clips", 4)
+    assert fixed.exit_code == 0, fixed.output
+    assert len(run_files.read_probe(run).rows) > 0
+
+
+def test_missing_labels_are_found_with_the_key_their_line_names(world, tmp_path):
+    data, dataset = copy_of_the_data(world, tmp_path)
+    labels = dataset / "synthetic-tiny" / "testing" / "labels.npy"
+    elsewhere = tmp_path / "labels.npy"
+    labels.rename(elsewhere)
+    line = one_line_error(invoke("data", "check", dataset, "synthetic-tiny"))
+    assert "data.labels=FILE (--labels for `repro data check`)" in line
+    assert invoke("data", "check", dataset, "synthetic-tiny", "--labels", elsewhere).exit_code == 0
+    own = ["train", "--runs", tmp_path / "runs", *settings(data), "--set", f"data.labels={elsewhere}"]
+    assert invoke(*own).exit_code == 0
+
+
+def test_a_dataset_folder_that_is_not_there_is_found_with_the_option_its_line_names(world, tmp_path):
+    _, dataset = copy_of_the_data(world, tmp_path)
+    args = ["train", "--runs", tmp_path / "runs", *settings(tmp_path)[2:], "--dataset", "synthetic-tiny"]  # no root
+    line = one_line_error(invoke(*args, "--data", tmp_path))
+    assert "Fix: pass the folder that holds synthetic-tiny/ (--data)" in line
+    fixed = invoke(*args, "--data", dataset)
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_synthesising_over_a_dataset_is_fixed_by_another_destination(tmp_path):
+    assert invoke("data", "synth", tmp_path / "a", "--preset", "tiny", "--size", 16).exit_code == 0
+    line = one_line_error(invoke("data", "synth", tmp_path / "a", "--preset", "tiny", "--size", 16))
+    assert "Fix: remove it or choose another destination" in line
+    assert invoke("data", "synth", tmp_path / "b", "--preset", "tiny", "--size", 16).exit_code == 0
+
+
+def test_evaluate_refuses_data_that_changed_since_training_and_works_once_it_is_back(world, tmp_path):
+    _, dataset = copy_of_the_data(world, tmp_path)
+    own = ["--dataset", "synthetic-tiny", "--data", dataset]
+    args = ["train", "--runs", tmp_path / "runs", *settings(tmp_path)[2:], *own]  # the --set of data.root left out
+    assert invoke(*args).exit_code == 0
+    run = the_run(tmp_path / "runs")
+    labels = dataset / "synthetic-tiny" / "testing" / "labels.npy"
+    kept = labels.read_bytes()
+    np.save(labels, 1 - np.load(labels))  # other labels under the same name
+    before = digests(run.parent)
+    line = one_line_error(invoke("evaluate", run, "--no-test-time-update"))
+    assert "not to its folder's name: it was trained on other data" in line and "nothing was changed" in line
+    assert digests(run.parent) == before
+    labels.write_bytes(kept)  # the fix: the dataset back unchanged
+    rescored_run(invoke("evaluate", run, "--no-test-time-update"))
+
+
+def test_evaluate_refuses_a_thread_count_that_would_retrain(world, tmp_path):
+    source, _ = copy_of_the_run(world, tmp_path)
+    before = digests(source.parent)
+    line = one_line_error(invoke("evaluate", source, "--set", "exec.threads=2"))
+    assert "evaluate never trains (nothing was changed). Fix: leave those two as the run has them" in line
+    assert digests(source.parent) == before
+
+
 # ------------------------------------------------------------------------- the operating system
 def full_disk(monkeypatch, where: str) -> None:
     """Files whose path contains `where` cannot be written: the disk is full (small files still fit)."""
