@@ -717,6 +717,34 @@ def test_a_read_only_run_store_is_one_line_and_the_run_finishes_once_it_is_writa
     assert compared(the_run(tmp_path / "runs")) == world["trained"]
 
 
+def test_evaluate_in_a_read_only_store_names_a_fix_it_can_follow(world, tmp_path, monkeypatch):
+    source, _ = copy_of_the_run(world, tmp_path)
+    before = digests(source.parent)
+    refuse_writes(monkeypatch, source.parent, errno.EROFS)
+    line = one_line_error(invoke("evaluate", source, "--no-test-time-update"))
+    monkeypatch.undo()
+    assert "Read-only file system" in line and "copy the run's folder into a writable run store" in line
+    assert digests(source.parent) == before
+    copy = tmp_path / "writable" / source.name
+    shutil.copytree(source, copy)
+    assert compared(rescored_run(invoke("evaluate", copy, "--no-test-time-update"))) == world["rescored"]
+
+
+def test_a_sweep_beside_a_finished_run_with_an_unreadable_checkpoint_leaves_that_run_as_it_is(world, tmp_path):
+    lender, _ = copy_of_the_run(world, tmp_path)
+    checkpoint = lender / "checkpoints" / "epoch_002.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    before = digests(lender)
+    path = tmp_path / "tiny.toml"
+    path.write_text(TABLE)
+    sweep = ["sweep", path, "--seeds", 1, "--runs", lender.parent, "--out", tmp_path / "out", *settings(world["data"])]
+    with pytest.warns(UserWarning, match="epoch_002.pt of the finished run"):
+        result = invoke(*sweep, "--set", "eval.mnad.test_time_update=false")  # its one cell adopts from the lender
+    assert result.exit_code == 0, result.output
+    assert digests(lender) == before
+    assert f"{world['rescored']['default']['auc'] * 100:.2f}" in (tmp_path / "out" / "tiny.md").read_text()
+
+
 def test_a_run_store_without_permission_is_one_line(world, tmp_path, monkeypatch):
     refuse_writes(monkeypatch, tmp_path / "runs", errno.EACCES)
     line = one_line_error(invoke("train", "--runs", tmp_path / "runs", *settings(world["data"])))
