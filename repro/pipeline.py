@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shlex
 import shutil
 import time
 import warnings
@@ -37,6 +36,7 @@ from .runs import (
     cpu_model,
     finish_command,
     is_finished,
+    retrain_command,
     run_record,
     status,
     training_index,
@@ -180,15 +180,6 @@ def _readable_prefix(run: Path) -> tuple[list[tuple[int, Path]], bool]:
             return readable, False
         readable.append((epoch, path))
     return readable, True
-
-
-def retrain_command(run: Path) -> str:
-    """The command that trains `run`'s configuration again from scratch in a store of its own, `<store>-retrained`,
-    leaving `run` as it is (on the same machine kind and torch build the result is bit-identical:
-    docs/reproducibility.md)."""
-    run = Path(run)
-    retrained = run.parent.with_name(run.parent.name + "-retrained")
-    return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(retrained))}"
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:

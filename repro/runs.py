@@ -51,7 +51,8 @@ class UnreadableCheckpoint(RunError):
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(
-            f"checkpoint {path} is unreadable ({reason}); delete it and rerun to resume from the previous checkpoint"
+            f"checkpoint {path} is unreadable ({reason}). Fix: restore it from a copy, or retrain its run in a store "
+            f"of its own (the run stays as it is) with `{retrain_command(Path(path).parent.parent)}`"
         )
         self.reason = reason
 
@@ -405,6 +406,15 @@ def finish_command(run: Path) -> str:
     """The command that trains, evaluates and scores `run` from where it stopped (its config.toml as profile)."""
     run = Path(run)
     return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(run.parent))}"
+
+
+def retrain_command(run: Path) -> str:
+    """The command that trains `run`'s configuration again from scratch in a store of its own, `<store>-retrained`,
+    leaving `run` as it is (on the same machine kind and torch build the result is bit-identical:
+    docs/reproducibility.md)."""
+    run = Path(run)
+    retrained = run.parent.with_name(run.parent.name + "-retrained")
+    return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(retrained))}"
 
 
 def is_finished(run: Path) -> bool:

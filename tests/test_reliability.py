@@ -159,6 +159,18 @@ def test_a_corrupt_last_checkpoint_of_an_unfinished_run_is_retrained_from_the_on
     assert [record["epoch"] for record in read_jsonl(run / "train.jsonl")] == [1, 2]
 
 
+def test_an_unreadable_earlier_checkpoint_of_an_unfinished_run_names_a_retrain_to_the_same_result(world, tmp_path):
+    run, args = copy_of_the_run(world, tmp_path)
+    unfinish(run, epoch=None)  # killed while it evaluated
+    checkpoint = run / "checkpoints" / "epoch_001.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    line = one_line_error(invoke(*args))
+    assert f"checkpoint {checkpoint} is unreadable" in line and "retrain its run in a store of its own" in line
+    fixed = invoke(*suggested_command(line))
+    assert fixed.exit_code == 0, fixed.output
+    assert compared(the_run(tmp_path / "runs-retrained")) == world["trained"]
+
+
 def test_evaluate_never_trains_an_unfinished_run_and_names_the_command_that_finishes_it(world, tmp_path):
     run, _ = copy_of_the_run(world, tmp_path)
     unfinish(run, epoch=2)
