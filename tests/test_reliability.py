@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -653,6 +654,24 @@ def test_evaluate_refuses_a_thread_count_that_would_retrain(world, tmp_path):
     line = one_line_error(invoke("evaluate", source, "--set", "exec.threads=2"))
     assert "evaluate never trains (nothing was changed). Fix: leave those two as the run has them" in line
     assert digests(source.parent) == before
+
+
+def test_a_report_of_runs_not_yet_made_and_a_broken_manifest_are_fixed_by_the_commands_they_name(world, tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TABLE)
+    grid = ["--seeds", 1, "--runs", tmp_path / "runs", *settings(world["data"])]
+    with pytest.warns(UserWarning, match=r"; train it with `repro sweep` using the same --profile/--seeds/--set"):
+        invoke("report", path, "--out", tmp_path / "report", *grid)
+    out = tmp_path / "out"
+    assert invoke("sweep", path, "--out", out, *grid).exit_code == 0  # the fix: the sweep with the same flags
+    (out / "manifest.json").write_text('{"kind": "sweep", "runs": 3}')
+    line = one_line_error(invoke("report", out, "--out", tmp_path / "report"))
+    assert "rerun the command that wrote" in line
+    assert invoke("sweep", path, "--out", out, *grid).exit_code == 0  # the fix: finished runs are reused
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing left to warn about
+        result = invoke("report", out, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
 
 
 # ------------------------------------------------------------------------- the operating system

@@ -112,7 +112,7 @@ def test_corrupt_checkpoint_names_the_file_and_the_fix(store):
     run = store.prepare(load_config())
     path = run_files.save_checkpoint(run, 3, {"w": torch.ones(3)})
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*Fix: restore it from a copy, or retrain its run"):
+    with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*Fix: restore it from a copy, or retrain"):
         run_files.load_checkpoint(path)
 
 
