@@ -86,6 +86,6 @@ def check_fits(cfg, device: torch.device) -> RunNeeds:
             f"this run needs about {needs.training_bytes / GB:.1f} GB to train ({needs.parameters:,} weights incl. "
             f"memory items, {needs.activations:,} activations per batch of {cfg.train.batch_size} at "
             f"data.size={cfg.data.size}) but {free / GB:.1f} GB are free on {device}. Fix: lower data.size, "
-            f"train.batch_size or the model's width / number of items (repro train --help lists the keys)"
+            "train.batch_size or the model's width / number of items (--set KEY=VALUE; docs/configs.md lists them)"
         )
     return needs

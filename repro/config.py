@@ -452,11 +452,11 @@ def _wants_text(tp: Any) -> bool:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """`"loss.separateness=0"` -> ("loss.separateness", 0): the value as TOML, else as a bare string."""
+    """`"model.mnad.separateness=0"` -> ("model.mnad.separateness", 0): the value as TOML, else as a bare string."""
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key:
-        raise ConfigError(f"override {text!r} must look like key=value, e.g. loss.separateness=0")
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. model.mnad.separateness=0")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

@@ -65,7 +65,8 @@ def run_grid(
     or a local instance), each declaring its CPU threads and, on CUDA, one GPU. The run store decides what
     is left, so switching executors mid-sweep is safe.
     """
-    from .pipeline import datasets
+    from .budget import check_fits
+    from .pipeline import datasets, resolve_device
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
@@ -73,6 +74,8 @@ def run_grid(
     pending = [cfg for folder, cfg in unique.items() if not is_finished(folder)]
     if not pending:
         return {}
+    for cfg in {(cfg.model, cfg.data, cfg.train, cfg.exec): cfg for cfg in pending}.values():
+        check_fits(cfg, resolve_device(cfg.exec.device))  # every size, before data are made or workers start
     for cfg in {cfg.data: cfg for cfg in pending}.values():
         datasets(cfg)  # generate synthetic data and fill the frame cache once, before the workers start
     threads = pending[0].exec.threads or 1  # a run's own count (its numerics), whatever the jobs beside it

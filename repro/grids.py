@@ -128,14 +128,14 @@ DECLARATION = {
     "name": (_text, 'a string, e.g. name = "table5"'),
     "question": (_text, "a string: the question the table answers"),
     "hypothesis": (_text, "a string"),
-    "datasets": (_texts, 'a list of dataset names, e.g. datasets = ["ped2", "avenue"]'),
+    "datasets": (lambda v: _texts(v) and len(v) > 0, 'a non-empty list of dataset names, e.g. datasets = ["ped2"]'),
     "stand_ins": (
         lambda v: isinstance(v, dict) and all(map(_text, v.values())),
         'a table of dataset -> synthetic preset: [stand_ins] then ped2 = "single"',
     ),
     "models": (
-        lambda v: isinstance(v, dict),
-        'a table of row label -> overrides: [models] then "Pred w/ Mem" = ["model.task=pred"]',
+        lambda v: isinstance(v, dict) and len(v) > 0,
+        'a table of row label -> overrides with a row at least: [models] then "Pred w/ Mem" = ["model.mnad.task=pred"]',
     ),
     "published": (
         lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
@@ -166,7 +166,7 @@ def _check_declaration(raw: dict, path: Path) -> None:
         if not _texts(overrides):
             raise ConfigError(
                 f"{path}: models.{label!r} must be a list of overrides, e.g. "
-                f'["model.task=pred", "model.memory=false"]; got {overrides!r}'
+                f'["model.mnad.task=pred", "model.mnad.memory=false"]; got {overrides!r}'
             )
     unknown_rows = [row for row in raw.get("collapse", {}).values() if row not in raw["models"]]
     if unknown_rows:

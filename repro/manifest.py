@@ -81,11 +81,26 @@ def read_manifest(folder: Path) -> Manifest:
             GridRun(dict(entry["labels"]), int(entry["seed"]), from_dict(entry["config"]), Path(entry["folder"]))
             for entry in record["runs"]
         ]
-        return Manifest(record["kind"], record["date"], record["command"], record["declaration"], runs)
+        manifest = Manifest(record["kind"], record["date"], record["command"], record["declaration"], runs)
+        _check_shape(manifest)
+        return manifest
     except FileNotFoundError:
         raise ValueError(f"{path} not found: {folder} was not written by repro sweep, claims or ablate") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(
             f"{path} is unreadable ({type(error).__name__}: {error}); rerun the command that wrote {folder} "
             "(finished runs are reused) to write it again"
         ) from None
+
+
+def _check_shape(manifest: Manifest) -> None:
+    """A TypeError naming the field of a manifest whose JSON value has the wrong shape."""
+    expected = {
+        "kind": manifest.kind in KINDS,
+        "date": isinstance(manifest.date, str),
+        "command": isinstance(manifest.command, dict) and isinstance(manifest.command.get("runs"), str),
+        "declaration": isinstance(manifest.declaration, dict),
+    }
+    wrong = [field for field, right in expected.items() if not right]
+    if wrong:
+        raise TypeError(f"{', '.join(wrong)} of the wrong shape (kind one of {', '.join(KINDS)}; command.runs a path)")

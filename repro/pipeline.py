@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from . import runs as run_files
 from .atomic import atomic_write
 from .budget import check_fits
-from .config import ConfigError, RunConfig, load_config, training_identity
+from .config import ConfigError, RunConfig, config_hash, load_config, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
@@ -35,6 +36,7 @@ from .runs import (
     cpu_model,
     finish_command,
     is_finished,
+    retrain_command,
     run_record,
     status,
     training_index,
@@ -124,39 +126,60 @@ def _help_train(cfg: RunConfig, store: RunStore, ranks: Ranks, progress: bool) -
 def adopt_checkpoints(cfg: RunConfig, run: Path, store: RunStore) -> int:
     """Link into a fresh `run` the checkpoints of a finished run with the same training; how many.
 
-    Each is loaded first: the first unreadable one is moved aside in its run (which then is unfinished, and
-    its rerun retrains it) and is not adopted, nor are those after it.
+    Each is loaded first and only those before the first unreadable one are adopted (this run trains the
+    epochs from there itself); a lender with all of its checkpoints readable is preferred. A finished run is
+    only read: an unreadable checkpoint of it is reported (UnreadableLenderWarning) and left as it is, with
+    that run's result.
     """
     present = {epoch for epoch, _ in run_files.checkpoints(run)}
     if cfg.train.epochs in present:
         return 0
+    lender, adopted = None, []
     for other in training_index(store.root).finished(training_identity(cfg)):
-        if other.name != run.name:
-            checkpoints = [(e, path) for e, path in _readable_prefix(store, other) if e not in present]
-            for epoch, path in checkpoints:
-                target = run_files.checkpoint_path(run, epoch)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(path, target)
-                except OSError:  # another file system: copy instead
-                    shutil.copy2(path, target)
-            if (other / "train.jsonl").exists():
-                shutil.copy2(other / "train.jsonl", run / "train.jsonl")
-            return len(checkpoints)
-    return 0
+        if other.name == run.name:
+            continue
+        readable, complete = _readable_prefix(other)
+        if lender is None or len(readable) > len(adopted):
+            lender, adopted = other, readable
+        if complete:
+            break
+    if lender is None:
+        return 0
+    checkpoints = [(epoch, path) for epoch, path in adopted if epoch not in present]
+    for epoch, path in checkpoints:
+        target = run_files.checkpoint_path(run, epoch)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:  # another file system: copy instead
+            shutil.copy2(path, target)
+    if (lender / "train.jsonl").exists():
+        shutil.copy2(lender / "train.jsonl", run / "train.jsonl")
+    return len(checkpoints)
 
 
-def _readable_prefix(store: RunStore, run: Path) -> list[tuple[int, Path]]:
-    """The checkpoints of `run` up to the first that does not load (which is discarded)."""
+class UnreadableLenderWarning(UserWarning):
+    """A finished run's checkpoint does not load: it is not adopted, and that run is left as it is."""
+
+
+def _readable_prefix(run: Path) -> tuple[list[tuple[int, Path]], bool]:
+    """The checkpoints of the finished `run` up to the first that does not load (reported, never changed), and
+    whether that is all of them."""
     readable = []
     for epoch, path in run_files.checkpoints(run):
         try:
             run_files.load_checkpoint(path)
         except UnreadableCheckpoint as error:
-            run_files.set_status(run, "failed", error=run_files.discard_checkpoint(run, epoch, error.reason))
-            break
+            warnings.warn(
+                f"{path} of the finished run {run} is unreadable ({error.reason}): not adopted, and {run} keeps "
+                f"its result. Fix: restore that file from a copy, or retrain that run in a store of its own (it "
+                f"stays as it is) with `{retrain_command(run)}`",
+                UnreadableLenderWarning,
+                stacklevel=3,
+            )
+            return readable, False
         readable.append((epoch, path))
-    return readable
+    return readable, True
 
 
 def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None:
@@ -164,7 +187,7 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     ranks = ranks_from_environment()
     device = join(ranks, resolve_device(cfg.exec.device))
     training, testing = datasets(cfg)
-    check_trains(cfg, training, ranks)
+    check_trains(cfg, len(training), ranks.world)
     adopt_checkpoints(cfg, run, store)
     barrier(ranks)  # the data exist and the checkpoints to resume from are in place: the other ranks may start
     timings = {}
@@ -175,18 +198,21 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
-    metrics = run_metrics(cfg, {epoch: run_files.load_signals(run, epoch) for epoch in run_files.signal_epochs(run)})
+    signals_type = cfg.model.method.Signals
+    signals = {epoch: run_files.load_signals(run, epoch, signals_type) for epoch in run_files.signal_epochs(run)}
+    metrics = run_metrics(cfg, signals)
     provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
     run_files.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
 
-def check_trains(cfg: RunConfig, training, ranks: Ranks) -> None:
-    """A ConfigError when no optimiser step would run: every batch incomplete and dropped."""
-    clips = len(training) // ranks.world
+def check_trains(cfg: RunConfig, clips: int, processes: int = 1) -> None:
+    """A ConfigError when no optimiser step would run on `clips` training clips shared by `processes`: every batch
+    incomplete and dropped. `repro data check` asks it too."""
+    clips //= processes
     if cfg.train.drop_last and clips < cfg.train.batch_size:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} is larger than the {clips} training clips"
-            f"{' per process' if ranks.distributed else ''}, and train.drop_last drops the incomplete batch: the "
+            f"{' per process' if processes > 1 else ''}, and train.drop_last drops the incomplete batch: the "
             f"model would never train. Fix: --set train.batch_size={max(clips, 1)} (or lower), or more training video"
         )
 
@@ -226,7 +252,7 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
             continue
         model.load_state_dict(run_files.load_checkpoint(path)["model"])
         if epoch in done:
-            signals = run_files.load_signals(run, epoch)
+            signals = run_files.load_signals(run, epoch, method.Signals)
         else:
             last = epoch == cfg.train.epochs
             signals = method.evaluate_checkpoint(model, score, training, testing, cfg.method_eval, last)
@@ -321,28 +347,61 @@ def rescore(run: Path, overrides: Sequence[str]) -> RunResult:
     for override in overrides:
         if not override.startswith(RESCORED):
             raise ValueError(f"evaluate changes only eval.* and exec.* fields, not {override.split('=')[0]!r}")
-    finish = f"`{finish_command(source)}`, then rerun this command"
+    if not (source / "config.toml").is_file():
+        raise RunError(
+            f"{source} is not a run folder (it has no config.toml). Fix: pass a run's folder, <store>/<hash>, "
+            "as the line 'run: ...' of repro train names it"
+        )
     if not is_finished(source):
-        raise ValueError(
-            f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never "
-            f"trains; finish it with {finish}"
+        raise RunError(
+            f"run {source} is not finished (its status: {status(source)['state']}) and evaluate never trains. "
+            f"Fix: finish it with `{finish_command(source)}`, then rerun this command"
         )
     cfg = load_config(source / "config.toml", tuple(overrides))
     store = RunStore(source.parent)
     if not store.is_done(cfg):
-        target = store.prepare(cfg)
-        adopt_checkpoints(cfg, target, store)
-        if not run_files.checkpoint_path(target, cfg.train.epochs).exists():
-            raise ValueError(_unusable_checkpoints(source, cfg.train.epochs, finish))
+        _require_checkpoints(source, cfg.train.epochs)  # before the new run's folder exists
+        _require_same_training(source, cfg, overrides)
+        adopt_checkpoints(cfg, store.prepare(cfg), store)
     result = execute_run(cfg, store)
     return RunResult(result, run_files.read_metrics(result)["default"])
 
 
-def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:
-    """Why the checkpoints of a finished run cannot be re-scored, and the command that retrains them."""
-    if not is_finished(source):  # a checkpoint of it was unreadable and has been moved aside
-        return f"{status(source)['error']}; evaluate never trains: retrain it from the last good one with {finish}"
-    return (
-        f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
-        f"{source / 'metrics.json'} and run {finish}"
+def _require_same_training(source: Path, cfg: RunConfig, overrides: Sequence[str]) -> None:
+    """A RunError unless the re-scored run `cfg` trains as `source` did, so that it adopts its checkpoints: the
+    data `source` was trained on is still there unchanged, and the overrides leave its numerics alone."""
+    trained = load_config(source / "config.toml")
+    now = config_hash(trained)
+    if now != source.name:
+        raise RunError(
+            f"{source}'s config.toml hashes to {now} now, not to its folder's name: it was trained on other data "
+            f"than {cfg.data.root}/{cfg.data.name} holds now (the data's fingerprint is part of the hash), or the "
+            "folder was renamed; evaluate never trains (nothing was changed). Fix: put that dataset back unchanged "
+            "where its config.toml's data.root says"
+        )
+    if training_identity(cfg) != training_identity(trained):
+        raise RunError(
+            f"{' '.join(overrides)} changes how {source} trains (exec.threads and exec.precision are part of its "
+            "numerics), and evaluate never trains (nothing was changed). Fix: leave those two as the run has them"
+        )
+
+
+def _require_checkpoints(source: Path, epochs: int) -> None:
+    """A RunError unless every checkpoint of the finished `source` loads and the last epoch's is among them: what
+    a re-scoring needs, since it never trains. `source` is only read."""
+    fix = (
+        "restore it from a copy, or retrain the run in a store of its own (this one stays as it is) with "
+        f"`{retrain_command(source)}` and evaluate that one"
     )
+    saved = run_files.checkpoints(source)
+    if epochs not in {epoch for epoch, _ in saved}:
+        path = run_files.checkpoint_path(source, epochs)
+        raise RunError(f"{path} is missing, and evaluate never trains (nothing was changed). Fix: {fix}")
+    for _, path in saved:
+        try:
+            run_files.load_checkpoint(path)
+        except UnreadableCheckpoint as error:
+            raise RunError(
+                f"{path} of the finished run {source} is unreadable ({error.reason}), and evaluate never trains "
+                f"(nothing was changed). Fix: {fix}"
+            ) from None

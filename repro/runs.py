@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import reprlib
 import shlex
 import socket
 import subprocess
@@ -36,6 +37,7 @@ from .config import ConfigError, RunConfig, config_hash, load_config, to_toml, t
 from .record import ProbeRecord, RecordError, RunMetrics
 
 STATES = ("pending", "running", "done", "failed")
+PER_FRAME = ("video", "frame", "label", "anomaly_type")  # in every signals file, beside the method's own fields
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(pt|npz)$")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -49,7 +51,8 @@ class UnreadableCheckpoint(RunError):
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(
-            f"checkpoint {path} is unreadable ({reason}); delete it and rerun to resume from the previous checkpoint"
+            f"checkpoint {path} is unreadable ({reason}). Fix: restore it from a copy, or retrain its run in a store "
+            f"of its own (the run stays as it is) with `{retrain_command(Path(path).parent.parent)}`"
         )
         self.reason = reason
 
@@ -99,7 +102,8 @@ def keep_epochs_up_to(path: Path, epoch: int) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of `path` ([] if absent); a line that does not parse is skipped with a TornLineWarning."""
+    """The training records of `path` ([] if absent); a line that does not parse is skipped with a
+    TornLineWarning, one that parses but is not a training record is a RunError naming the line."""
     path = Path(path)
     if not path.exists():
         return []
@@ -108,12 +112,29 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             warnings.warn(
                 f"{path}:{number}: skipped a torn line (a write was interrupted)", TornLineWarning, stacklevel=2
             )
+            continue
+        if not _training_record(record):
+            raise RunError(
+                f"{path}:{number} is not a training record (a JSON object with an integer epoch, numbers and a "
+                f"memory table): {reprlib.repr(record)}. Fix: delete that line and rerun the run"
+            )
+        records.append(record)
     return records
+
+
+def _training_record(record: Any) -> bool:
+    """What `train` appends per epoch: {"epoch": int, "lr": ..., losses...: numbers, "memory": {...}}."""
+    if not (isinstance(record, dict) and type(record.get("epoch")) is int):
+        return False
+    numbers = (value for key, value in record.items() if key not in ("epoch", "memory"))
+    return isinstance(record.get("memory", {}), dict) and all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) for value in numbers
+    )
 
 
 # --------------------------------------------------------------------------------------------- status
@@ -296,15 +317,39 @@ def save_signals(run: Path, epoch: int, **arrays: np.ndarray) -> Path:
     return path
 
 
-def load_signals(run: Path, epoch: int) -> dict[str, np.ndarray]:
+def load_signals(run: Path, epoch: int, signals_type: type | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one evaluated epoch (repro.evaluate.evaluate_model), checked for shape: "video" and "label"
+    present, and every per-frame array ("video", "frame", "label", "anomaly_type" and the fields of the method's
+    `signals_type`, of which those without a default must be present) of one shape (f,); a RunError naming the
+    file otherwise."""
     path = signals_path(run, epoch)
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
+            arrays = {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise RunError(f"{path} not found; evaluate the run's checkpoints first") from None
     except (OSError, ValueError) as error:
         raise RunError(f"{path} is unreadable ({error}); delete it and rerun to evaluate that epoch again") from None
+    problem = _signals_problem(arrays, signals_type)
+    if problem:
+        raise RunError(
+            f"{path} is not a run's signals (it {problem}). Fix: delete it and the run's metrics.json, then rerun "
+            f"`{finish_command(run)}` to evaluate that epoch again"
+        )
+    return arrays
+
+
+def _signals_problem(arrays: dict[str, np.ndarray], signals_type: type | None) -> str | None:
+    """What is wrong with the arrays of a signals file, in words, or None."""
+    fields = signals_type._fields if signals_type else ()
+    required = [name for name in fields if name not in signals_type._field_defaults] if signals_type else []
+    missing = [name for name in ("video", "label", *required) if name not in arrays]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    frames = arrays["video"].shape[:1]  # (f,)
+    per_frame = [name for name in (*PER_FRAME, *fields) if name in arrays]
+    misshapen = [f"{name} {arrays[name].shape}" for name in per_frame if arrays[name].shape != frames]
+    return f"has arrays not of the shape {frames} of its video ids: {', '.join(misshapen)}" if misshapen else None
 
 
 def signal_epochs(run: Path) -> list[int]:
@@ -361,6 +406,15 @@ def finish_command(run: Path) -> str:
     """The command that trains, evaluates and scores `run` from where it stopped (its config.toml as profile)."""
     run = Path(run)
     return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(run.parent))}"
+
+
+def retrain_command(run: Path) -> str:
+    """The command that trains `run`'s configuration again from scratch in a store of its own, `<store>-retrained`,
+    leaving `run` as it is (on the same machine kind and torch build the result is bit-identical:
+    docs/reproducibility.md)."""
+    run = Path(run)
+    retrained = run.parent.with_name(run.parent.name + "-retrained")
+    return f"repro train --profile {shlex.quote(str(run / 'config.toml'))} --runs {shlex.quote(str(retrained))}"
 
 
 def is_finished(run: Path) -> bool:

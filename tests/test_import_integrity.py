@@ -128,3 +128,28 @@ def test_replaced_footage_of_the_same_shape_is_another_dataset_for_the_run_hash(
     before = dataset_fingerprint(tmp_path / "data", "campus")["digest"]
     import_videos(second, tmp_path / "data", "campus", labels=second / "labels.npy", progress=False, replace=True)
     assert dataset_fingerprint(tmp_path / "data", "campus")["digest"] != before
+
+
+def test_the_refusal_names_replace_and_the_cli_flag_replaces_the_dataset(tmp_path):
+    from click.testing import CliRunner
+
+    from repro.cli import main
+
+    first = footage(tmp_path / "first", {"x": 5, "y": 7}, seed=0)
+    second = footage(tmp_path / "second", {"x": 6, "z": 4}, seed=9)
+
+    def run(src: Path, *flags: str):
+        args = ["data", "import", "videos", src, tmp_path / "data", "--name", "campus", "--labels", src / "labels.npy"]
+        return CliRunner().invoke(main, [str(a) for a in (*args, *flags)])
+
+    assert run(first).exit_code == 0
+    before = digests(tmp_path / "data" / "campus")
+    refused = run(second)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "pass --replace" in refused.output and digests(tmp_path / "data" / "campus") == before
+    replaced = run(second, "--replace")  # the fix the line names
+    assert replaced.exit_code == 0, replaced.output
+    frames = tmp_path / "data" / "campus" / "testing" / "frames"
+    assert {p.name: len(list(p.iterdir())) for p in frames.iterdir()} == {"x": 6, "z": 4}
+    check = CliRunner().invoke(main, ["data", "check", str(tmp_path / "data"), "campus", "--task", "recon"])
+    assert check.exit_code == 0, check.output

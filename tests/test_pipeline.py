@@ -1,6 +1,7 @@
 """The pipeline without training: checkpoint adoption on hand-made run folders, metrics on hand-made signals."""
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -80,6 +81,34 @@ def test_a_run_with_its_own_final_checkpoint_keeps_it(store):
     assert run_files.checkpoints(run) == [(2, own)]
     assert run_files.load_checkpoint(own)["model"]["weight"].tolist() == [-1.0, -1.0]
     assert not (run / "train.jsonl").exists()
+
+
+def files_of(run) -> dict[str, bytes]:
+    return {str(path.relative_to(run)): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("damaged", [1, 2])
+def test_an_unreadable_checkpoint_of_a_lender_is_reported_and_the_lender_left_as_it_is(store, damaged):
+    lender = finished_run(store, load_config(None, TWO_EPOCHS))
+    run_files.checkpoint_path(lender, damaged).write_bytes(b"not a checkpoint")
+    (lender / "metrics.json").write_text("{}")
+    before = files_of(lender)
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
+    run = store.prepare(cfg)
+    with pytest.warns(UserWarning, match=rf"epoch_00{damaged}\.pt of the finished run .* keeps its result"):
+        assert adopt_checkpoints(cfg, run, store) == damaged - 1  # the readable ones before it
+    assert files_of(lender) == before and runs.status(lender)["state"] == "done"
+
+
+def test_a_lender_with_every_checkpoint_readable_is_preferred(store):
+    broken = finished_run(store, load_config(None, TWO_EPOCHS))
+    run_files.checkpoint_path(broken, 2).write_bytes(b"not a checkpoint")
+    whole = finished_run(store, load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.7"]))
+    cfg = load_config(None, [*TWO_EPOCHS, "eval.mnad.gamma=0.5"])
+    run = store.prepare(cfg)
+    with warnings.catch_warnings(record=True):  # whether the broken one is met first depends on the hashes
+        assert adopt_checkpoints(cfg, run, store) == 2
+    assert run_files.checkpoints(run)[-1][1].stat().st_ino == run_files.checkpoint_path(whole, 2).stat().st_ino
 
 
 # ---------------------------------------------------------------------------------------- run_metrics

@@ -11,6 +11,7 @@ from fakes import metrics_record
 
 import repro.runs as run_files
 from repro.config import config_hash, load_config
+from repro.models.mnad import MNADSignals
 from repro.runs import (
     RunError,
     RunStore,
@@ -111,7 +112,7 @@ def test_corrupt_checkpoint_names_the_file_and_the_fix(store):
     run = store.prepare(load_config())
     path = run_files.save_checkpoint(run, 3, {"w": torch.ones(3)})
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*delete it and rerun to resume"):
+    with pytest.raises(RunError, match=r"epoch_003\.pt is unreadable .*Fix: restore it from a copy, or retrain"):
         run_files.load_checkpoint(path)
 
 
@@ -130,13 +131,37 @@ def test_keep_epochs_up_to_drops_the_records_a_resumed_run_logs_again(tmp_path):
 def test_signals_round_trip_and_epochs(store):
     run = store.prepare(load_config())
     psnr, labels = np.linspace(20, 30, 7).astype(np.float32), np.array([0, 1, 0, 0, 1, 1, 0])
-    run_files.save_signals(run, 4, psnr=psnr, label=labels)
-    run_files.save_signals(run, 2, psnr=psnr, label=labels)
+    run_files.save_signals(run, 4, psnr=psnr, label=labels, video=np.zeros(7))
+    run_files.save_signals(run, 2, psnr=psnr, label=labels, video=np.zeros(7))
     loaded = run_files.load_signals(run, 4)
     assert np.array_equal(loaded["psnr"], psnr) and loaded["psnr"].dtype == np.float32
     assert np.array_equal(loaded["label"], labels) and run_files.signal_epochs(run) == [2, 4]
     with pytest.raises(RunError, match="epoch_006.npz not found"):
         run_files.load_signals(run, 6)
+
+
+@pytest.mark.parametrize(
+    "arrays, problem",
+    [
+        ({"label": np.zeros(3)}, "lacks video"),
+        ({"label": np.zeros(3), "video": np.zeros(3), "distance": np.zeros(3)}, "lacks psnr, regular"),
+        ({"label": np.zeros(3), "video": np.zeros(3), "psnr": np.zeros(4), "regular": np.zeros(3)}, r"psnr \(4,\)"),
+        ({"label": np.zeros((3, 2)), "video": np.zeros(3), "psnr": np.zeros(3), "regular": np.zeros(3)}, "label"),
+    ],
+)
+def test_signals_of_the_wrong_shape_are_a_run_error_naming_the_file(store, arrays, problem):
+    run = store.prepare(load_config())
+    run_files.save_signals(run, 1, **arrays, item_counts=np.ones(5), gamma=np.ones(1))  # not per frame
+    with pytest.raises(RunError, match=rf"epoch_001\.npz is not a run's signals \(it .*{problem}"):
+        run_files.load_signals(run, 1, MNADSignals)
+
+
+@pytest.mark.parametrize("line", ["3", "[]", '{"loss": 1.0}', '{"epoch": "1"}', '{"epoch": 1, "total": "x"}'])
+def test_a_training_log_line_of_the_wrong_shape_is_a_run_error_naming_it(tmp_path, line):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"epoch": 1, "total": 0.5, "memory": {"perplexity": 3.0}}\n' + line + "\n")
+    with pytest.raises(RunError, match=r"train\.jsonl:2 is not a training record .*Fix: delete that line"):
+        read_jsonl(path)
 
 
 def test_metrics_round_trip_and_missing_metrics_say_the_state(store):

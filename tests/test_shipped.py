@@ -38,7 +38,7 @@ def test_data_check_reads_the_published_labels_by_name(tmp_path):
     import cv2
 
     for split, counts in (
-        ("training", (6,)),
+        ("training", (8,)),  # 4 prediction clips: one training batch
         ("testing", (180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180)),
     ):
         for v, count in enumerate(counts):

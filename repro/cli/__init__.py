@@ -28,15 +28,19 @@ class Interrupted(click.ClickException):
         super().__init__("interrupted; rerun the same command to resume")
 
 
+ELSEWHERE = (
+    "; repro evaluate, which writes beside its run, has no --runs: copy the run's folder into a writable run store and "
+    "evaluate the copy"
+)
 OS_FIXES = {
     errno.ENOSPC: "free space on that file system (or use another: --runs for the run store, $REPRO_CACHE for the "
-    "frame cache), then rerun the same command: finished work is kept and runs resume",
+    "frame cache), then rerun the same command: finished work is kept and runs resume" + ELSEWHERE,
     errno.EDQUOT: "free space within your quota (or use another file system: --runs, $REPRO_CACHE), then rerun the "
-    "same command: finished work is kept and runs resume",
+    "same command: finished work is kept and runs resume" + ELSEWHERE,
     errno.EROFS: "the file system is mounted read-only: point --runs (the run store) or $REPRO_CACHE (the frame "
-    "cache) at a writable folder, then rerun the same command",
+    "cache) at a writable folder, then rerun the same command" + ELSEWHERE,
     errno.EACCES: "give this user access to it, or point --runs or $REPRO_CACHE at a folder of your own, then rerun "
-    "the same command",
+    "the same command" + ELSEWHERE,
     errno.ELOOP: "a symbolic link in this path points back at itself: fix or remove the link",
     errno.ENOENT: "check the path (a folder may have been moved or unmounted)",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import ReproError
-from .options import JOBS, MODEL, TASK, apply, run_overrides
+from .options import JOBS, MODEL, SET, TASK, apply, run_overrides
 
 
 @click.group(short_help="Import, check, synthesise and benchmark datasets.")
@@ -29,8 +29,14 @@ def data() -> None:
     "Liu's avenue.mat (default: volLabel masks, not comparable with the literature). Videos: a flat "
     ".npy over the sorted test videos or a folder of <video>.npy masks.",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace DST/<name> when it holds a dataset imported from other footage (refused otherwise); the old "
+    "one stays whole until the new one is complete.",
+)
 @JOBS
-def data_import(form, src, dst, name, labels, jobs):
+def data_import(form, src, dst, name, labels, replace, jobs):
     """Convert an original distribution SRC into DST/<name> (resumable; SRC is only read). FORM videos: your
     own footage, SRC/training/*.mp4 and SRC/testing/*.mp4 (.avi, .mov, ...), decoded with OpenCV.
 
@@ -42,13 +48,13 @@ def data_import(form, src, dst, name, labels, jobs):
     if form == "videos":
         if not name:
             raise ReproError("data import videos needs --name NAME, the dataset's folder under DST (e.g. campus)")
-        dataset = import_videos(src, dst, name, labels=labels, workers=jobs)
+        dataset = import_videos(src, dst, name, labels=labels, workers=jobs, replace=replace)
     elif form == "ucsd":
-        dataset = import_ucsd(src, dst, name=name or "ped2", workers=jobs)
+        dataset = import_ucsd(src, dst, name=name or "ped2", workers=jobs, replace=replace)
     elif form == "avenue":
-        dataset = import_avenue(src, dst, labels=labels, workers=jobs)
+        dataset = import_avenue(src, dst, labels=labels, workers=jobs, replace=replace)
     else:
-        dataset = import_shanghaitech(src, dst, workers=jobs)
+        dataset = import_shanghaitech(src, dst, workers=jobs, replace=replace)
     if form == "avenue" and labels is None:
         click.echo(
             "note: labels from the volLabel masks differ from the literature's; pass --labels published "
@@ -75,11 +81,12 @@ def data_import(form, src, dst, name, labels, jobs):
     help="Frame side of the frame cache whose disk space is checked (256 = paper).",
 )
 @click.option("--grayscale", is_flag=True, help="Check the space of a one-channel cache (MemAE, ConvLSTM-AE).")
-@apply(MODEL, TASK)
-def data_check(root, name, labels, size, grayscale, model, task):
-    """Validate ROOT/NAME (layout, every frame, labels, clip windows of the model) and print a summary:
-    counts, the fingerprint that enters a run's identity, and the disk space a frame cache needs; exit code 2
-    with the reason if invalid.
+@apply(MODEL, TASK, SET)
+def data_check(root, name, labels, size, grayscale, model, task, settings):
+    """Validate ROOT/NAME as `repro train` would with the same --model, --task and --set (layout, every frame,
+    labels, clip windows of the model, the frame size for the model, a training batch against the clips) and
+    print a summary: counts, the fingerprint that enters a run's identity, and the disk space a frame cache
+    needs; exit code 2 with the reason if invalid.
 
     Example: repro data check data/ ped2 --labels published
     """
@@ -88,15 +95,15 @@ def data_check(root, name, labels, size, grayscale, model, task):
 
     from ..config import load_config
     from ..data.check import check_dataset
-    from ..data.clips import window_length
+    from ..pipeline import check_trains
 
-    cfg = load_config(None, run_overrides(model=model, task=task))
-    layout = cfg.model.method.layout(cfg.model.settings)
+    cfg = load_config(None, run_overrides((f"data.size={size}", *settings), model=model, task=task))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = check_dataset(
-            root, name, labels, size=size, grayscale=grayscale, window=window_length(layout.in_frames, layout.predict)
+            root, name, labels, size=size, grayscale=grayscale, layout=cfg.model.method.layout(cfg.model.settings)
         )
+        check_trains(cfg, summary["training"]["clips"])
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     click.echo(json.dumps(summary, indent=2))

@@ -10,11 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..models.method import ClipLayout
 from .cache import GB, decode_frame, load_video, plan_cache
-from .clips import require_clips
+from .clips import clip_count, validated_split, window_length
 from .identity import dataset_fingerprint
-from .labels import dataset_label_file, load_test_labels
-from .layout import SPLITS, canonical_name, find_videos, frame_counts
+from .labels import dataset_label_file
+from .layout import SPLITS, find_videos, frame_counts
+
+ONE_FRAME = ClipLayout(in_frames=1, predict=False, scored_offset=0)
 
 
 def check_dataset(
@@ -25,33 +28,37 @@ def check_dataset(
     size: int = 256,
     grayscale: bool = False,
     cache_dir: str | Path | None = None,
-    window: int = 1,
+    layout: ClipLayout = ONE_FRAME,
 ) -> dict:
-    """Summary {split: {"videos", "frames"}, "anomalous": int, "labels": path, "fingerprint": the data's
+    """Summary {split: {"videos", "frames", "clips"}, "anomalous": int, "labels": path, "fingerprint": the data's
     identity in a run's hash, "frame_cache": what a size x size cache needs and whether it fits}; a DataError
-    says what is wrong: the layout, a frame (`decode` reads every one), the labels (present, one per test
-    frame), or a split whose videos are all shorter than the model's clip `window`."""
+    says what is wrong: every frame is decoded (`decode`), then each split goes through the validation training
+    uses (repro.data.clips.validated_split: layout, clip windows of `layout`, labels, anomaly types)."""
     summary: dict = {}
-    videos = {split: find_videos(root, name, split) for split in SPLITS}
-    for split, listed in videos.items():
+    window = window_length(layout.in_frames, layout.predict)
+    splits = {}
+    for split in SPLITS:
         if decode:
-            for video in listed:
+            for video in find_videos(root, name, split):
                 for path in video.frames:
                     decode_frame(path, (8, 8), grayscale=True)
-        summary[split] = {"videos": len(listed), "frames": sum(frame_counts(listed))}
-    source = dataset_label_file(root, name, labels)
-    counts, names = frame_counts(videos["testing"]), [v.name for v in videos["testing"]]
-    per_video = load_test_labels(canonical_name(name), counts, names, source)
-    summary["labels"], summary["anomalous"] = str(source), int(sum(int(x.sum()) for x in per_video))
-    for listed in videos.values():
-        require_clips(listed, window)
+        splits[split] = validated_split(root, name, split, window, labels)
+        listed = splits[split].videos
+        summary[split] = {
+            "videos": len(listed),
+            "frames": sum(frame_counts(listed)),
+            "clips": clip_count(listed, layout),
+        }
+    summary["labels"] = str(dataset_label_file(root, name, labels))
+    summary["anomalous"] = int(sum(int(x.sum()) for x in splits["testing"].labels))
     fingerprint = dataset_fingerprint(root, name, labels)
     summary["fingerprint"] = {
         "path": fingerprint["path"],
         "digest": fingerprint["digest"],
         "labels_sha256": fingerprint["labels_sha256"],
     }
-    plan = plan_cache([v for listed in videos.values() for v in listed], (size, size), grayscale, cache_dir)
+    videos = [video for split in splits.values() for video in split.videos]
+    plan = plan_cache(videos, (size, size), grayscale, cache_dir)
     summary["frame_cache"] = {
         "size": size,
         "grayscale": grayscale,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ def require_clips(videos: Sequence[Video], length: int) -> None:
         raise DataError(
             f"no clip in {videos[0].folder.parent if videos else 'the split'}: the model's clip window "
             f"needs {length} frames and the longest video has {longest}. Fix: use longer videos, or a "
-            "model with a shorter window (e.g. model.task=recon: 1 frame)"
+            "model with a shorter window (e.g. --set model.mnad.task=recon: 1 frame)"
         )
 
 
@@ -154,11 +155,9 @@ def make_clip_dataset(
     present (per-frame type codes, 0 = normal: per-type AUCs).
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
-    videos = find_videos(root, name, split)
-    require_clips(videos, window_length(in_frames, predict))
-    per_video_labels = per_video_types = None
-    if split == "testing":
-        per_video_labels, per_video_types = _test_annotations(root, name, videos, labels)
+    videos, per_video_labels, per_video_types = validated_split(
+        root, name, split, window_length(in_frames, predict), labels
+    )
     frames, on_the_fly = load_videos(videos, size, grayscale, cache_dir)
     dataset = ClipDataset(
         frames,
@@ -173,6 +172,34 @@ def make_clip_dataset(
     )
     dataset.decodes_on_the_fly = on_the_fly
     return dataset
+
+
+class ValidSplit(NamedTuple):
+    """A split's videos, and for the testing split its labels and anomaly types per video ((T,) each, or None)."""
+
+    videos: list[Video]
+    labels: list[np.ndarray] | None
+    anomaly_types: list[np.ndarray] | None
+
+
+def validated_split(
+    root: str | Path, name: str, split: str, window: int, labels: str | Path | None = None
+) -> ValidSplit:
+    """The one validation of a split that training (make_clip_dataset) and `repro data check` share; a DataError
+    for what either refuses: the layout, no video holding a whole clip `window`, and for the testing split labels
+    that are missing or not one per frame (and the published counts for the published names), or an
+    anomaly_types.npy that is not one per frame."""
+    videos = find_videos(root, name, split)
+    require_clips(videos, window)
+    if split != "testing":
+        return ValidSplit(videos, None, None)
+    return ValidSplit(videos, *_test_annotations(root, name, videos, labels))
+
+
+def clip_count(videos: Sequence[Video], layout) -> int:
+    """How many clips (items of a ClipDataset) `videos` hold in a model's clip `layout` (in_frames, predict,
+    scored_offset: repro.models.method.ClipLayout), without loading any image."""
+    return len(item_positions(frame_counts(videos), layout.in_frames, layout.predict, layout.scored_offset)[0])
 
 
 def loader_workers(dataset, requested: int) -> int:

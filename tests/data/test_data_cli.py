@@ -27,20 +27,21 @@ def test_check_fails_with_the_reason(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["data", "check", str(tmp_path), "ped2"])
     assert result.exit_code == 2 and "ped2 does not exist" in result.output
-    write_images(tmp_path / "x" / "training" / "frames" / "01", 3)
+    write_images(tmp_path / "x" / "training" / "frames" / "01", 5)  # 5 frames: one prediction clip, 5 recon clips
     write_images(tmp_path / "x" / "testing" / "frames" / "01", 3)
     np.save(tmp_path / "labels.npy", np.zeros(4, np.int8))
-    result = runner.invoke(main, ["data", "check", str(tmp_path), "x", "--labels", str(tmp_path / "labels.npy")])
+    check = ["data", "check", str(tmp_path), "x", "--task", "recon"]
+    result = runner.invoke(main, [*check, "--labels", str(tmp_path / "labels.npy")])
     assert result.exit_code == 2 and "holds 4 labels, longer than the 3 test frames" in result.output
     frame = tmp_path / "x" / "testing" / "frames" / "01" / "002.jpg"
     frame.write_bytes(frame.read_bytes()[:20])
-    result = runner.invoke(main, ["data", "check", str(tmp_path), "x"])
+    result = runner.invoke(main, check)
     assert result.exit_code == 2 and "truncated image" in result.output and "002.jpg" in result.output
 
 
 def test_import_ucsd_then_check(tmp_path):
     src = tmp_path / "UCSDped2"
-    write_images(src / "Train" / "Train001", 3, ext=".tif", first=1)
+    write_images(src / "Train" / "Train001", 4, ext=".tif", first=1)  # 4 recon clips: one batch of 4
     write_images(src / "Test" / "Test001", 4, ext=".tif", first=1)
     (src / "UCSDped2.m").write_text("TestVideoFile{end+1}.gt_frame = [2:4];\n")
     runner = CliRunner()

@@ -115,6 +115,20 @@ def test_missing_metrics_and_corrupt_signals_are_named_and_rest_reported(store, 
     assert f"runs/{broken.name}/roc.png" not in text
 
 
+def test_valid_files_of_the_wrong_shape_are_named_and_rest_reported(store, tmp_path):
+    _, (good, broken) = store
+    np.savez(broken / "examples.npz", queries=np.zeros(3))  # valid npz, none of the example frames
+    with np.load(broken / "signals" / "epoch_002.npz") as data:
+        arrays = {name: data[name] for name in data.files}
+    np.savez(broken / "signals" / "epoch_002.npz", **arrays | {"label": arrays["label"][:-1]})
+    with pytest.warns(ReportWarning) as caught:
+        index = build_report([good, broken], tmp_path / "report")
+    messages = [str(w.message) for w in caught]
+    assert any("examples.npz" in m and "example_input" in m for m in messages), messages
+    assert any("epoch_002.npz is not a run's signals" in m for m in messages), messages
+    assert f"runs/{good.name}/reconstruction.png" in index.read_text()
+
+
 def test_cli_report_of_a_table_without_runs_names_them(tmp_path):
     table = Path(__file__).parents[2] / "ablations" / "figures.toml"
     result = CliRunner().invoke(
