@@ -346,3 +346,21 @@ def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:
         f"{source} keeps no checkpoint of its last epoch ({epochs}), which evaluate needs; retrain it: delete "
         f"{source / 'metrics.json'} and run {finish}"
     )
+
+
+def clean_training_clips(cfg: RunConfig):
+    """The training split's clips without input noise (data.salt_pepper): normal frames as a test frame is seen,
+    for calibrating a deployable score (repro.calibration)."""
+    layout = cfg.model.method.layout(cfg.model.settings)
+    root, name = _data_location(cfg)
+    return make_clip_dataset(
+        root,
+        name,
+        "training",
+        in_frames=layout.in_frames,
+        predict=layout.predict,
+        scored_offset=layout.scored_offset,
+        size=cfg.data.size,
+        grayscale=cfg.data.grayscale,
+        seed=cfg.seed,
+    )

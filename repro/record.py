@@ -248,6 +248,80 @@ class RunMetrics:
         }
 
 
+# ------------------------------------------------------------------------------------------ calibration
+@dataclass(frozen=True)
+class ScoreTerm:
+    """One signal of a deployable score: `weight` x (sign x signal - low) / (high - low), where low and high are the
+    calibration frames' range of sign x signal (sign -1: a signal that falls on anomalies, e.g. PSNR)."""
+
+    field: str  # the signal's name in the method's Signals record
+    weight: float
+    sign: int  # +1 or -1
+    low: float
+    high: float
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> ScoreTerm:
+        data = _object(value, where, ("field", "weight", "sign", "low", "high"), ())
+        if not isinstance(data["field"], str):
+            raise RecordError(f"{where}.field: expected a signal name, got {reprlib.repr(data['field'])}")
+        sign = _integer(data["sign"], f"{where}.sign")
+        if sign not in (1, -1):
+            raise RecordError(f"{where}.sign: expected 1 or -1, got {sign}")
+        weight, low, high = (_number(data[key], f"{where}.{key}") for key in ("weight", "low", "high"))
+        return cls(data["field"], weight, sign, low, high)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "weight": self.weight, "sign": self.sign, "low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """calibration.json: a run's deployable score, calibrated on normal frames (never on the video scored): each
+    signal's range on those frames, the threshold that flags `false_alarm_rate` of them, and how the frames
+    were scored (the method's evaluation options, e.g. MNAD's test-time update and its γ)."""
+
+    epoch: int  # the checkpoint calibrated
+    lam: float  # "lambda" in the file: the score's λ
+    terms: tuple[ScoreTerm, ...]
+    threshold: float  # a frame whose deployable score exceeds it is flagged
+    false_alarm_rate: float  # declared: the share of calibration frames above the threshold
+    frames: int  # calibration frames
+    source: str  # what the frames were, in words (the training split, or a folder of normal footage)
+    options: dict[str, Any]  # the keywords the method scores a test set with (repro.models.method.Scorer)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Calibration:
+        keys = ("epoch", "lambda", "terms", "threshold", "false_alarm_rate", "frames", "source", "options")
+        data = _object(value, "", keys, ())
+        if not isinstance(data["terms"], list) or not data["terms"]:
+            raise RecordError(f"terms: expected a non-empty list of objects, got {reprlib.repr(data['terms'])}")
+        if not isinstance(data["source"], str):
+            raise RecordError(f"source: expected text, got {reprlib.repr(data['source'])}")
+        return cls(
+            epoch=_integer(data["epoch"], "epoch"),
+            lam=_number(data["lambda"], "lambda"),
+            terms=tuple(ScoreTerm.from_json(term, f"terms[{i}]") for i, term in enumerate(data["terms"])),
+            threshold=_number(data["threshold"], "threshold"),
+            false_alarm_rate=_number(data["false_alarm_rate"], "false_alarm_rate"),
+            frames=_integer(data["frames"], "frames"),
+            source=data["source"],
+            options=_object(data["options"], "options"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "lambda": self.lam,
+            "terms": [term.to_json() for term in self.terms],
+            "threshold": self.threshold,
+            "false_alarm_rate": self.false_alarm_rate,
+            "frames": self.frames,
+            "source": self.source,
+            "options": self.options,
+        }
+
+
 # ----------------------------------------------------------------------------------------------- probe
 PROBE_NUMBERS = ("mean_abs_change", "psnr_original", "psnr_replaced", "psnr_change")
 

@@ -1,0 +1,142 @@
+"""`repro score`: a tiny trained run scores generated footage with a planted anomaly (docs/footage.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from repro.calibration import calibrated_score, detection_rates, fit_calibration, read_calibration
+from repro.cli import main
+from repro.data.synthetic import background, preset, render_video
+from repro.footage import find_footage, score_footage
+from repro.models.method import ErrorSignals
+from repro.models.mnad import MNADSignals
+from repro.pipeline import train_run
+
+SIZE = 32
+PLANTED = range(30, 42)  # frames of the planted anomaly
+
+
+def tiny_run(runs: Path, data: Path, *overrides: str) -> Path:
+    settings = [
+        "data.name=synthetic",
+        "data.preset=tiny",
+        f"data.root={data}",
+        f"data.size={SIZE}",
+        "model.mnad.width=4",
+        "train.epochs=2",
+        "train.checkpoint_every=1",
+        "train.lr=0.01",
+        "exec.threads=1",
+        "exec.device=cpu",
+        *overrides,
+    ]
+    return train_run(None, settings, runs).folder
+
+
+def normal_frames(length: int, seed: int) -> np.ndarray:
+    """(length, SIZE, SIZE, 3) uint8: the tiny world's normal motion, a video it never trained on."""
+    spec = preset("tiny")
+    base = background(spec.scenes[0], SIZE, np.random.default_rng(seed))
+    return render_video(np.zeros(length, np.int8), spec, spec.scenes[0], base, np.random.default_rng(seed))
+
+
+def with_planted_anomaly(frames: np.ndarray) -> np.ndarray:
+    """A bright square moving four times the normal speed over the frames of PLANTED."""
+    frames = frames.copy()
+    for step, t in enumerate(PLANTED):
+        x = 2 + (6 * step) % (SIZE - 8)
+        frames[t, 12:20, x : x + 8] = 255
+    return frames
+
+
+def write_mp4(path: Path, frames: np.ndarray) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (SIZE, SIZE))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_frame_folder(folder: Path, frames: np.ndarray) -> Path:
+    folder.mkdir(parents=True)
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{t:03d}.png"), frame)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("footage")
+    return tiny_run(root / "runs", root / "data")
+
+
+def mp4_frames(path: Path) -> int:
+    capture, count = cv2.VideoCapture(str(path)), 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_the_planted_anomaly_scores_highest_and_is_flagged(trained, tmp_path):
+    video = write_mp4(tmp_path / "street.mp4", with_planted_anomaly(normal_frames(60, seed=7)))
+    result = score_footage(trained, video, tmp_path / "out", progress=False)
+    scores, flagged = result.scores["street"], result.flagged["street"]
+    assert scores.shape == (60,) and np.isnan(scores[:4]).all()  # MNAD pred scores from the 5th frame
+    top = np.argsort(np.nan_to_num(scores, nan=-np.inf))[-len(PLANTED) // 2 :]
+    assert set(top) <= set(PLANTED), f"highest scores at {sorted(top)}, the anomaly at {list(PLANTED)}"
+    assert flagged[list(PLANTED)].mean() >= 0.5
+    outside = np.setdiff1d(np.arange(4, 60), PLANTED)
+    assert flagged[outside].mean() <= 0.1
+    # the files: one CSV row and one MP4 frame per input frame
+    paths = result.paths["street"]
+    rows = paths["csv"].read_text().splitlines()
+    assert rows[0] == "frame,score,flagged" and len(rows) == 61
+    assert [int(row.split(",")[2]) for row in rows[1:]] == flagged.astype(int).tolist()
+    np.testing.assert_array_equal(np.load(paths["npy"]), scores)
+    assert mp4_frames(paths["mp4"]) == 60 and paths["png"].stat().st_size > 0
+    assert result.frames_per_second > 0
+
+
+def test_a_fully_normal_video_flags_about_the_declared_rate(trained, tmp_path):
+    folder = write_frame_folder(tmp_path / "clips" / "quiet", normal_frames(200, seed=11))
+    result = score_footage(trained, tmp_path / "clips", tmp_path / "out", video=False, progress=False)
+    calibration = read_calibration(trained)
+    assert calibration is not None and calibration.false_alarm_rate == 0.01
+    assert result.flagged["quiet"].mean() <= 0.05, result.scores["quiet"]
+    assert find_footage(folder)[0].name == "quiet"
+
+
+def test_streaming_and_batches_give_the_same_scores(trained, tmp_path):
+    video = write_mp4(tmp_path / "street.mp4", with_planted_anomaly(normal_frames(48, seed=3)))
+    batch = score_footage(trained, video, tmp_path / "batch", video=False, progress=False)
+    stream = score_footage(trained, video, tmp_path / "stream", stream=True, video=False, progress=False)
+    np.testing.assert_allclose(stream.scores["street"], batch.scores["street"], rtol=1e-5, equal_nan=True)
+    assert stream.latency_ms["median"] > 0
+
+
+def test_a_calibration_normalises_each_term_by_its_range_on_normal_frames():
+    normal = MNADSignals(psnr=np.array([30.0, 32.0, 34.0]), regular=None, distance=np.array([0.1, 0.2, 0.3]))
+    calibration = fit_calibration(normal, 0.6, 0.5, epoch=1, source="test", options={})
+    # λ g(-PSNR) + (1 - λ) g(distance) with g the min-max of the normal frames
+    new = MNADSignals(psnr=np.array([34.0, 26.0]), regular=None, distance=np.array([0.1, 0.5]))
+    np.testing.assert_allclose(calibrated_score(new, calibration.terms), [0.0, 0.6 * 2 + 0.4 * 2])
+    assert calibration.threshold == pytest.approx(0.5)  # the median of the normal scores 1, 0.5, 0
+    errors = ErrorSignals(error=np.array([1.0, 2.0, 3.0, 4.0]))
+    detected, false_alarms = detection_rates(errors.error, np.array([0, 0, 1, 1]), 2.5)
+    assert (detected, false_alarms) == (1.0, 0.0)
+
+
+def test_the_cli_scores_footage_and_says_how_fast(trained, tmp_path):
+    video = write_mp4(tmp_path / "street.mp4", normal_frames(20, seed=5))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["score", str(trained), str(video), "--out", str(out), "--no-video"])
+    assert result.exit_code == 0, result.output
+    assert "frames per second" in result.output and (out / "street.csv").exists()
+    missing = CliRunner().invoke(main, ["score", str(trained), str(tmp_path / "nothing.mp4")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
