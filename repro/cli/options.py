@@ -112,7 +112,7 @@ OUT = click.option(
     type=click.Path(file_okay=False),
     default=None,
     help="Report folder (default: reports/<name>: the table's, claims, ablate-<variant> or skip-probe; report "
-    "writes into a report folder it is given, else reports/<its name>).",
+    "writes into a report folder it is given, else reports/<its name>; score: scores/<footage name>).",
 )
 SEEDS = click.option(
     "--seeds",
