@@ -22,12 +22,13 @@ import torch
 from . import runs as run_files
 from .atomic import atomic_write
 from .budget import check_fits
+from .calibration import calibrate, calibrated_score, detection_rates, read_calibration
 from .config import ConfigError, RunConfig, load_config, training_identity
 from .data.clips import make_clip_dataset
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
-from .record import RunMetrics
+from .record import Calibration, RunMetrics
 from .runs import (
     RunError,
     RunStore,
@@ -39,7 +40,7 @@ from .runs import (
     status,
     training_index,
 )
-from .scoring import frame_metrics, per_type_auc
+from .scoring import frame_auc, frame_metrics, per_type_auc
 from .train import build_model, train
 
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
@@ -174,8 +175,10 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
+    calibration = read_calibration(run) or calibrate(cfg, run, device, progress=progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
-    metrics = run_metrics(cfg, {epoch: run_files.load_signals(run, epoch) for epoch in run_files.signal_epochs(run)})
+    signals = {epoch: run_files.load_signals(run, epoch) for epoch in run_files.signal_epochs(run)}
+    metrics = run_metrics(cfg, signals, calibration)
     provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
     run_files.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
@@ -244,8 +247,11 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]]) -> dict:
-    """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection."""
+def run_metrics(
+    cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]], calibration: Calibration | None = None
+) -> dict:
+    """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection; with the
+    run's `calibration` of its last checkpoint, the default's deployable score too (`deployable_metrics`)."""
     signals_type = cfg.model.method.Signals
     score_lambda = cfg.model.method.score_lambda(cfg.method_eval)
     per_epoch, best = {}, None
@@ -267,7 +273,25 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
         **per_epoch[last]["lambdas"][f"{lam:g}"],
         **{k: v for k, v in per_epoch[last].items() if k != "lambdas"},
     }
+    if calibration is not None and calibration.epoch == last:
+        arrays = signals_by_epoch[last]
+        default["deployable"] = deployable_metrics(
+            signals_from_arrays(signals_type, arrays), arrays["label"], calibration
+        )
     return {"default": default, "oracle": best, "epochs": {str(epoch): v for epoch, v in per_epoch.items()}}
+
+
+def deployable_metrics(signals, labels: np.ndarray, calibration: Calibration) -> dict[str, float]:
+    """The deployable score on the test set (docs/footage.md#the-deployable-score): its AUC, and the detection and
+    false-alarm rates at the stored threshold."""
+    scores = calibrated_score(signals, calibration.terms)
+    detection, false_alarms = detection_rates(scores, labels, calibration.threshold)
+    return {
+        "auc": frame_auc(scores, labels),
+        "detection_rate": detection,
+        "false_alarm_rate": false_alarms,
+        "threshold": calibration.threshold,
+    }
 
 
 def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: float) -> dict:

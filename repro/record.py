@@ -57,19 +57,24 @@ class Scores:
 
     auc: float  # micro AUC with per-video min-max: the literature's number
     raw_auc: float  # scores normalised over the whole set
-    macro_auc: float
+    macro_auc: float  # mean of per-video AUCs over the videos that hold both classes
     aupr: float
     eer: float
+    macro_auc_padded: float | None = None  # the literature's macro AUC (every video, one-class ones padded); None
+    # in a record written before it was recorded
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str) -> Scores:
-        return cls(**{f.name: _number(data[f.name], f"{where}.{f.name}") for f in fields(cls)})
+        return cls(
+            **{name: _number(data[name], f"{where}.{name}") for name in (*SCORES, *LATER_SCORES) if name in data}
+        )
 
     def to_json(self) -> dict[str, float]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-SCORES = tuple(f.name for f in fields(Scores))
+LATER_SCORES = ("macro_auc_padded",)  # scores that records written before they were recorded lack
+SCORES = tuple(f.name for f in fields(Scores) if f.name not in LATER_SCORES)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,25 @@ def _extras_json(per_type: dict[str, float] | None, memory: Memory | None) -> di
 
 
 @dataclass(frozen=True)
+class Deployable:
+    """The deployable score (repro.calibration) on the test set: its AUC, and at the run's stored threshold the
+    share of anomalous frames flagged and of normal frames flagged."""
+
+    auc: float
+    detection_rate: float
+    false_alarm_rate: float
+    threshold: float
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> Deployable:
+        data = _object(value, where, tuple(f.name for f in fields(cls)), ())
+        return cls(**{f.name: _number(data[f.name], f"{where}.{f.name}") for f in fields(cls)})
+
+    def to_json(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Selection:
     """A chosen epoch and λ with its scores: the honest default (last epoch, the profile's λ; with per-type AUCs
     and memory use) or the oracle (epoch and λ chosen on the test set)."""
@@ -149,20 +173,25 @@ class Selection:
     scores: Scores
     per_type: dict[str, float] | None = None  # anomaly type -> AUC
     memory: Memory | None = None
+    deployable: Deployable | None = None  # the default's, where the run is calibrated
 
     @classmethod
     def from_json(cls, value: Any, where: str) -> Selection:
-        data = _object(value, where, ("epoch", "lambda", *SCORES), ("per_type", "memory"))
+        data = _object(value, where, ("epoch", "lambda", *SCORES), ("per_type", "memory", "deployable", *LATER_SCORES))
         return cls(
             epoch=_integer(data["epoch"], f"{where}.epoch"),
             lam=_number(data["lambda"], f"{where}.lambda"),
             scores=Scores.from_json(data, where),
             **_extras(data, where),
+            deployable=None
+            if data.get("deployable") is None
+            else Deployable.from_json(data["deployable"], f"{where}.deployable"),
         )
 
     def to_json(self) -> dict[str, Any]:
         selected = {"epoch": self.epoch, "lambda": self.lam, **self.scores.to_json()}
-        return selected | _extras_json(self.per_type, self.memory)
+        deployable = {} if self.deployable is None else {"deployable": self.deployable.to_json()}
+        return selected | _extras_json(self.per_type, self.memory) | deployable
 
 
 @dataclass(frozen=True)
@@ -179,7 +208,9 @@ class EpochResult:
         lambdas = _object(data["lambdas"], f"{where}.lambdas")
         return cls(
             lambdas={
-                lam: Scores.from_json(_object(s, f"{where}.lambdas.{lam}", SCORES, ()), f"{where}.lambdas.{lam}")
+                lam: Scores.from_json(
+                    _object(s, f"{where}.lambdas.{lam}", SCORES, LATER_SCORES), f"{where}.lambdas.{lam}"
+                )
                 for lam, s in lambdas.items()
             },
             **_extras(data, where),

@@ -16,6 +16,7 @@ from repro.footage import find_footage, score_footage
 from repro.models.method import ErrorSignals
 from repro.models.mnad import MNADSignals
 from repro.pipeline import train_run
+from repro.runs import load_signals, read_record
 
 SIZE = 32
 PLANTED = range(30, 42)  # frames of the planted anomaly
@@ -140,3 +141,16 @@ def test_the_cli_scores_footage_and_says_how_fast(trained, tmp_path):
     assert "frames per second" in result.output and (out / "street.csv").exists()
     missing = CliRunner().invoke(main, ["score", str(trained), str(tmp_path / "nothing.mp4")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_finished_run_stores_its_calibration_and_reports_the_deployable_score(trained):
+    calibration = read_calibration(trained)  # written when the run finished, before any footage was scored
+    default = read_record(trained).default
+    assert calibration.epoch == default.epoch and calibration.source.startswith("the run's training split")
+    arrays = load_signals(trained, default.epoch)
+    scores = calibrated_score(MNADSignals(arrays["psnr"], arrays["regular"], arrays["distance"]), calibration.terms)
+    flagged = scores > calibration.threshold
+    labels = arrays["label"].astype(bool)
+    assert default.deployable.detection_rate == pytest.approx(flagged[labels].mean())
+    assert default.deployable.false_alarm_rate == pytest.approx(flagged[~labels].mean())
+    assert 0.5 < default.deployable.auc <= 1 and default.scores.macro_auc_padded is not None
