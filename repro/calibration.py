@@ -25,7 +25,6 @@ from .record import Calibration, RecordError, ScoreTerm
 
 CALIBRATION = "calibration.json"
 DEFAULT_FALSE_ALARM_RATE = 0.01  # the share of normal frames flagged
-TRAINING_SOURCE = "the run's training split (the frames its checkpoint was trained on)"
 
 
 # ----------------------------------------------------------------------------------------- the score
@@ -77,6 +76,13 @@ def detection_rates(scores: np.ndarray, labels: np.ndarray, threshold: float) ->
     return share(labels), share(~labels)
 
 
+def training_source(share: float) -> str:
+    """Which training frames a run calibrates on (data.calibration_share), in words."""
+    if share:
+        return f"the last {share:g} of each training video, left out of training (data.calibration_share)"
+    return "the run's training split, the frames its checkpoint was trained on (data.calibration_share = 0)"
+
+
 # -------------------------------------------------------------------------------------- a run's file
 def write_calibration(run: Path, calibration: Calibration) -> None:
     """calibration.json of the run, written atomically."""
@@ -101,16 +107,17 @@ def calibrate(
     run: Path,
     device: torch.device,
     clips: Any = None,
-    source: str = TRAINING_SOURCE,
+    source: str | None = None,
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
     progress: bool = False,
 ) -> Calibration:
-    """Calibrate the run's last checkpoint on normal `clips` (default: the training split without input noise),
-    scored as the method scores a test set (`Method.evaluate_checkpoint`, e.g. MNAD's test-time update with its
-    γ), and write calibration.json. The options it scored them with are stored for `repro score`."""
+    """Calibrate the run's last checkpoint on normal `clips` (`source` says what they are; default: the frames of
+    `repro.pipeline.calibration_clips`), scored as the method scores a test set (`Method.evaluate_checkpoint`,
+    e.g. MNAD's test-time update with its γ), and write calibration.json. The options it scored them with are
+    stored for `repro score`."""
     from .evaluate import evaluate_model
     from .models.method import signals_from_arrays
-    from .pipeline import clean_training_clips
+    from .pipeline import calibration_clips, datasets
     from .train import build_model
 
     found = run_files.latest_checkpoint(run)
@@ -122,8 +129,9 @@ def calibrate(
     method = cfg.model.method
     model = build_model(cfg, device, compile=False)
     model.load_state_dict(run_files.load_checkpoint(path)["model"])
-    training = clean_training_clips(cfg)
-    clips = training if clips is None else clips
+    training = datasets(cfg)[0]  # as the run's evaluation passes it to the method (MNAD: γ from its quantile)
+    if clips is None:
+        clips, source = calibration_clips(cfg), training_source(cfg.data.calibration_share)
     used: dict[str, Any] = {}
     evaluate = partial(
         evaluate_model,

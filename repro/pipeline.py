@@ -24,7 +24,8 @@ from .atomic import atomic_write
 from .budget import check_fits
 from .calibration import calibrate, calibrated_score, detection_rates, read_calibration
 from .config import ConfigError, RunConfig, load_config, training_identity
-from .data.clips import make_clip_dataset
+from .data.clips import ClipDataset, make_clip_dataset, window_length
+from .data.layout import DataError
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
@@ -68,6 +69,8 @@ def datasets(cfg: RunConfig):
     root, name = _data_location(cfg)
     training = make_clip_dataset(root, name, "training", salt_pepper=cfg.data.salt_pepper, **common)
     testing = make_clip_dataset(root, name, "testing", labels=cfg.data.labels, **common)
+    if cfg.data.calibration_share:
+        training, _ = split_videos(training, cfg.data.calibration_share)
     return training, testing
 
 
@@ -372,12 +375,13 @@ def _unusable_checkpoints(source: Path, epochs: int, finish: str) -> str:
     )
 
 
-def clean_training_clips(cfg: RunConfig):
-    """The training split's clips without input noise (data.salt_pepper): normal frames as a test frame is seen,
-    for calibrating a deployable score (repro.calibration)."""
+def calibration_clips(cfg: RunConfig) -> ClipDataset:
+    """Normal clips without input noise (data.salt_pepper), as a test frame is seen, for calibrating a deployable
+    score (repro.calibration): the end of each training video that training left out (data.calibration_share),
+    or with a share of 0 the whole training split, the frames trained on."""
     layout = cfg.model.method.layout(cfg.model.settings)
     root, name = _data_location(cfg)
-    return make_clip_dataset(
+    clips = make_clip_dataset(
         root,
         name,
         "training",
@@ -388,3 +392,37 @@ def clean_training_clips(cfg: RunConfig):
         grayscale=cfg.data.grayscale,
         seed=cfg.seed,
     )
+    return split_videos(clips, cfg.data.calibration_share)[1] if cfg.data.calibration_share else clips
+
+
+def split_videos(clips: ClipDataset, share: float) -> tuple[ClipDataset, ClipDataset]:
+    """(the first 1 - `share` of each video's frames, the last `share`) as two clip datasets: no window spans
+    the cut. A DataError where either part has no whole window."""
+    parts = []
+    for head in (True, False):
+        videos = [
+            frames[: _cut(len(frames), share)] if head else frames[_cut(len(frames), share) :]
+            for frames in clips.video_frames
+        ]
+        part = ClipDataset(
+            videos,
+            clips.in_frames,
+            clips.predict,
+            clips.scored_offset,
+            clips.salt_pepper if head else 0.0,
+            seed=clips.seed,
+            video_names=clips.video_names,
+        )
+        if len(part) == 0:
+            raise DataError(
+                f"data.calibration_share={share} leaves the {'training' if head else 'calibration'} part of every "
+                f"training video shorter than the model's window of {window_length(clips.in_frames, clips.predict)} "
+                "frames. Fix: a share nearer 0.2, or longer training videos"
+            )
+        part.decodes_on_the_fly = clips.decodes_on_the_fly
+        parts.append(part)
+    return parts[0], parts[1]
+
+
+def _cut(frames: int, share: float) -> int:
+    return frames - int(round(frames * share))

@@ -154,3 +154,17 @@ def test_a_finished_run_stores_its_calibration_and_reports_the_deployable_score(
     assert default.deployable.detection_rate == pytest.approx(flagged[labels].mean())
     assert default.deployable.false_alarm_rate == pytest.approx(flagged[~labels].mean())
     assert 0.5 < default.deployable.auc <= 1 and default.scores.macro_auc_padded is not None
+
+
+def test_a_held_out_share_is_left_out_of_training_and_calibrated_on(tmp_path):
+    from repro.config import config_hash, load_config
+    from repro.pipeline import calibration_clips, datasets
+
+    settings = ["data.name=synthetic", "data.preset=tiny", f"data.root={tmp_path}", f"data.size={SIZE}"]
+    plain, held = load_config(None, settings), load_config(None, [*settings, "data.calibration_share=0.25"])
+    assert config_hash(plain) == config_hash(load_config(None, [*settings, "data.calibration_share=0"]))
+    assert config_hash(held) != config_hash(plain)  # it trains on fewer frames: another run
+    training, calibration = datasets(held)[0], calibration_clips(held)
+    # tiny: 2 training videos of 40 frames; the last 10 of each are held out; MNAD pred windows of 5 frames
+    assert len(datasets(plain)[0]) == 2 * 36 and len(training) == 2 * 26 and len(calibration) == 2 * 6
+    assert training.item_frame.max() == 29 and calibration.salt_pepper == 0
