@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..anomaly_types import ANOMALY_TYPES
-from ..record import SCORES, Memory
+from ..record import LATER_SCORES, SCORES, Memory
 from ..runs import RunError, RunStore, read_record
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
     from ..grids import GridRun
 
-TABLE_METRICS = SCORES  # auc, raw_auc, macro_auc, aupr, eer
+# auc, raw_auc, macro_auc, aupr, eer, macro_auc_padded (the literature's), and the deployable score's (its AUC, and
+# the detection and false-alarm rates at its stored threshold); the later ones missing in older records
+DEPLOYABLE = {"deployable_auc": "auc", "detection_rate": "detection_rate", "false_alarm_rate": "false_alarm_rate"}
+TABLE_METRICS = (*SCORES, *LATER_SCORES, *DEPLOYABLE)
 TYPES = tuple(ANOMALY_TYPES.values())
 
 
@@ -56,7 +59,9 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
             continue
         default, oracle = metrics.default, metrics.oracle
         row = {**grid_run.labels, "seed": grid_run.seed, "run": run.name}
-        row |= {metric: getattr(default.scores, metric) for metric in TABLE_METRICS}
+        row |= {metric: getattr(default.scores, metric) for metric in (*SCORES, *LATER_SCORES)}
+        deployable = default.deployable
+        row |= {key: None if deployable is None else getattr(deployable, field) for key, field in DEPLOYABLE.items()}
         row |= {f"auc_{kind}": (default.per_type or {}).get(kind) for kind in TYPES}
         row |= {"epoch": default.epoch, "lambda": default.lam}
         row |= {"oracle_auc": oracle.scores.auc, "oracle_epoch": oracle.epoch, "oracle_lambda": oracle.lam}
