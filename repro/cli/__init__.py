@@ -112,7 +112,7 @@ def _register() -> None:
 
     for command in (runs.bench, runs.train, runs.evaluate, runs.score, grids.sweep, grids.claims, grids.ablate):
         main.add_command(command)
-    for command in (data.data, reports.report, reports.probe):
+    for command in (data.data, reports.report, reports.probe, reports.export):
         main.add_command(command)
 
 

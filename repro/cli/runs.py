@@ -19,13 +19,15 @@ from .options import (
     SEED,
     SET,
     TASK,
+    TRACK,
     apply,
     run_overrides,
+    track,
 )
 
 
 @click.command(short_help="Train one run, evaluate its checkpoints, write metrics.")
-@apply(PROFILE, MODEL, DATASET, DATA, TASK, SET, RUNS, DEVICE, PRECISION, LAMBDA, SEED)
+@apply(PROFILE, MODEL, DATASET, DATA, TASK, SET, RUNS, DEVICE, PRECISION, LAMBDA, SEED, TRACK)
 def train(profile, model, dataset, data_root, task, settings, runs_root, device, precision, lam, seed):
     """Train one model, evaluate every saved checkpoint and write its metrics into the run store.
 
@@ -42,6 +44,7 @@ def train(profile, model, dataset, data_root, task, settings, runs_root, device,
     if result.metrics is not None:  # rank 0 evaluates and reports
         click.echo(f"run: {result.folder}")
         click.echo(json.dumps(result.metrics, indent=2))
+        track([result.folder])
 
 
 @click.command(short_help="Re-score a finished run with other [eval] settings, beside it in its store.")

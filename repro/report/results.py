@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..anomaly_types import ANOMALY_TYPES
 from ..record import LATER_SCORES, SCORES, Memory
-from ..runs import RunError, RunStore, read_record
+from ..runs import RunError, RunStore, read_jsonl, read_record
 
 if TYPE_CHECKING:  # only the annotation: report/ never imports the training or evaluation loops
     from ..grids import GridRun
@@ -68,3 +70,28 @@ def run_rows(runs: Iterable[GridRun], store: RunStore) -> pd.DataFrame:
         row |= memory_diagnostics(default.memory)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def epoch_curves(run: Path) -> dict[str, dict[int, float]]:
+    """A run's numbers per epoch, by name: "train/<term>" (its losses, lr and seconds: train.jsonl), "memory/<name>"
+    (the training memory diagnostics), and "eval/<score>" (each evaluated checkpoint's scores at the default λ:
+    metrics.json). Non-finite values are left out."""
+    curves: dict[str, dict[int, float]] = {}
+
+    def add(name: str, epoch: int, value: Any) -> None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            curves.setdefault(name, {})[epoch] = float(value)
+
+    for record in read_jsonl(run / "train.jsonl"):
+        for key, value in record.items():
+            if key != "epoch":
+                add(f"train/{key}", record["epoch"], value)
+        for key, value in (record.get("memory") or {}).items():
+            add(f"memory/{key}", record["epoch"], value)
+    metrics = read_record(run)
+    lam = f"{metrics.default.lam:g}"
+    for epoch, result in metrics.epochs.items():
+        scores = result.lambdas.get(lam) or next(iter(result.lambdas.values()))
+        for key, value in scores.to_json().items():
+            add(f"eval/{key}", epoch, value)
+    return curves
