@@ -28,13 +28,12 @@ def tiny_run(runs: Path, data: Path, *overrides: str) -> Path:
         "data.preset=tiny",
         f"data.root={data}",
         f"data.size={SIZE}",
-        "model.mnad.width=4",
         "train.epochs=2",
         "train.checkpoint_every=1",
         "train.lr=0.01",
         "exec.threads=1",
         "exec.device=cpu",
-        *overrides,
+        *(overrides or ["model.mnad.width=4"]),
     ]
     return train_run(None, settings, runs).folder
 
@@ -168,3 +167,14 @@ def test_a_held_out_share_is_left_out_of_training_and_calibrated_on(tmp_path):
     # tiny: 2 training videos of 40 frames; the last 10 of each are held out; MNAD pred windows of 5 frames
     assert len(datasets(plain)[0]) == 2 * 36 and len(training) == 2 * 26 and len(calibration) == 2 * 6
     assert training.item_frame.max() == 29 and calibration.salt_pepper == 0
+
+
+def test_a_baseline_with_a_centred_window_scores_footage_too(tmp_path):
+    run = tiny_run(tmp_path / "runs", tmp_path / "data", "model.name=memae", "data.grayscale=true")
+    video = write_mp4(tmp_path / "street.mp4", with_planted_anomaly(normal_frames(60, seed=7)))
+    result = score_footage(run, video, tmp_path / "out", progress=False)
+    scores = result.scores["street"]
+    # MemAE's 16-frame window scores its 9th frame: the first 8 and the last 7 frames have no score
+    assert np.isnan(scores[:8]).all() and np.isnan(scores[-7:]).all() and np.isfinite(scores[8:-7]).all()
+    assert np.nanargmax(scores) in PLANTED
+    assert mp4_frames(result.paths["street"]["mp4"]) == 60
