@@ -72,7 +72,10 @@ def detection_rates(scores: np.ndarray, labels: np.ndarray, threshold: float) ->
     """(detection rate: the share of anomalous frames flagged, false-alarm rate: the share of normal frames
     flagged) at `threshold`; NaN for a class without frames."""
     flagged, labels = np.asarray(scores) > threshold, np.asarray(labels).astype(bool)
-    share = lambda chosen: float(flagged[chosen].mean()) if chosen.any() else float("nan")  # noqa: E731
+
+    def share(chosen: np.ndarray) -> float:
+        return float(flagged[chosen].mean()) if chosen.any() else float("nan")
+
     return share(labels), share(~labels)
 
 
@@ -140,11 +143,13 @@ def calibrate(
         device=device,
         batch_size=cfg.eval.batch_size,
         precision=cfg.exec.precision,
+        cuda_graphs=cfg.exec.cuda_graphs,
         progress=progress,
         evaluation=cfg.method_eval,
     )
 
-    def score(dataset, **options):  # noqa: ANN001, ANN202
+    def score(dataset: Any, **options: Any) -> dict[str, np.ndarray]:
+        """The run's evaluation of `dataset`, remembering the options the calibration clips are scored with."""
         if dataset is clips:
             used.update(options)
         return evaluate(dataset, **options)

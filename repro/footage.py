@@ -151,7 +151,7 @@ class FrameScorer:
     def __init__(self, cfg: Any, run: Path, calibration: Calibration, device: torch.device, batch: int) -> None:
         from .train import build_model
 
-        self.cfg, self.method, self.calibration, self.device = cfg, cfg.model.method, calibration, device
+        self.method, self.calibration, self.device = cfg.model.method, calibration, device
         if self.method.adapts_at_test_time:
             raise ValueError(
                 f"{self.method.name} adapts its weights to each whole test video before scoring it, so it cannot "
