@@ -149,7 +149,8 @@ def bench(model, task, size, width, batch, precision, device, threads, seconds, 
     "--normal",
     type=click.Path(exists=True),
     default=None,
-    help="Normal footage of the same scene to calibrate on (default: the run's training split); stored in the run.",
+    help="Normal footage of the same scene to calibrate on (default: the run's own normal frames: its training split, "
+    "or the share held out of it, data.calibration_share); stored in the run.",
 )
 @click.option("--no-video", "no_video", is_flag=True, help="Leave out the annotated MP4 (faster).")
 @click.option("--fps", type=click.FloatRange(min=1), default=25.0, show_default=True, help="The MP4's frame rate.")
