@@ -86,6 +86,12 @@ class DataConfig(Validated):
         Interval(0, 1, high_open=True),
     )
     synth_seed: int = setting(0, "Seed of the synthetic world's generator (not of training).")
+    calibration_share: float = setting(
+        0.0,
+        "Share of each training video's frames, at its end, that training leaves out and the deployable score is "
+        "calibrated on (docs/footage.md#the-deployable-score); 0 = calibrate on the frames trained on.",
+        Interval(0, 1, high_open=True),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -318,6 +324,8 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
     data = to_dict(cfg)
     method, settings = cfg.model.method, cfg.model.settings
     content = {k: v for k, v in data.items() if k not in HASH_EXCLUDED}
+    if not cfg.data.calibration_share:  # 0 is left out, so the runs of before this key entered keep their hashes
+        content["data"] = {k: v for k, v in content["data"].items() if k != "calibration_share"}
     content["model"] = {
         "name": cfg.model.name,
         cfg.model.name: {k: data["model"][cfg.model.name][k] for k in method.reads(settings)},

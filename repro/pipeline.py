@@ -23,12 +23,14 @@ import torch
 from . import runs as run_files
 from .atomic import atomic_write
 from .budget import check_fits
+from .calibration import calibrate, calibrated_score, detection_rates, read_calibration
 from .config import ConfigError, RunConfig, config_hash, load_config, training_identity
-from .data.clips import make_clip_dataset
+from .data.clips import ClipDataset, make_clip_dataset, window_length
+from .data.layout import DataError
 from .distributed import Ranks, barrier, join, ranks_from_environment
 from .evaluate import collect_examples, evaluate_model
 from .models.method import signals_from_arrays
-from .record import RunMetrics
+from .record import Calibration, RunMetrics
 from .runs import (
     RunError,
     RunStore,
@@ -41,7 +43,7 @@ from .runs import (
     status,
     training_index,
 )
-from .scoring import frame_metrics, per_type_auc
+from .scoring import frame_auc, frame_metrics, per_type_auc
 from .train import build_model, train
 
 EXAMPLES = "examples.npz"  # example frames and a query sample of the final checkpoint, for the figures
@@ -69,6 +71,8 @@ def datasets(cfg: RunConfig):
     root, name = _data_location(cfg)
     training = make_clip_dataset(root, name, "training", salt_pepper=cfg.data.salt_pepper, **common)
     testing = make_clip_dataset(root, name, "testing", labels=cfg.data.labels, **common)
+    if cfg.data.calibration_share:
+        training, _ = split_videos(training, cfg.data.calibration_share)
     return training, testing
 
 
@@ -197,10 +201,11 @@ def _execute(cfg: RunConfig, run: Path, store: RunStore, progress: bool) -> None
     timings["train_seconds"] = time.perf_counter() - tick
     tick = time.perf_counter()
     evaluate_checkpoints(cfg, run, store, training, testing, device, progress)
+    calibration = read_calibration(run) or calibrate(cfg, run, device, progress=progress)
     timings["evaluate_seconds"] = time.perf_counter() - tick
     signals_type = cfg.model.method.Signals
     signals = {epoch: run_files.load_signals(run, epoch, signals_type) for epoch in run_files.signal_epochs(run)}
-    metrics = run_metrics(cfg, signals)
+    metrics = run_metrics(cfg, signals, calibration)
     provenance = run_record(device=str(device), processes=ranks.world, threads=torch.get_num_threads(), cpu=cpu_model())
     run_files.write_metrics(run, RunMetrics.from_json(metrics | {"timings": timings, "record": provenance}))
 
@@ -270,8 +275,11 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]]) -> dict:
-    """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection."""
+def run_metrics(
+    cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray]], calibration: Calibration | None = None
+) -> dict:
+    """Metrics per epoch and λ, the honest default (last epoch, the profile's λ) and the oracle selection; with the
+    run's `calibration` of its last checkpoint, the default's deployable score too (`deployable_metrics`)."""
     signals_type = cfg.model.method.Signals
     score_lambda = cfg.model.method.score_lambda(cfg.method_eval)
     per_epoch, best = {}, None
@@ -293,7 +301,25 @@ def run_metrics(cfg: RunConfig, signals_by_epoch: dict[int, dict[str, np.ndarray
         **per_epoch[last]["lambdas"][f"{lam:g}"],
         **{k: v for k, v in per_epoch[last].items() if k != "lambdas"},
     }
+    if calibration is not None and calibration.epoch == last:
+        arrays = signals_by_epoch[last]
+        default["deployable"] = deployable_metrics(
+            signals_from_arrays(signals_type, arrays), arrays["label"], calibration
+        )
     return {"default": default, "oracle": best, "epochs": {str(epoch): v for epoch, v in per_epoch.items()}}
+
+
+def deployable_metrics(signals, labels: np.ndarray, calibration: Calibration) -> dict[str, float]:
+    """The deployable score on the test set (docs/footage.md#the-deployable-score): its AUC, and the detection and
+    false-alarm rates at the stored threshold."""
+    scores = calibrated_score(signals, calibration.terms)
+    detection, false_alarms = detection_rates(scores, labels, calibration.threshold)
+    return {
+        "auc": frame_auc(scores, labels),
+        "detection_rate": detection,
+        "false_alarm_rate": false_alarms,
+        "threshold": calibration.threshold,
+    }
 
 
 def _epoch_extras(cfg: RunConfig, signals, arrays: dict[str, np.ndarray], lam: float) -> dict:
@@ -405,3 +431,56 @@ def _require_checkpoints(source: Path, epochs: int) -> None:
                 f"{path} of the finished run {source} is unreadable ({error.reason}), and evaluate never trains "
                 f"(nothing was changed). Fix: {fix}"
             ) from None
+
+
+def calibration_clips(cfg: RunConfig) -> ClipDataset:
+    """Normal clips without input noise (data.salt_pepper), as a test frame is seen, for calibrating a deployable
+    score (repro.calibration): the end of each training video that training left out (data.calibration_share),
+    or with a share of 0 the whole training split, the frames trained on."""
+    layout = cfg.model.method.layout(cfg.model.settings)
+    root, name = _data_location(cfg)
+    clips = make_clip_dataset(
+        root,
+        name,
+        "training",
+        in_frames=layout.in_frames,
+        predict=layout.predict,
+        scored_offset=layout.scored_offset,
+        size=cfg.data.size,
+        grayscale=cfg.data.grayscale,
+        seed=cfg.seed,
+    )
+    return split_videos(clips, cfg.data.calibration_share)[1] if cfg.data.calibration_share else clips
+
+
+def split_videos(clips: ClipDataset, share: float) -> tuple[ClipDataset, ClipDataset]:
+    """(the first 1 - `share` of each video's frames, the last `share`) as two clip datasets: no window spans
+    the cut. A DataError where either part has no whole window."""
+    parts = []
+    for head in (True, False):
+        videos = [
+            frames[: _cut(len(frames), share)] if head else frames[_cut(len(frames), share) :]
+            for frames in clips.video_frames
+        ]
+        part = ClipDataset(
+            videos,
+            clips.in_frames,
+            clips.predict,
+            clips.scored_offset,
+            clips.salt_pepper if head else 0.0,
+            seed=clips.seed,
+            video_names=clips.video_names,
+        )
+        if len(part) == 0:
+            raise DataError(
+                f"data.calibration_share={share} leaves the {'training' if head else 'calibration'} part of every "
+                f"training video shorter than the model's window of {window_length(clips.in_frames, clips.predict)} "
+                "frames. Fix: a share nearer 0.2, or longer training videos"
+            )
+        part.decodes_on_the_fly = clips.decodes_on_the_fly
+        parts.append(part)
+    return parts[0], parts[1]
+
+
+def _cut(frames: int, share: float) -> int:
+    return frames - int(round(frames * share))

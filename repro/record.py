@@ -57,19 +57,24 @@ class Scores:
 
     auc: float  # micro AUC with per-video min-max: the literature's number
     raw_auc: float  # scores normalised over the whole set
-    macro_auc: float
+    macro_auc: float  # mean of per-video AUCs over the videos that hold both classes
     aupr: float
     eer: float
+    macro_auc_padded: float | None = None  # the literature's macro AUC (every video, one-class ones padded); None
+    # in a record written before it was recorded
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str) -> Scores:
-        return cls(**{f.name: _number(data[f.name], f"{where}.{f.name}") for f in fields(cls)})
+        return cls(
+            **{name: _number(data[name], f"{where}.{name}") for name in (*SCORES, *LATER_SCORES) if name in data}
+        )
 
     def to_json(self) -> dict[str, float]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-SCORES = tuple(f.name for f in fields(Scores))
+LATER_SCORES = ("macro_auc_padded",)  # scores that records written before they were recorded lack
+SCORES = tuple(f.name for f in fields(Scores) if f.name not in LATER_SCORES)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,25 @@ def _extras_json(per_type: dict[str, float] | None, memory: Memory | None) -> di
 
 
 @dataclass(frozen=True)
+class Deployable:
+    """The deployable score (repro.calibration) on the test set: its AUC, and at the run's stored threshold the
+    share of anomalous frames flagged and of normal frames flagged."""
+
+    auc: float
+    detection_rate: float
+    false_alarm_rate: float
+    threshold: float
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> Deployable:
+        data = _object(value, where, tuple(f.name for f in fields(cls)), ())
+        return cls(**{f.name: _number(data[f.name], f"{where}.{f.name}") for f in fields(cls)})
+
+    def to_json(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Selection:
     """A chosen epoch and λ with its scores: the honest default (last epoch, the profile's λ; with per-type AUCs
     and memory use) or the oracle (epoch and λ chosen on the test set)."""
@@ -149,20 +173,25 @@ class Selection:
     scores: Scores
     per_type: dict[str, float] | None = None  # anomaly type -> AUC
     memory: Memory | None = None
+    deployable: Deployable | None = None  # the default's, where the run is calibrated
 
     @classmethod
     def from_json(cls, value: Any, where: str) -> Selection:
-        data = _object(value, where, ("epoch", "lambda", *SCORES), ("per_type", "memory"))
+        data = _object(value, where, ("epoch", "lambda", *SCORES), ("per_type", "memory", "deployable", *LATER_SCORES))
         return cls(
             epoch=_integer(data["epoch"], f"{where}.epoch"),
             lam=_number(data["lambda"], f"{where}.lambda"),
             scores=Scores.from_json(data, where),
             **_extras(data, where),
+            deployable=None
+            if data.get("deployable") is None
+            else Deployable.from_json(data["deployable"], f"{where}.deployable"),
         )
 
     def to_json(self) -> dict[str, Any]:
         selected = {"epoch": self.epoch, "lambda": self.lam, **self.scores.to_json()}
-        return selected | _extras_json(self.per_type, self.memory)
+        deployable = {} if self.deployable is None else {"deployable": self.deployable.to_json()}
+        return selected | _extras_json(self.per_type, self.memory) | deployable
 
 
 @dataclass(frozen=True)
@@ -179,7 +208,9 @@ class EpochResult:
         lambdas = _object(data["lambdas"], f"{where}.lambdas")
         return cls(
             lambdas={
-                lam: Scores.from_json(_object(s, f"{where}.lambdas.{lam}", SCORES, ()), f"{where}.lambdas.{lam}")
+                lam: Scores.from_json(
+                    _object(s, f"{where}.lambdas.{lam}", SCORES, LATER_SCORES), f"{where}.lambdas.{lam}"
+                )
                 for lam, s in lambdas.items()
             },
             **_extras(data, where),
@@ -245,6 +276,80 @@ class RunMetrics:
             "epochs": {str(epoch): result.to_json() for epoch, result in self.epochs.items()},
             "timings": self.timings.to_json(),
             "record": self.provenance,
+        }
+
+
+# ------------------------------------------------------------------------------------------ calibration
+@dataclass(frozen=True)
+class ScoreTerm:
+    """One signal of a deployable score: `weight` x (sign x signal - low) / (high - low), where low and high are the
+    calibration frames' range of sign x signal (sign -1: a signal that falls on anomalies, e.g. PSNR)."""
+
+    field: str  # the signal's name in the method's Signals record
+    weight: float
+    sign: int  # +1 or -1
+    low: float
+    high: float
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> ScoreTerm:
+        data = _object(value, where, ("field", "weight", "sign", "low", "high"), ())
+        if not isinstance(data["field"], str):
+            raise RecordError(f"{where}.field: expected a signal name, got {reprlib.repr(data['field'])}")
+        sign = _integer(data["sign"], f"{where}.sign")
+        if sign not in (1, -1):
+            raise RecordError(f"{where}.sign: expected 1 or -1, got {sign}")
+        weight, low, high = (_number(data[key], f"{where}.{key}") for key in ("weight", "low", "high"))
+        return cls(data["field"], weight, sign, low, high)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "weight": self.weight, "sign": self.sign, "low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """calibration.json: a run's deployable score, calibrated on normal frames (never on the video scored): each
+    signal's range on those frames, the threshold that flags `false_alarm_rate` of them, and how the frames
+    were scored (the method's evaluation options, e.g. MNAD's test-time update and its γ)."""
+
+    epoch: int  # the checkpoint calibrated
+    lam: float  # "lambda" in the file: the score's λ
+    terms: tuple[ScoreTerm, ...]
+    threshold: float  # a frame whose deployable score exceeds it is flagged
+    false_alarm_rate: float  # declared: the share of calibration frames above the threshold
+    frames: int  # calibration frames
+    source: str  # what the frames were, in words (the training split, or a folder of normal footage)
+    options: dict[str, Any]  # the keywords the method scores a test set with (repro.models.method.Scorer)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Calibration:
+        keys = ("epoch", "lambda", "terms", "threshold", "false_alarm_rate", "frames", "source", "options")
+        data = _object(value, "", keys, ())
+        if not isinstance(data["terms"], list) or not data["terms"]:
+            raise RecordError(f"terms: expected a non-empty list of objects, got {reprlib.repr(data['terms'])}")
+        if not isinstance(data["source"], str):
+            raise RecordError(f"source: expected text, got {reprlib.repr(data['source'])}")
+        return cls(
+            epoch=_integer(data["epoch"], "epoch"),
+            lam=_number(data["lambda"], "lambda"),
+            terms=tuple(ScoreTerm.from_json(term, f"terms[{i}]") for i, term in enumerate(data["terms"])),
+            threshold=_number(data["threshold"], "threshold"),
+            false_alarm_rate=_number(data["false_alarm_rate"], "false_alarm_rate"),
+            frames=_integer(data["frames"], "frames"),
+            source=data["source"],
+            options=_object(data["options"], "options"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "lambda": self.lam,
+            "terms": [term.to_json() for term in self.terms],
+            "threshold": self.threshold,
+            "false_alarm_rate": self.false_alarm_rate,
+            "frames": self.frames,
+            "source": self.source,
+            "options": self.options,
         }
 
 

@@ -128,6 +128,21 @@ def macro_auc(scores: np.ndarray, labels: np.ndarray, video_ids: np.ndarray) -> 
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def macro_auc_padded(scores: np.ndarray, labels: np.ndarray, video_ids: np.ndarray) -> float:
+    """The literature's macro AUC: the mean over every video of its AUC, each video's frames padded with one normal
+    frame scored 0 and one anomalous frame scored 1, so that a video of one class counts too (its AUC is then
+    how far its scores keep clear of the padding). The convention of the evaluation code of SSMTL (Georgescu et
+    al., CVPR 2021) and Jigsaw-VAD (Wang et al., ECCV 2022); `scores` min-max normalised per video, in [0, 1]."""
+    labels, scores, video_ids = np.asarray(labels).ravel(), np.asarray(scores).ravel(), np.asarray(video_ids).ravel()
+    aucs = [
+        roc_auc_score(
+            np.concatenate(([0], labels[video_ids == v], [1])), np.concatenate(([0.0], scores[video_ids == v], [1.0]))
+        )
+        for v in np.unique(video_ids)
+    ]
+    return float(np.mean(aucs))
+
+
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     """The error rate where the false-positive rate equals the miss rate (interpolated on the ROC)."""
     fpr, tpr, _ = roc_curve(labels, scores)
@@ -144,9 +159,10 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
 class FrameMetrics(NamedTuple):
     auc: float  # micro AUC with per-video min-max: the literature's number
     raw_auc: float  # AUC on scores normalised over the whole set (no per-video min-max)
-    macro_auc: float
+    macro_auc: float  # mean of per-video AUCs over the videos that hold both classes
     aupr: float
     eer: float
+    macro_auc_padded: float  # the literature's macro AUC: every video, one-class videos padded
 
 
 class Scorable(Protocol):
@@ -166,6 +182,7 @@ def frame_metrics(signals: Scorable, labels: np.ndarray, video_ids: np.ndarray, 
         macro_auc=macro_auc(scores, labels, np.asarray(video_ids)),
         aupr=float(average_precision_score(labels, scores)),
         eer=equal_error_rate(scores, labels),
+        macro_auc_padded=macro_auc_padded(scores, labels, np.asarray(video_ids)),
     )
 
 

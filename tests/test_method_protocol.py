@@ -188,7 +188,8 @@ def test_a_method_with_its_own_optimiser_inner_loop_and_adaptation_runs_through_
 
     # each test video was adapted before it was scored, from the trained weights (restored afterwards)
     testing_videos = len(set(load_signals(run, last_epoch)["video"].tolist()))
-    assert adapting.videos_adapted == 2 * testing_videos  # two evaluated checkpoints
+    # two evaluated checkpoints, and the calibration of the last, which scores the training videos as a test set
+    assert adapting.videos_adapted == 2 * testing_videos + len(training.video_frames)
     scores = {}
     for steps in (0, 1):
         scores[steps] = evaluate_model(

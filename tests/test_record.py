@@ -62,7 +62,21 @@ def _changed(path: str, value=None) -> dict:
 
 
 def test_the_scores_are_those_the_scoring_gives():
-    assert SCORES.keys() == set(FrameMetrics._fields) and record.SCORES == FrameMetrics._fields
+    assert SCORES.keys() == set(record.SCORES) and record.SCORES + record.LATER_SCORES == FrameMetrics._fields
+
+
+def test_a_record_with_the_later_scores_and_the_deployable_score_is_written_back_byte_for_byte(tmp_path):
+    later = {"macro_auc_padded": 0.85}
+    deployable = {"auc": 0.7, "detection_rate": 0.4, "false_alarm_rate": 0.02, "threshold": 1.25}
+    document = copy.deepcopy(DOCUMENT)
+    document["default"] |= later | {"deployable": deployable}
+    document["epochs"]["2"]["lambdas"]["0.6"] |= later
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    write_metrics(tmp_path, RunMetrics.from_json(json.loads(text)))
+    assert (tmp_path / "metrics.json").read_text() == text
+    default = read_record(tmp_path).default
+    assert default.scores.macro_auc_padded == 0.85 and default.deployable.false_alarm_rate == 0.02
+    assert read_record(tmp_path).oracle.scores.macro_auc_padded is None  # an older record's selection still reads
 
 
 @pytest.mark.parametrize(

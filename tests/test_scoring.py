@@ -18,6 +18,7 @@ from repro.scoring import (
     frame_mse,
     gamma_from_quantile,
     macro_auc,
+    macro_auc_padded,
     minmax_per_video,
     psnr,
     regular_score,
@@ -150,3 +151,14 @@ def test_gamma_from_quantile_by_hand_and_bad_input():
         gamma_from_quantile(scores, 1.5)
     with pytest.raises(ValueError, match="1 not finite"):
         gamma_from_quantile(np.array([0.1, np.nan]), 0.5)
+
+
+def test_the_literatures_macro_auc_pads_every_video_and_counts_a_one_class_video():
+    # video 0 holds both classes; video 1 only normal frames (scores min-max normalised per video)
+    scores = np.array([0.0, 0.5, 1.0, 0.25, 0.0, 1.0, 0.4])
+    labels = np.array([0, 0, 1, 1, 0, 0, 0])
+    videos = np.array([0, 0, 0, 0, 1, 1, 1])
+    # padded with a normal frame scored 0 and an anomalous frame scored 1: video 0's anomalous frames beat 8 of
+    # the 9 normal pairings; video 1's padded anomaly beats 3 of its 4 normal frames and ties the one scored 1
+    assert macro_auc_padded(scores, labels, videos) == pytest.approx((8 / 9 + 3.5 / 4) / 2)
+    assert macro_auc(scores, labels, videos) == pytest.approx(3 / 4)  # today's: video 0 alone, unpadded

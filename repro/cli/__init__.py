@@ -114,9 +114,9 @@ def fail_if_any(failures: dict[str, str]) -> None:
 def _register() -> None:
     from . import data, grids, reports, runs
 
-    for command in (runs.bench, runs.train, runs.evaluate, grids.sweep, grids.claims, grids.ablate):
+    for command in (runs.bench, runs.train, runs.evaluate, runs.score, grids.sweep, grids.claims, grids.ablate):
         main.add_command(command)
-    for command in (data.data, reports.report, reports.probe):
+    for command in (data.data, reports.report, reports.probe, reports.export):
         main.add_command(command)
 
 

@@ -22,17 +22,24 @@ from .options import (
     SEEDS,
     SET,
     TASK,
+    TRACK,
     LazyOptions,
     apply,
     run_overrides,
+    track,
 )
 
-GRID = apply(PROFILE, DATA, SET, DEVICE, RUNS, JOBS, EXECUTOR, ADDRESS)  # what every grid verb takes
+GRID = apply(PROFILE, DATA, SET, DEVICE, RUNS, JOBS, EXECUTOR, ADDRESS, TRACK)  # what every grid verb takes
 
 
 def _show(written) -> None:
+    from ..manifest import read_manifest
+    from ..runs import is_finished
+
     click.echo(written.paths["md"].read_text())
     click.echo("written: " + ", ".join(str(p) for p in written.paths.values()))
+    runs = read_manifest(written.paths["manifest"].parent).runs
+    track([run.folder for run in runs if run.folder is not None and is_finished(run.folder)])
     fail_if_any(written.failures)
 
 
@@ -113,7 +120,7 @@ def _variant_option(flag) -> click.Option:
     help="Variant without memory: MNAD's 'w/o Mem.' network, or MemAE's memory-less AE (ae3d).",
 )
 @click.option("--variant-set", multiple=True, metavar="KEY=VALUE", help="Any other change for the variant only.")
-@apply(SEEDS, OUT, JOBS, EXECUTOR, ADDRESS)
+@apply(SEEDS, OUT, JOBS, EXECUTOR, ADDRESS, TRACK)
 def ablate(
     profile,
     model,

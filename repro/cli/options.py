@@ -14,6 +14,7 @@ import click
 DEVICES = ("auto", "cpu", "cuda")  # exec.device
 PRECISIONS = ("fp32", "bf16", "fp16")  # exec.precision
 EXECUTORS = ("local", "ray")  # repro.executors.EXECUTORS
+TRACKERS = ("mlflow", "tensorboard")  # repro.trackers.TRACKERS
 
 
 class LazyChoice(click.Choice):
@@ -112,7 +113,7 @@ OUT = click.option(
     type=click.Path(file_okay=False),
     default=None,
     help="Report folder (default: reports/<name>: the table's, claims, ablate-<variant> or skip-probe; report "
-    "writes into a report folder it is given, else reports/<its name>).",
+    "writes into a report folder it is given, else reports/<its name>; score: scores/<footage name>).",
 )
 SEEDS = click.option(
     "--seeds",
@@ -145,6 +146,32 @@ LAMBDA = click.option(
     default=None,
     help="λ, the PSNR weight of MNAD's anomaly score (eq. 16; default: the profile's, 0.6 pred / 0.7 recon).",
 )
+
+
+def _remember_tracker(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["repro.track"] = value
+
+
+TRACK = click.option(
+    "--track",
+    type=click.Choice(TRACKERS),
+    default=None,
+    expose_value=False,
+    callback=_remember_tracker,
+    help="Also log the finished runs to an experiment tracker: mlflow ($MLFLOW_TRACKING_URI, else ./mlruns) or "
+    "tensorboard (./tensorboard); one tracker run per run (pip install 'mnad-repro[trackers]').",
+)
+
+
+def track(folders: Sequence[Path]) -> None:
+    """Log the finished run `folders` to the tracker that --track named, if any (repro.trackers.export_runs)."""
+    tracker = click.get_current_context().meta.get("repro.track")
+    if tracker is None or not folders:
+        return
+    from ..trackers import export_runs
+
+    click.echo(f"tracked {len(folders)} run(s) in {tracker}: {export_runs(tracker, list(folders))}")
 
 
 def apply(*options: Callable) -> Callable:

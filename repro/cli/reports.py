@@ -1,10 +1,11 @@
-"""Verbs that read finished runs: report (tables, figures, index) and probe (the skip probe)."""
+"""Verbs that read finished runs: report (tables, figures, index), probe (the skip probe) and export (to an
+experiment tracker)."""
 
 from __future__ import annotations
 
 import click
 
-from .options import DATA, OUT, PROFILE, RUNS, SEEDS, SET, apply
+from .options import DATA, OUT, PROFILE, RUNS, SEEDS, SET, TRACKERS, apply
 
 
 @click.command(short_help="Write a report folder (tables, figures, index) from finished runs.")
@@ -37,3 +38,27 @@ def probe(runs, out, clips):
 
     written = probe_runs(list(runs), out or "reports/skip-probe", clips)
     click.echo(written.paths["md"].read_text())
+
+
+@click.command(short_help="Log finished runs to MLflow or TensorBoard, one tracker run per run.")
+@click.argument("tracker", type=click.Choice(TRACKERS))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--to",
+    "target",
+    default=None,
+    help="mlflow: a tracking URI or folder (default: $MLFLOW_TRACKING_URI, else ./mlruns); tensorboard: a log "
+    "folder (default: ./tensorboard).",
+)
+def export(tracker, runs, target):
+    """Log RUNS (run folders, or run store folders: every finished run in them) to TRACKER: the resolved config
+    as parameters, losses, memory diagnostics and test scores per epoch as curves, the metrics, the run's files
+    and its loss/AUC figure as artefacts; tagged with the run's hash, seed and group (its config without the
+    seed). A run already there is left as it is. Example: repro export mlflow runs/
+    """
+    from pathlib import Path
+
+    from ..trackers import export_runs, finished_runs
+
+    folders = finished_runs([Path(run) for run in runs])
+    click.echo(f"exported {len(folders)} run(s) to {tracker}: {export_runs(tracker, folders, target)}")

@@ -72,6 +72,10 @@ class ErrorSignals(NamedTuple):
         """(f,) anomaly score: the error min-max normalised per video (no λ: the error is the only signal)."""
         return minmax_per_video(self.error, video_ids)
 
+    def terms(self, lam: float = 1.0) -> tuple[tuple[str, float, int], ...]:
+        """The score's signals as (field, weight, sign): the error alone, rising on anomalies (repro.calibration)."""
+        return (("error", 1.0, 1),)
+
     def lambdas(self, grid: tuple[float, ...]) -> tuple[float, ...]:
         return (1.0,)
 

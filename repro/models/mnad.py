@@ -324,6 +324,13 @@ class MNADSignals(NamedTuple):
         """(f,) anomaly score 1 - (λ g(PSNR) + (1 - λ)(1 - g(distance))), min-max g per video (eq. 16)."""
         return anomaly_score(self.psnr, self.distance, video_ids, lam)
 
+    def terms(self, lam: float) -> tuple[tuple[str, float, int], ...]:
+        """Eq. 16's signals as (field, weight, sign): λ on PSNR, which falls on anomalies, and 1 - λ on the
+        distance, which rises (1 - g(x) = g(-x) under min-max, so the score is λ g(-PSNR) + (1 - λ) g(distance))."""
+        if self.distance is None or lam == 1:
+            return (("psnr", 1.0, -1),)
+        return (("psnr", lam, -1), ("distance", 1 - lam, 1))
+
     def lambdas(self, grid: tuple[float, ...]) -> tuple[float, ...]:
         """The λ values that mean something: without memory (no distance) only λ = 1."""
         return tuple(grid) if self.distance is not None else (1.0,)

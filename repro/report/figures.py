@@ -1,4 +1,5 @@
-"""Figures: memory usage, t-SNE of queries and items, ROC curves, score timelines, reconstructions, skip probes.
+"""Figures: memory usage, t-SNE of queries and items, ROC curves, score timelines, reconstructions, skip probes,
+loss and AUC per epoch.
 
 Each `*_figure` function builds a matplotlib Figure from arrays (tests inspect its Axes); the function of the
 same name without the suffix saves it as stem.png and stem.svg through `save_figure`. Figures are made with
@@ -16,6 +17,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from openTSNE import TSNE
 from sklearn.metrics import auc, roc_curve
 
@@ -29,6 +31,7 @@ HISTOGRAM_SIZE = (6.0, 4.0)  # inches
 TSNE_SIZE = (7.0, 6.0)
 ROC_SIZE = (5.0, 5.0)
 PROBE_SIZE = (6.0, 4.0)
+CURVES_SIZE = (10.0, 3.5)
 TIMELINE_WIDTH, TIMELINE_ROW = 10.0, 2.0  # one row per video
 GRID_PANEL = 2.0  # one square panel per image; four columns, one row per example
 TYPE_COLOURS = {"spatial": "tab:orange", "temporal": "tab:purple", "spatio_temporal": "tab:red"}
@@ -264,3 +267,31 @@ def reconstruction_figure(examples: list[Example]) -> Figure:
 def reconstruction_grid(examples: list[Example], out_dir: Path, stem: str) -> list[Path]:
     """Save `reconstruction_figure` as stem.png / stem.svg (the study's Figures 6-9)."""
     return save_figure(reconstruction_figure(examples), out_dir, stem)
+
+
+def epoch_curves_figure(curves: dict[str, dict[int, float]], title: str = "") -> Figure:
+    """Two panels over epochs: the training losses (each "train/<term>" but lr and seconds, log scale) and the
+    test AUCs of each evaluated checkpoint ("eval/auc", "eval/macro_auc", ...)."""
+    fig = Figure(figsize=CURVES_SIZE)
+    losses, aucs = fig.subplots(1, 2)
+    for name, values in curves.items():
+        kind, _, key = name.partition("/")
+        epochs = sorted(values)
+        if kind == "train" and key not in ("lr", "seconds") and all(values[e] > 0 for e in epochs):
+            losses.plot(epochs, [values[e] for e in epochs], marker="o", label=key)
+        elif kind == "eval" and "auc" in key:
+            aucs.plot(epochs, [100 * values[e] for e in epochs], marker="o", label=key)
+    losses.set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss per epoch")
+    aucs.set(xlabel="epoch", ylabel="AUC (%)", title="test AUC per evaluated epoch")
+    for axes in (losses, aucs):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def epoch_curves(curves: dict[str, dict[int, float]], out_dir: Path, stem: str, title: str = "") -> list[Path]:
+    return save_figure(epoch_curves_figure(curves, title), out_dir, stem)

@@ -21,6 +21,7 @@ from ..models.method import signals_from_arrays
 from ..runs import RunStore, list_runs, load_signals, read_probe, read_record, signal_epochs
 from .figures import (
     Example,
+    epoch_curves,
     memory_usage_histogram,
     probe_bars,
     reconstruction_grid,
@@ -28,6 +29,7 @@ from .figures import (
     score_timeline,
     tsne_map,
 )
+from .results import epoch_curves as run_epoch_curves
 from .results import run_rows
 from .tables import write_table
 
@@ -42,6 +44,7 @@ CAPTIONS = {
     "roc": "Frame-level ROC at the run's λ: the further above the diagonal, the better the detector.",
     "timeline": "Anomaly score per video with labelled spans shaded by type: look for peaks inside the spans.",
     "reconstruction": "Input, output, target and squared error per anomaly type: look for error inside anomalies.",
+    "curves": "Training loss and test AUC per epoch: look for a loss that still falls or an AUC that peaks early.",
 }
 
 
@@ -143,6 +146,9 @@ def _run_entry(run: Path, out: Path) -> Entry:
         "metrics.json (memory histogram)": lambda: {"memory": _memory(run, folder)},
         "examples.npz (reconstructions, t-SNE)": lambda: _example_figures(run, folder, seed),
         "signals (ROC, timeline)": lambda: _signal_figures(run, folder),
+        "train.jsonl, metrics.json (loss and AUC per epoch)": lambda: {
+            "curves": epoch_curves(run_epoch_curves(run), folder, "curves")
+        },
     }
     for what, step in steps.items():
         try:

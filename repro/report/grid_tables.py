@@ -60,6 +60,17 @@ def table_report(table: Table, runs: list[GridRun], store: RunStore, out: Path) 
             "ours − study": round(ours - paper["auc_study"], 2) if "auc_study" in paper else np.nan,
             "seeds": len(group),
         }
+        if group["macro_auc_padded"].notna().any():  # recorded since the literature's macro AUC and the calibration
+            line |= {
+                "macro AUC (videos with both classes)": _pm(group["macro_auc"]),
+                "macro AUC (every video, padded)": _pm(group["macro_auc_padded"]),
+            }
+        if group["deployable_auc"].notna().any():
+            line |= {
+                "ours: deployable AUC (calibrated, no per-video min-max)": _pm(group["deployable_auc"]),
+                "detection / false alarms at threshold (%)": f"{_pm(group['detection_rate'])} / "
+                f"{_pm(group['false_alarm_rate'])}",
+            }
         if synthetic:
             line |= {f"AUC {kind.replace('_', '-')}": _pm(group[f"auc_{kind}"]) for kind in TYPES}
         if group["frame_perplexity"].notna().any():  # a model with memory: does it collapse, does it detect
@@ -97,7 +108,7 @@ def ablation_report(runs: list[GridRun], store: RunStore, out: Path) -> dict[str
                 continue
             paired = pd.concat([baseline[metric], group[metric]], axis=1, keys=["a", "b"], join="inner")
             paired = paired.dropna().astype(float)
-            scale = 100.0 if "auc" in metric or metric in ("aupr", "eer") else 1.0
+            scale = 100.0 if "auc" in metric or metric in ("aupr", "eer", "detection_rate", "false_alarm_rate") else 1.0
             difference, low, high = (
                 seed_difference_interval(paired["a"] * scale, paired["b"] * scale)
                 if len(paired)

@@ -85,7 +85,7 @@ def test_index_links_only_existing_files(store, tmp_path):
     index = report_source(root, tmp_path / "report", root)
     for page in (index, index.with_suffix(".html")):
         found = links(page)
-        assert len(found) >= 2 * 5 + 3  # five figures per run and the md/csv/tex summary table
+        assert len(found) >= 2 * 6 + 3  # six figures per run and the md/csv/tex summary table
         assert all((page.parent / link).is_file() for link in found), found
 
 
@@ -93,7 +93,7 @@ def test_figures_are_non_blank(store, tmp_path):
     _, runs = store
     build_report(runs[:1], tmp_path / "report")
     pngs = sorted((tmp_path / "report" / "runs" / runs[0].name).glob("*.png"))
-    assert {p.stem for p in pngs} == {"memory", "tsne", "roc", "timeline", "reconstruction"}
+    assert {p.stem for p in pngs} == {"memory", "tsne", "roc", "timeline", "reconstruction", "curves"}
     for png in pngs:
         pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
         assert pixels.std() > 5, png
