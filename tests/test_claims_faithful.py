@@ -10,6 +10,7 @@ from fakes import metrics_record
 from repro.claims import NOT_TESTABLE, ClaimError, claim_runs, judge, load_claims
 from repro.grids import placed
 from repro.inference import permutation_null
+from repro.report.claims import claims_report
 from repro.runs import RunStore, save_signals, set_status, write_metrics
 from repro.scoring import minmax_per_video, per_type_auc
 
@@ -146,6 +147,18 @@ def test_a_claim_that_fails_the_gate_leaves_the_family(tmp_path):
     assert results["capped"].verdict == NOT_TESTABLE and results["open"].testable
     assert results["open"].p_adjusted == pytest.approx(results["open"].p_value)
     assert results["capped"].p_adjusted == pytest.approx(results["capped"].p_value)
+
+
+def test_the_report_counts_the_untestable_apart_and_shows_each_claims_quote_and_gate(tmp_path):
+    claims = claim("capped", 'size = 2.7\nsize_from = "Table 1"') + claim("open")
+    results = judged(tmp_path, claims, control_auc=99.0, treatment_auc=99.6)
+    claims_report(list(results.values()), tmp_path / "report")
+    markdown = (tmp_path / "report" / "claims.md").read_text()
+    first = markdown.splitlines()[0]
+    assert first.startswith("# 2 claims (2 primary, 0 exploratory); 1 not testable on this stand-in (apart")
+    assert "1 supported after Holm" in first
+    assert "> the source's row" in markdown
+    assert "- testability gate: failed: reference 99.10, reachable ceiling 100.00: room 0.90 < needed 2.7" in markdown
 
 
 # ------------------------------------------------------------------------------------------ chance level
