@@ -244,4 +244,4 @@ def reachable_auc(shares: dict[str, float], per_type: dict[str, float], pinned: 
     per-type AUCs against the same normal frames (shares: each type's share of the anomalous frames)."""
     fixed = sum(shares[kind] * per_type[kind] for kind in shares if kind in pinned)
     free = sum(shares[kind] for kind in shares if kind not in pinned)
-    return fixed, fixed + 100 * free
+    return float(fixed), float(fixed + 100 * free)
