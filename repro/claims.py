@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .anomaly_types import ANOMALY_TYPES, display
 from .atomic import atomic_write
 from .config import PROFILES_DIR, ConfigError, RunConfig, identity, load_config, to_dict
 from .inference import (
@@ -48,26 +49,38 @@ from .inference import (
     adjust,
     look,
     minimum_detectable_effect,
+    permutation_null,
+    reachable_auc,
     size_outcome,
     stagewise_p_value,
     untested,
 )
 from .record import Selection
-from .runs import RunStore, _git, is_finished, read_record
+from .runs import RunError, RunStore, _git, is_finished, read_record
 
 if TYPE_CHECKING:  # the grid's record type only: reading claims and judging them never imports the training loops
     from .grids import GridRun
 
 SHIPPED = PROFILES_DIR.parent / "claims.toml"  # ablations/claims.toml
 DIRECTIONS = ("higher", "lower", "equal")
-VERDICTS = ("supported", "contradicted", "inconclusive", "untested")
+NOT_TESTABLE = "not testable on this stand-in"  # the verdict of a claim that fails the testability gate
+VERDICTS = ("supported", "contradicted", "inconclusive", "untested", NOT_TESTABLE)
 FIGURES = ("memory", "roc", "timeline", "probe")  # per-run figures of repro.report.folder a claim may point to
 REPLICATION_OFFSET = 1000  # --replicate runs the plan on the seeds offset by this: disjoint from the first set
 REGISTRY = "claims-registry.json"  # beside the report: each claim's declaration as first run (deviations)
-PLAN_FIELDS = {"looks", "alpha", "adjustment", "primary"}
+PLAN_FIELDS = {"looks", "alpha", "adjustment", "primary", "world"}
+WORLDS = ("fixed", "per-seed")  # [plan] world: one synthetic world for every seed, or each seed draws its own
+ORIGINS = ("source", "project")  # a claim states the source's contrast, or one the project adds (exploratory)
+PERMUTATION = "permutation"  # threshold = the metric's empirical null on the same run (inference.permutation_null)
 FIELDS = {
     "id",
     "source",
+    "quote",
+    "size_from",
+    "isolated",
+    "origin",
+    "stand_in",
+    "sensitivity",
     "statement",
     "dataset",
     "metric",
@@ -85,7 +98,7 @@ FIELDS = {
     "figure",
     "keep_profile",
 }
-REQUIRED = ("id", "source", "statement", "dataset", "metric", "direction")
+REQUIRED = ("id", "source", "quote", "statement", "dataset", "metric", "direction")
 
 
 class ClaimError(ConfigError):
@@ -93,11 +106,21 @@ class ClaimError(ConfigError):
 
 
 # ------------------------------------------------------------------------------------------- metrics
-def _probe_psnr_change(run: Path) -> float:
+def _probe_rows(run: Path, replaced: str) -> list[dict]:
     from .probe import probe_run
 
-    rows = probe_run(run)  # run once, saved as the run's probe.json, read from it afterwards
-    return next(r["psnr_change"] for r in rows if r["replaced"] == "bottleneck" and r["fill"] == "zeros")
+    return [r for r in probe_run(run) if r["replaced"] == replaced]  # run once, saved as the run's probe.json
+
+
+def _probe_psnr_change(run: Path) -> float:
+    return next(r["psnr_change"] for r in _probe_rows(run, "bottleneck") if r["fill"] == "zeros")
+
+
+def _probe_skips_psnr_change(run: Path) -> float:
+    """The study's probe: bottleneck and skips 2-3 replaced, with every fill it used (zeros, ones, noise); the
+    fill that changes the PSNR most (signed), so "unchanged" must hold for each."""
+    changes = [r["psnr_change"] for r in _probe_rows(run, "bottleneck+skips")]
+    return max(changes, key=abs)
 
 
 def _default(read: Callable[[Selection], float]) -> Callable[[Path], float]:
@@ -123,20 +146,30 @@ def _per_type(kind: str) -> Callable[[Path], float]:
     return _default(lambda default: 100 * (default.per_type or {})[kind])
 
 
+ALL_TYPES = tuple(ANOMALY_TYPES)  # the codes a frame AUC pools
+
+
 class Metric(NamedTuple):
     help: str
     unit: str
     read: Callable[[Path], float]  # a finished run's folder -> the value
     bounded: bool = False  # >= 0 by construction: judged by a sign test, never a t-interval
+    types: tuple[int, ...] = ()  # an AUC's anomaly codes: what its gate and its permutation null work on
+    smallest: float = 0.0  # the smallest effect worth testing where a claim states no size (the gate's need)
 
 
 CLAIM_METRICS: dict[str, Metric] = {
     "auc": Metric(
-        "frame AUC (last epoch, the profile's λ)", "AUC points", _default(lambda default: 100 * default.scores.auc)
+        "frame AUC (last epoch, the profile's λ)",
+        "AUC points",
+        _default(lambda default: 100 * default.scores.auc),
+        types=ALL_TYPES,
+        smallest=0.5,
     ),
-    "auc_spatial": Metric("AUC on the spatial anomalies", "AUC points", _per_type("spatial")),
-    "auc_temporal": Metric("AUC on the temporal anomalies", "AUC points", _per_type("temporal")),
-    "auc_spatio_temporal": Metric("AUC on the spatio-temporal anomalies", "AUC points", _per_type("spatio_temporal")),
+    **{
+        f"auc_{name}": Metric(f"AUC on the {display(name)} anomalies", "AUC points", _per_type(name), (), (code,), 0.5)
+        for code, name in ANOMALY_TYPES.items()
+    },
     "perplexity": Metric(
         "perplexity of nearest-item use at test (1 = collapse, M = even)",
         "items",
@@ -156,7 +189,55 @@ CLAIM_METRICS: dict[str, Metric] = {
     "probe_psnr_change": Metric(
         "PSNR change of the output with the bottleneck replaced by zeros (skip probe)", "dB", _probe_psnr_change
     ),
+    "probe_skips_psnr_change": Metric(
+        "PSNR change of the output with the bottleneck and skips 2-3 replaced, the largest over the fills zeros, "
+        "ones and noise (the study's skip probe)",
+        "dB",
+        _probe_skips_psnr_change,
+    ),
 }
+TEMPORAL_ONLY = ("temporal",)  # types only motion shows: a model that sees one frame cannot move their AUC
+
+
+def _scored(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores, anomaly types, video ids), each (f,), of a run's default selection, from its saved signals."""
+    from .config import load_config
+    from .models.method import signals_from_arrays
+
+    default = read_record(run).default
+    arrays = _signals(run)
+    signals = signals_from_arrays(load_config(Path(run) / "config.toml").model.method.Signals, arrays)
+    return signals.score(arrays["video"], default.lam), arrays["anomaly_type"], arrays["video"]
+
+
+def _signals(run: Path) -> dict[str, np.ndarray]:
+    """The saved per-frame signals of the run's default selection (its last evaluated epoch)."""
+    from .runs import load_signals
+
+    return load_signals(run, read_record(run).default.epoch)
+
+
+def empirical_null(run: Path, metric: str) -> float:
+    """The AUC metric's chance level on this run: its default score with the metric's anomaly labels moved at
+    random within each video (repro.inference.permutation_null)."""
+    scores, types, videos = _scored(run)
+    return permutation_null(scores, types, videos, CLAIM_METRICS[metric].types)
+
+
+def type_shares(run: Path) -> dict[str, float]:
+    """Each anomaly type's share of the run's anomalous test frames (from its saved signals)."""
+    types = _signals(run)["anomaly_type"]
+    anomalous = types[types > 0]
+    return {name: float(np.mean(anomalous == code)) for code, name in ANOMALY_TYPES.items() if code in anomalous}
+
+
+def _pinned(run: Path) -> tuple[str, ...]:
+    """The anomaly types whose AUC the run's model cannot move: the temporal ones for a model that sees one frame."""
+    from .config import load_config
+
+    cfg = load_config(Path(run) / "config.toml")
+    layout = cfg.model.method.layout(cfg.model.settings)
+    return TEMPORAL_ONLY if layout.in_frames == 1 and not layout.predict else ()
 
 
 # ------------------------------------------------------------------------------------------ declaration
@@ -166,6 +247,7 @@ class Claim:
 
     id: str
     source: str  # paper / study, table or section
+    quote: str  # the source's own words or table row, verbatim, with where they are
     statement: str
     dataset: str  # the real dataset of the published numbers; a synthetic stand-in plays it by default
     stand_in: str
@@ -175,7 +257,12 @@ class Claim:
     plan: SeedPlan  # its looks (cumulative seeds) and alpha
     size: float | None = None  # the claimed size (higher/lower), or the margin of "equal"
     change: tuple[str, ...] = ()  # the config keys the two arms are meant to differ in
-    threshold: float | None = None  # one-arm claims
+    threshold: float | None = None  # one-arm claims (None with `null`: the run's own empirical null)
+    null: bool = False  # one-arm claims against chance: the threshold is the metric's permutation null per run
+    size_from: str = ""  # where the source's numbers isolate the contrast that gives `size` (or the margin's reason)
+    origin: str = "source"  # "project": a contrast the project adds, not the source's (always exploratory)
+    sensitivity: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> overrides on both arms: shown
+    world_per_seed: bool = False  # each seed draws its own synthetic world (data.synth_seed = seed)
     published: dict[str, Any] = field(default_factory=dict)  # label -> number or text
     note: str = ""
     figure: str | None = None  # one of FIGURES
@@ -193,6 +280,7 @@ class Rules:
     alpha: float
     adjustment: str
     primary: bool  # a claim's default role
+    world: str = "fixed"  # one of WORLDS
 
 
 def _rules(raw: dict[str, Any], path: Path) -> Rules:
@@ -208,8 +296,11 @@ def _rules(raw: dict[str, Any], path: Path) -> Rules:
     adjustment = plan.get("adjustment", "holm")
     if adjustment not in ADJUSTMENTS:
         raise ClaimError(f"{path}: [plan] adjustment {adjustment!r} unknown; allowed: {', '.join(ADJUSTMENTS)}")
+    world = plan.get("world", "fixed")
+    if world not in WORLDS:
+        raise ClaimError(f"{path}: [plan] world {world!r} unknown; allowed: {', '.join(WORLDS)}")
     seed_plan = _seed_plan(plan["looks"], plan.get("alpha", 0.05), f"{path}: [plan]")
-    return Rules(seed_plan.looks, seed_plan.alpha, adjustment, bool(plan.get("primary", True)))
+    return Rules(seed_plan.looks, seed_plan.alpha, adjustment, bool(plan.get("primary", True)), world)
 
 
 def _seed_plan(looks: Any, alpha: Any, where: str) -> SeedPlan:
@@ -225,8 +316,11 @@ def _claim(raw: dict[str, Any], stand_ins: dict[str, str], rules: Rules, path: P
     if problem:
         raise ClaimError(f"{path}: claim {name!r}: {problem}")
     plan = _seed_plan(raw.get("looks", rules.looks), rules.alpha, f"{path}: claim {name!r}")
-    primary = bool(raw.get("primary", rules.primary))
+    origin = raw.get("origin", "source")
+    primary = bool(raw.get("primary", rules.primary and origin == "source"))
     declared = {"looks": list(plan.looks), "alpha": plan.alpha, "adjustment": rules.adjustment, "primary": primary}
+    if rules.world != "fixed":  # registered only where it is not today's default, so older registries still match
+        declared["world"] = rules.world
     arms = (
         {"control": tuple(raw["control"]), "treatment": tuple(raw["treatment"])}
         if "arm" not in raw
@@ -234,26 +328,33 @@ def _claim(raw: dict[str, Any], stand_ins: dict[str, str], rules: Rules, path: P
     )
     size = raw.get("size")
     threshold = raw.get("threshold")
+    stand_in = raw.get("stand_in", stand_ins[raw["dataset"]])
     return Claim(
         id=raw["id"],
         source=raw["source"],
+        quote=raw["quote"],
         statement=raw["statement"],
         dataset=raw["dataset"],
-        stand_in=stand_ins[raw["dataset"]],
+        stand_in=stand_in,
         metric=raw["metric"],
         direction=raw["direction"],
         arms=arms,
         plan=plan,
         size=None if size is None else float(size),
         change=tuple(raw.get("change", ())),
-        threshold=None if threshold is None else float(threshold),
+        threshold=None if threshold in (None, PERMUTATION) else float(threshold),
+        null=threshold == PERMUTATION,
+        size_from=raw.get("size_from", ""),
+        origin=origin,
+        sensitivity={name: tuple(overrides) for name, overrides in raw.get("sensitivity", {}).items()},
+        world_per_seed=rules.world == "per-seed",
         published=dict(raw.get("published", {})),
         note=raw.get("note", ""),
         figure=raw.get("figure"),
         keep_profile=tuple(raw.get("keep_profile", ())),
         primary=primary,
         adjustment=rules.adjustment,
-        declaration={**raw, **declared, "stand_in": stand_ins[raw["dataset"]]},
+        declaration={**raw, **declared, "stand_in": stand_in},
     )
 
 
@@ -262,8 +363,14 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
     unknown = sorted(set(raw) - FIELDS)
     missing = [key for key in REQUIRED if key not in raw]
     two_arms, one_arm = "control" in raw or "treatment" in raw, "arm" in raw
+    metric = CLAIM_METRICS.get(raw.get("metric"))
+    size, threshold = raw.get("size"), raw.get("threshold")
     checks = [
         (unknown, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}"),
+        (
+            not str(raw.get("quote", "")).strip(),
+            "needs `quote`: the source's own words or table row, verbatim, with where they are",
+        ),
         (missing, f"lacks {', '.join(missing)}"),
         (
             raw.get("metric") not in CLAIM_METRICS,
@@ -279,7 +386,39 @@ def _structure_problem(raw: dict[str, Any], stand_ins: dict[str, str]) -> str | 
             two_arms and not ("control" in raw and "treatment" in raw and raw.get("change")),
             "a two-arm claim needs `control`, `treatment` and `change` (the keys the arms are meant to differ in)",
         ),
-        (one_arm and "threshold" not in raw, "a one-arm claim needs a `threshold`"),
+        (one_arm and "threshold" not in raw, f"a one-arm claim needs a `threshold` (a number or {PERMUTATION!r})"),
+        (
+            isinstance(threshold, str) and (threshold != PERMUTATION or metric is None or not metric.types),
+            f"threshold {threshold!r}: a number, or {PERMUTATION!r} (the empirical null) on an AUC metric",
+        ),
+        (
+            raw.get("origin", "source") not in ORIGINS,
+            f"origin {raw.get('origin')!r} unknown; allowed: {', '.join(ORIGINS)}",
+        ),
+        (
+            raw.get("origin") == "project" and raw.get("primary") is True,
+            "origin 'project' is a contrast the source does not state: it is exploratory (primary = false)",
+        ),
+        (
+            size is not None and raw.get("isolated") is False,
+            f"size {size} on a contrast the source does not isolate (isolated = false): drop the size and say in "
+            "`note` what else the source's numbers change",
+        ),
+        (
+            size is not None and not str(raw.get("size_from", "")).strip(),
+            f"size {size} needs `size_from`: the source's rows that differ in nothing but the declared change "
+            "(for 'equal', where the margin comes from)",
+        ),
+        ("isolated" in raw and not isinstance(raw["isolated"], bool), "`isolated` is true or false"),
+        (
+            "sensitivity" in raw
+            and not (
+                two_arms
+                and isinstance(raw["sensitivity"], dict)
+                and all(isinstance(v, list) and v for v in raw["sensitivity"].values())
+            ),
+            "`sensitivity` is a table of name = [overrides] applied to both arms of a two-arm claim",
+        ),
         (two_arms and "threshold" in raw, "a two-arm claim takes no `threshold` (its control is the reference)"),
         (
             raw.get("direction") == "equal" and "size" not in raw,
@@ -393,7 +532,8 @@ def _resolver(
 
     def resolve(arm: tuple[str, ...], seed: int | None = None, unchecked: tuple[str, ...] = ()) -> RunConfig:
         shared = (*_data_overrides(claim, data_root), *kept)
-        chosen = [*shared, *arm, *([f"seed={seed}"] if seed is not None else [])]
+        world = [f"data.synth_seed={seed}"] if claim.world_per_seed and data_root is None and seed is not None else []
+        chosen = [*shared, *arm, *world, *([f"seed={seed}"] if seed is not None else [])]
         try:
             return load_config(profile, chosen, unchecked=(*shared, *unchecked))
         except ConfigError as error:
@@ -427,10 +567,21 @@ def claim_runs(
             _check_arms(claim, resolve)
         first_seed = resolve(next(iter(claim.arms.values()))).seed + offset
         count = claim.plan.looks[0] if seeds is None else seeds[claim.id]
-        for arm, arm_overrides in claim.arms.items():
+        for arm, arm_overrides in _all_arms(claim).items():
             for seed in range(first_seed, first_seed + count):
                 runs.append(GridRun({"claim": claim.id, "arm": arm}, seed, resolve(arm_overrides, seed)))
     return runs
+
+
+def _all_arms(claim: Claim) -> dict[str, tuple[str, ...]]:
+    """The claim's arms, then the treatment under each declared sensitivity ("treatment@name"): a setting of what
+    the treatment turns on (e.g. γ of the test-time update), compared with the claim's own control, shown beside
+    the verdict and never deciding it."""
+    treatment = claim.arms.get("treatment", ())
+    return {
+        **claim.arms,
+        **{f"treatment@{name}": (*treatment, *changes) for name, changes in claim.sensitivity.items()},
+    }
 
 
 # --------------------------------------------------------------------------------------------- verdicts
@@ -449,6 +600,13 @@ class ClaimResult:
     p_adjusted: float = float("nan")  # after the family's adjustment (primary claims; exploratory: the raw one)
     verdict_raw: str = "untested"  # from the look's own boundary, before the family's adjustment
     verdict: str = "untested"  # after it (exploratory claims: the raw verdict)
+    nulls: tuple[float, ...] = ()  # per paired seed, the empirical null of a claim against chance (its threshold)
+    gate: Gate | None = None  # whether the stand-in can express the claimed effect (None: not yet judged)
+    sensitivity: dict[str, Look] = field(default_factory=dict)  # name -> the effect under that sensitivity
+
+    @property
+    def testable(self) -> bool:
+        return self.gate is None or self.gate.testable
 
     @property
     def size_outcome(self) -> str | None:
@@ -485,11 +643,13 @@ def _measure(claim: Claim, run: Path) -> float:
 
 def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResult:
     """Walk the claim's looks over its planned seeds until one stops it (or the seeds run so far end)."""
-    folders: dict[str, dict[int, Path]] = {arm: {} for arm in claim.arms}
+    folders: dict[str, dict[int, Path]] = {arm: {} for arm in _all_arms(claim)}
     for run in runs:
         folders[run.labels["arm"]][run.seed] = run.folder_in(store)  # placed runs (a manifest's) are not hashed again
+    extra = {arm: folders.pop(arm) for arm in list(folders) if arm not in claim.arms}
     planned = sorted(set.intersection(*(set(by_seed) for by_seed in folders.values())))
     values: dict[str, dict[int, float]] = {arm: {} for arm in claim.arms}  # arm -> seed -> metric
+    nulls: dict[int, float] = {}  # seed -> the arm's empirical null (claims against chance)
     state: tuple[Look, int, list[int], list[str]] | None = None
     for stage, needed in enumerate(claim.plan.looks):
         if len(planned) < needed:
@@ -499,7 +659,10 @@ def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResul
         finished = [s for s in seeds if all(is_finished(by_seed[s]) for by_seed in folders.values())]
         for arm, by_seed in folders.items():
             values[arm] |= {s: _measure(claim, by_seed[s]) for s in finished if s not in values[arm]}
-        differences = _differences(claim, {arm: [values[arm][s] for s in finished] for arm in claim.arms})
+        if claim.null:
+            nulls |= {s: empirical_null(folders["arm"][s], claim.metric) for s in finished if s not in nulls}
+        chance = [nulls[s] for s in finished] if claim.null else []
+        differences = _differences(claim, {arm: [values[arm][s] for s in finished] for arm in claim.arms}, chance)
         if missing:
             state = (untested(differences), stage, finished, missing)
             break
@@ -509,7 +672,7 @@ def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResul
     if state is None:  # not even the first look's seeds are planned
         state = (untested(np.array([])), 0, [], [])
     found, stage, seeds, missing = state
-    return ClaimResult(
+    result = ClaimResult(
         claim,
         found,
         stage,
@@ -517,7 +680,82 @@ def _judge_one(claim: Claim, runs: list[GridRun], store: RunStore) -> ClaimResul
         {arm: tuple(values[arm][s] for s in seeds) for arm in claim.arms},
         {arm: tuple(folders[arm][s] for s in seeds) for arm in claim.arms},
         tuple(missing),
+        nulls=tuple(nulls[s] for s in seeds if s in nulls),
     )
+    if found.stop == "untested":
+        return result
+    return replace(
+        result, gate=testability(result), sensitivity=_sensitivity(claim, folders.get("control", {}), extra, seeds)
+    )
+
+
+def _sensitivity(
+    claim: Claim, control: dict[int, Path], folders: dict[str, dict[int, Path]], seeds: list[int]
+) -> dict[str, Look]:
+    """Each declared sensitivity's effect (its treatment minus the control) on the seeds the verdict used, with its
+    interval at the plan's last look level; a sensitivity whose runs are not all done is left out."""
+    shown = {}
+    for name in claim.sensitivity:
+        arms = {"control": control, "treatment": folders[f"treatment@{name}"]}
+        if not all(s in by_seed and is_finished(by_seed[s]) for by_seed in arms.values() for s in seeds):
+            continue
+        values = {arm: [_measure(claim, by_seed[s]) for s in seeds] for arm, by_seed in arms.items()}
+        last = len(claim.plan.looks) - 1
+        shown[name] = look(_differences(claim, values, []), claim.direction, claim.size, claim.plan, last)
+    return shown
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a claim's stand-in can express the claimed effect, computed from its runs before the verdict."""
+
+    testable: bool
+    room: float  # how far the metric can move from the reference (control mean, or threshold) on the claimed side
+    needed: float  # the claimed size, or the metric's smallest effect worth testing
+    reason: str  # the numbers, in words
+
+
+def testability(result: ClaimResult) -> Gate | None:
+    """The gate of a claim on an AUC metric (None for others, and for "equal", which needs no room): the room the
+    reference (the control's mean, or the threshold) leaves on the claimed side, given the metric's ceiling (100)
+    and the anomaly types the claimed model cannot move (one-frame models: temporal), must hold the claimed size
+    (or the metric's smallest effect worth testing)."""
+    claim = result.claim
+    metric = CLAIM_METRICS[claim.metric]
+    if not metric.types or claim.direction == "equal" or metric.bounded:
+        return None
+    reference_arm = "control" if "control" in claim.arms else "arm"
+    moved_arm = "treatment" if "treatment" in claim.arms else "arm"
+    if "control" in claim.arms:
+        reference = float(np.mean(result.values["control"]))
+    else:
+        reference = float(np.mean(result.nulls)) if claim.null else float(claim.threshold)
+    try:
+        lows, highs = zip(
+            *(_reachable(claim.metric, c, m) for c, m in zip(result.runs[reference_arm], result.runs[moved_arm]))
+        )
+    except RunError as error:  # a run's signals are gone: the gate cannot be computed, the verdict stands, marked
+        return Gate(True, float("nan"), float("nan"), f"not computed ({error})")
+    higher = claim.direction == "higher"
+    bound = float(np.mean(highs if higher else lows))  # the reachable ceiling (higher) or floor (lower)
+    room = bound - reference if higher else reference - bound
+    needed = claim.size if claim.size is not None else metric.smallest
+    reason = (
+        f"reference {reference:.2f}, reachable {'ceiling' if higher else 'floor'} {bound:.2f}: "
+        f"room {room:.2f} {'>=' if room >= needed else '<'} needed {needed:g}"
+    )
+    return Gate(room >= needed, room, needed, reason)
+
+
+def _reachable(metric: str, control: Path, moved: Path) -> tuple[float, float]:
+    """(lowest, highest) value of an AUC metric the moved arm's model can reach from the control run's per-type AUCs:
+    the types the moved model cannot see keep the control's AUC."""
+    per_type = {kind: 100 * auc for kind, auc in (read_record(control).default.per_type or {}).items()}
+    if not per_type:  # a real dataset: no types, only the ceiling
+        return 0.0, 100.0
+    kinds = [ANOMALY_TYPES[code] for code in CLAIM_METRICS[metric].types]
+    shares = type_shares(control) if len(kinds) > 1 else {kinds[0]: 1.0}
+    return reachable_auc({kind: shares[kind] for kind in kinds if kind in shares}, per_type, _pinned(moved))
 
 
 def bounded(claim: Claim) -> bool:
@@ -525,10 +763,12 @@ def bounded(claim: Claim) -> bool:
     return CLAIM_METRICS[claim.metric].bounded and "arm" in claim.arms
 
 
-def _differences(claim: Claim, values: dict[str, list[float]]) -> np.ndarray:
-    """Per paired seed: treatment - control, or the arm - the threshold."""
+def _differences(claim: Claim, values: dict[str, list[float]], nulls: list[float]) -> np.ndarray:
+    """Per paired seed: treatment - control, or the arm - the threshold (a claim against chance: - its null, the
+    same seeds' empirical null)."""
     if "arm" in values:
-        return np.asarray(values["arm"], dtype=float) - claim.threshold
+        reference = nulls if claim.null else claim.threshold
+        return np.asarray(values["arm"], dtype=float) - np.asarray(reference, dtype=float)
     return np.asarray(values["treatment"], dtype=float) - np.asarray(values["control"], dtype=float)
 
 
@@ -538,7 +778,7 @@ def _with_family(results: list[ClaimResult]) -> list[ClaimResult]:
     p_values = [
         1.0 if r.look.stop == "untested" else stagewise_p_value(r.claim.plan, r.stage, r.look.p_value) for r in results
     ]
-    family = [i for i, r in enumerate(results) if r.claim.primary]
+    family = [i for i, r in enumerate(results) if r.claim.primary and r.testable]
     adjusted = list(p_values)
     if family:
         claim = results[family[0]].claim
@@ -550,11 +790,10 @@ def _with_family(results: list[ClaimResult]) -> list[ClaimResult]:
         claim, found = result.claim, result.look
         raw = _verdict(claim, found.decided, found.stop)
         kept = found.decided if p_adjusted <= claim.plan.alpha else None
-        out.append(
-            replace(
-                result, p_value=p, p_adjusted=p_adjusted, verdict_raw=raw, verdict=_verdict(claim, kept, found.stop)
-            )
-        )
+        verdict = _verdict(claim, kept, found.stop)
+        if not result.testable:
+            raw = verdict = NOT_TESTABLE
+        out.append(replace(result, p_value=p, p_adjusted=p_adjusted, verdict_raw=raw, verdict=verdict))
     return out
 
 
@@ -585,7 +824,7 @@ def run_plan(
         failures |= failed
         used |= {(r.labels["claim"], r.labels["arm"], r.seed): r for r in placed_runs}
         results = judge(claims, list(used.values()), store)
-        going = [r for r in results if r.look.stop == "continue"]
+        going = [r for r in results if r.look.stop == "continue" and r.testable]
         pending = [r.claim for r in going]
         seeds = {r.claim.id: r.claim.plan.looks[r.stage + 1] for r in going}
     return results, list(used.values()), failures

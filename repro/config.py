@@ -64,10 +64,11 @@ class DataConfig(Validated):
         "Dataset: synthetic moving shapes (built in), or the folder <data.root>/<name> in the canonical "
         "layout: ped2, avenue, shanghaitech (cross-checked against the published counts) or any other name.",
     )
-    preset: Literal["single", "busy", "scenes", "tiny", "cameras"] = setting(
+    preset: Literal["single", "busy", "scenes", "tiny", "cameras", "single-hard", "busy-hard", "scenes-hard"] = setting(
         "single",
         "Synthetic world, standing in for ped2 (single), avenue (busy), shanghaitech (scenes; cameras, 13 "
-        "cameras at data.size=128, for the memory study); tiny for tests.",
+        "cameras at data.size=128, for the memory study); tiny for tests; <name>-hard: the world made harder "
+        "(docs/claims.md#worlds-with-headroom).",
     )
     root: str | None = setting(
         None, "Folder holding <name>/training/frames and <name>/testing/frames; none = built-in synthetic cache."

@@ -212,3 +212,36 @@ def adjust(p_values: list[float], method: str = "holm", alpha: float = 0.05) -> 
         return [], []
     reject, adjusted, _, _ = multipletests(np.asarray(p_values, dtype=float), alpha=alpha, method=ADJUSTMENTS[method])
     return [bool(r) for r in reject], [float(p) for p in adjusted]
+
+
+# ------------------------------------------------------------------------------ chance, from the data
+def permutation_null(
+    scores: np.ndarray, types: np.ndarray, videos: np.ndarray, tested: tuple[int, ...], draws: int = 200, seed: int = 0
+) -> float:
+    """The AUC (points) a score earns on the `tested` anomaly codes when it carries no information about them: the
+    mean over `draws` of the AUC with those labels moved within each video (a random circular shift over the frames
+    that are normal or tested; other anomalies stay where they are, so a per-video normalisation they dominate still
+    shapes the null). scores, types, videos: (f,) per frame; types 0 = normal."""
+    from sklearn.metrics import roc_auc_score
+
+    types, videos, scores = np.asarray(types), np.asarray(videos), np.asarray(scores, dtype=float)
+    eligible = (types == 0) | np.isin(types, tested)  # (f,) the frames the tested labels may move among
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(eligible & (videos == v)) for v in np.unique(videos)]
+    labels = np.isin(types, tested)
+    aucs = []
+    for _ in range(draws):
+        moved = labels.copy()
+        for frames in groups:
+            moved[frames] = np.roll(labels[frames], int(rng.integers(frames.size)))
+        aucs.append(roc_auc_score(moved[eligible], scores[eligible]))
+    return float(100 * np.mean(aucs))
+
+
+def reachable_auc(shares: dict[str, float], per_type: dict[str, float], pinned: tuple[str, ...]) -> tuple[float, float]:
+    """(lowest, highest) frame AUC in points a model can reach when the types in `pinned` keep their AUC (`per_type`,
+    points) and the others may go anywhere in [0, 100]: the micro frame AUC is the share-weighted mean of the
+    per-type AUCs against the same normal frames (shares: each type's share of the anomalous frames)."""
+    fixed = sum(shares[kind] * per_type[kind] for kind in shares if kind in pinned)
+    free = sum(shares[kind] for kind in shares if kind not in pinned)
+    return float(fixed), float(fixed + 100 * free)

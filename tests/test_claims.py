@@ -37,6 +37,8 @@ def two_arm(claim_id: str, control: str, treatment: str, change: str = '"model.m
 [[claim]]
 id = "{claim_id}"
 source = "test"
+quote = "the source's own words"
+size_from = "the rows that isolate it"
 statement = "memory helps"
 dataset = "ped2"
 metric = "auc"
@@ -57,7 +59,7 @@ def test_metrics_read_their_numbers_from_a_runs_metrics_json(tmp_path):
         "memory": {"counts": [3, 1], "perplexity": 7.5, "frame_perplexity": 2.25},
     }
     write_metrics(tmp_path, metrics_record(default, {**scores, "auc": 0.875}))
-    read = {name: CLAIM_METRICS[name].read(tmp_path) for name in CLAIM_METRICS if name != "probe_psnr_change"}
+    read = {name: CLAIM_METRICS[name].read(tmp_path) for name in CLAIM_METRICS if not name.startswith("probe_")}
     assert read == pytest.approx(
         {
             "auc": 81.25,
@@ -75,8 +77,8 @@ def test_the_shipped_claims_expand_to_shared_runs():
     claims = load_claims(Path(__file__).parents[1] / "ablations" / "claims.toml")
     runs = claim_runs(claims, "synthetic", None, ("train.epochs=4", "train.checkpoint_every=2"))
     store = RunStore(Path("unused"))
-    assert len(claims) >= 20 and all(claim.plan.looks[0] >= 3 for claim in claims)
-    assert len({store.run_dir(run.config) for run in runs}) == 66  # claims share runs: 123 (claim, arm, seed)
+    assert len(claims) >= 35 and all(claim.plan.looks[0] >= 3 and claim.quote for claim in claims)
+    assert len({store.run_dir(run.config) for run in runs}) == 135  # claims share runs: 285 (claim, arm, seed)
     ablation_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "separateness-helps-prediction"}
     memory_runs = {store.run_dir(r.config) for r in runs if r.labels["claim"] == "memory-helps-prediction"}
     assert len(ablation_runs & memory_runs) == 3  # pred with memory, seeds 0-2, in both
@@ -96,7 +98,7 @@ def test_the_shipped_claims_resolve_on_real_data_at_the_papers_schedules(tmp_pat
 def test_claims_share_the_runs_of_the_memory_study_and_the_baselines():
     """The prediction arms on `cameras` are Table 8's rows with its schedule (Makefile MEMORY_STUDY), and the MemAE
     arms are the baselines' rows with the profile's MemAE/AE settings: the claims target reuses those targets'
-    runs, whatever its own schedule (QUICK)."""
+    seed-0 runs, whatever its own schedule (QUICK); its other seeds draw their own worlds (world = "per-seed")."""
     shipped = Path(__file__).parents[1] / "ablations"
     store = RunStore(Path("unused"))
     runs = claim_runs(
@@ -113,7 +115,9 @@ def test_claims_share_the_runs_of_the_memory_study_and_the_baselines():
     }
     for claim, grid in shared.items():
         dirs = {store.run_dir(run.config) for run in runs if run.labels["claim"] == claim}
-        assert len(dirs) >= 3 and dirs <= {store.run_dir(run.config) for run in grid}, claim
+        first = {store.run_dir(run.config) for run in runs if run.labels["claim"] == claim and run.seed == 0}
+        assert len(dirs) >= 3 and first <= {store.run_dir(run.config) for run in grid} and first, claim
+        assert not (dirs - first) & {store.run_dir(run.config) for run in grid}, claim
 
 
 @pytest.mark.parametrize(
@@ -207,6 +211,8 @@ TINY_CLAIMS = (
 [[claim]]
 id = "skips-bypass"
 source = "test"
+quote = "the source's own words"
+size_from = "the rows that isolate it"
 statement = "zeroing the bottleneck barely changes the prediction"
 dataset = "ped2"
 metric = "probe_psnr_change"
@@ -219,6 +225,8 @@ figure = "probe"
 [[claim]]
 id = "oracle-inflates"
 source = "test"
+quote = "the source's own words"
+size_from = "the rows that isolate it"
 statement = "the oracle is higher"
 dataset = "ped2"
 metric = "oracle_gain"

@@ -29,6 +29,8 @@ def one_arm(claim_id: str, lr: str, extra: str = "") -> str:
 [[claim]]
 id = "{claim_id}"
 source = "test"
+quote = "the source's own words"
+size_from = "the rows that isolate it"
 statement = "{claim_id}"
 dataset = "ped2"
 metric = "auc"

@@ -140,6 +140,7 @@ ped2 = "tiny"
 [[claim]]
 id = "adaptation-helps"
 source = "test"
+quote = "a test claim of the protocol, no source"
 statement = "a gradient step on each test video before scoring it changes the detection"
 dataset = "ped2"
 metric = "auc"

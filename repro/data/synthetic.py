@@ -28,7 +28,7 @@ import hashlib
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -58,6 +58,25 @@ class Scene:
 
 
 @dataclass(frozen=True)
+class Difficulty:
+    """How hard a world makes the anomalies to see (the defaults draw today's worlds, byte for byte): sensor noise,
+    the objects' contrast against the background, how much faster a temporal anomaly moves and how square a
+    spatial one is. Chosen per stand-in by a pilot (scripts/pilot_world.py; docs/claims.md#worlds-with-headroom)."""
+
+    noise: float = 0.0  # SD in grey levels of Gaussian noise added to every pixel of every frame
+    contrast: float = 1.0  # 1 = the scene's object colour; lower blends it toward the background colour
+    fast: float = FAST  # a temporal anomaly's speed, in multiples of the normal speed
+    square: float = 1.0  # an anomalous square's half side in object radii (0.886: the circle's area)
+
+    def __post_init__(self) -> None:
+        if self.noise < 0 or not 0 < self.contrast <= 1 or self.fast <= 1 or self.square <= 0:
+            raise DataError(f"difficulty {self} out of range: noise >= 0, 0 < contrast <= 1, fast > 1, square > 0")
+
+
+EASY = Difficulty()
+
+
+@dataclass(frozen=True)
 class Preset:
     """A synthetic dataset: its world and how many videos of which length it holds."""
 
@@ -71,6 +90,8 @@ class Preset:
     events_per_video: int
     event_length: tuple[int, int]  # inclusive range of an anomalous event's length in frames
     size: int = 64  # frame side written by default (`repro data synth`); a run renders at its data.size
+    # Out of the repr: today's presets keep their fingerprint; world_fingerprint adds a non-default difficulty.
+    difficulty: Difficulty = field(default=EASY, repr=False)
 
 
 def camera_scenes(count: int) -> tuple[Scene, ...]:
@@ -121,6 +142,11 @@ PRESETS = {
     # 128x128 frames (a 16x16 query map, each query seeing part of the frame); one training video per camera.
     "cameras": Preset(3, 2, camera_scenes(13), 13, 40, 13, 90, 2, (20, 30), size=128),
 }
+# Worlds with headroom, one per stand-in the claims use: today's worlds made harder by a Difficulty. NOT YET PILOTED:
+# their difficulty is a starting point for scripts/pilot_world.py, which fixes it so that the claims' controls land
+# between 70 and 95 AUC (docs/claims.md#worlds-with-headroom); no shipped claim uses them until then.
+HARD = Difficulty(noise=12.0, contrast=0.6, fast=1.5, square=0.886)
+PRESETS |= {f"{name}-hard": replace(PRESETS[name], difficulty=HARD) for name in ("single", "busy", "scenes")}
 
 
 def preset(name: str) -> Preset:
@@ -162,6 +188,12 @@ def render_video(
     lane is random) drawn over the scene's background `base` (size, size, 3)."""
     size = base.shape[0]
     radius, speed, rows = RADIUS * size, NORMAL_SPEED * size, lane_centres(spec.lanes, size)
+    hard = spec.difficulty
+    colour = (
+        scene.colour
+        if hard.contrast == 1
+        else tuple(hard.contrast * c + (1 - hard.contrast) * b for c, b in zip(scene.colour, scene.background))
+    )
     spacing = size / spec.objects_per_lane
     x = rng.uniform(0, size, spec.lanes)[:, None] + spacing * np.arange(spec.objects_per_lane)  # (lanes, objects)
     lane = int(rng.integers(spec.lanes))
@@ -171,15 +203,19 @@ def render_video(
             lane = int(rng.integers(spec.lanes))  # each event picks its lane
         fast = kind in (2, 3)
         if t:
-            x = x + speed * np.where(np.arange(spec.lanes)[:, None] == lane, FAST if fast else 1.0, 1.0)
+            x = x + speed * np.where(np.arange(spec.lanes)[:, None] == lane, hard.fast if fast else 1.0, 1.0)
         x = np.mod(x, size)
         frame = base.copy()
         for i, row in enumerate(rows):
             for k, column in enumerate(x[i]):
                 square = kind in (1, 3) and i == lane and k == 0
-                draw_wrapped(frame, column, row, radius, square, scene.colour)
+                draw_wrapped(frame, column, row, radius * (hard.square if square else 1.0), square, colour)
         frames.append(frame)
-    return np.stack(frames)
+    frames = np.stack(frames)  # (T, size, size, 3)
+    if hard.noise == 0:
+        return frames  # today's worlds: no draw, so their bytes stay as they were
+    noisy = frames + rng.normal(0.0, hard.noise, frames.shape).astype(np.float32)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
 def draw_wrapped(frame: np.ndarray, x: float, y: float, radius: float, square: bool, colour) -> None:
@@ -273,7 +309,10 @@ def write_contact_sheets(dataset: Path, data: dict, frames_shown: int = 6, zoom:
 
 def world_fingerprint(preset_name: str) -> str:
     """8 hex chars that change whenever the preset or the world's constants change (a stale cache is never used)."""
-    world = (preset(preset_name), RADIUS, NORMAL_SPEED, FAST, JPEG_QUALITY, SUBPIXEL, WORLD_VERSION)
+    spec = preset(preset_name)
+    world = (spec, RADIUS, NORMAL_SPEED, FAST, JPEG_QUALITY, SUBPIXEL, WORLD_VERSION)
+    if spec.difficulty != EASY:
+        world += (spec.difficulty,)
     return hashlib.sha256(repr(world).encode()).hexdigest()[:8]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..claims import CLAIM_METRICS, REPLICATION_OFFSET, VERDICTS, bounded
+from ..claims import CLAIM_METRICS, NOT_TESTABLE, REPLICATION_OFFSET, VERDICTS, bounded
 from .folder import run_figure
 from .tables import MISSING, format_interval, to_markdown
 
@@ -36,7 +36,13 @@ READING = (
     "decided. The primary claims form one family: a decision stands only where the adjusted p-value is at or "
     "below alpha (raw beside adjusted); exploratory claims keep their raw decision. The size outcome (below, "
     "consistent, above the claimed size, or undetermined when the interval holds both the size and 0) is a "
-    "second answer from the same interval; MDE is the smallest effect the final n finds with 80% power. On the "
+    "second answer from the same interval; MDE is the smallest effect the final n finds with 80% power. Before "
+    "the verdict each claim on an AUC passes a gate computed from its runs: the control (or the threshold) must "
+    "leave room for the claimed size below the metric's ceiling, counting the anomaly types its model cannot see "
+    "(a one-frame model cannot move the temporal type) as fixed; a claim that fails it is 'not testable on this "
+    "stand-in', is counted apart, leaves the family and is no evidence against its source. A claim against chance "
+    "compares with the empirical null of the same runs (the anomaly labels moved at random within each video), "
+    "not with 50. Claims of origin 'project' are the project's contrasts, not the source's (exploratory). On the "
     "synthetic default each dataset is played by a synthetic stand-in, so the published numbers (real data) are "
     "context, not targets."
 )
@@ -47,7 +53,7 @@ ADJUSTMENT_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 def _counts(verdicts: list[str]) -> str:
     counts = Counter(verdicts)
-    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v] and v != NOT_TESTABLE) or "none"
 
 
 def verdict_counts(results: list[ClaimResult]) -> str:
@@ -56,8 +62,10 @@ def verdict_counts(results: list[ClaimResult]) -> str:
     adjustment = ADJUSTMENT_NAMES[results[0].claim.adjustment] if results else ""
     after = _counts([result.verdict for result in results])
     before = _counts([result.verdict_raw for result in results])
+    untestable = sum(not result.testable for result in results)
+    apart = f"; {untestable} {NOT_TESTABLE} (apart: outside the family, no evidence either way)" if untestable else ""
     return (
-        f"{len(results)} claims ({primary} primary, {len(results) - primary} exploratory): "
+        f"{len(results)} claims ({primary} primary, {len(results) - primary} exploratory){apart}: "
         f"{after} after {adjustment}; {before} before"
     )
 
@@ -66,12 +74,13 @@ def stops_line(results: list[ClaimResult]) -> str:
     """Why the claims stopped, naming those that reached their cap undecided or stayed untested."""
     by_stop: dict[str, list[str]] = {}
     for result in results:
-        by_stop.setdefault(result.look.stop, []).append(result.claim.id)
+        by_stop.setdefault(result.look.stop if result.testable else "gate", []).append(result.claim.id)
     words = {"boundary": "at the boundary", "futility": "for futility", "cap": "at the cap undecided"}
     words |= {"untested": "untested", "continue": "before their plan ended (the run was cut short)"}
+    words |= {"gate": f"at the testability gate ({NOT_TESTABLE})"}
     parts = []
     for stop, ids in by_stop.items():
-        named = f" ({', '.join(ids)})" if stop in ("cap", "untested", "continue") else ""
+        named = f" ({', '.join(ids)})" if stop in ("cap", "untested", "continue", "gate") else ""
         parts.append(f"{len(ids)} {words[stop]}{named}")
     return "Stopped: " + "; ".join(parts) + "."
 
@@ -96,12 +105,33 @@ def _ours(result: ClaimResult) -> str:
     compared = (
         f"{means['control']:.2f} → {means['treatment']:.2f}"
         if "arm" not in means
-        else f"{means['arm']:.2f} vs {claim.threshold:g}"
+        else f"{means['arm']:.2f} vs {_reference(result)}"
     )
-    if bounded(claim):  # a sign test, no t-interval
+    if bounded(claim):  # a sign test, no t-interval (bounded metrics have a numeric threshold)
         positive = sum(value > claim.threshold for value in result.values["arm"])
         return f"{compared} ({found.effect:+.2f}; {positive} of {found.n} seeds above, sign test)"
     return f"{compared} ({found.effect:+.2f} {format_interval(found.low, found.high)})"
+
+
+def _reference(result: ClaimResult) -> str:
+    """A one-arm claim's reference: its threshold, or the empirical null of its runs (their mean)."""
+    if not result.claim.null:
+        return f"{result.claim.threshold:g}"
+    return f"chance {np.mean(result.nulls):.2f} (empirical null)" if result.nulls else "chance (empirical null)"
+
+
+def _gate(result: ClaimResult) -> str:
+    gate = result.gate
+    if gate is None:
+        return "no gate (not an AUC, an 'equal' claim, a sign test, or untested)"
+    return ("passed: " if gate.testable else "failed: ") + gate.reason
+
+
+def _sensitivity(result: ClaimResult) -> str:
+    return "; ".join(
+        f"{name}: {found.effect:+.2f} {format_interval(found.low, found.high)}"
+        for name, found in result.sensitivity.items()
+    )
 
 
 def _stopped(result: ClaimResult) -> str:
@@ -116,6 +146,10 @@ def _p(value: float) -> str:
 
 
 def _verdicts(result: ClaimResult) -> str:
+    if not result.testable:
+        return result.verdict
+    if result.claim.origin == "project":
+        return f"{result.verdict} (the project's contrast, exploratory)"
     if not result.claim.primary:
         return f"{result.verdict} (exploratory)"
     if result.verdict == result.verdict_raw:
@@ -158,14 +192,22 @@ def _rows(results: list[ClaimResult]) -> pd.DataFrame:
             {
                 "id": claim.id,
                 "role": "primary" if claim.primary else "exploratory",
+                "origin": claim.origin,
                 "source": claim.source,
+                "quote": claim.quote,
+                "size_from": claim.size_from,
                 "statement": claim.statement,
                 "dataset": claim.dataset,
                 "stand_in": claim.stand_in,
                 "metric": claim.metric,
                 "unit": CLAIM_METRICS[claim.metric].unit,
                 "claimed": _claimed(result),
-                "threshold": claim.threshold,
+                "threshold": "permutation" if claim.null else claim.threshold,
+                "null": float(np.mean(result.nulls)) if result.nulls else np.nan,
+                "gate": _gate(result),
+                "gate_room": np.nan if result.gate is None else result.gate.room,
+                "gate_needed": np.nan if result.gate is None else result.gate.needed,
+                "sensitivity": _sensitivity(result),
                 "published": _published(result),
                 "verdict": result.verdict,
                 "verdict_raw": result.verdict_raw,
@@ -270,13 +312,17 @@ def _markdown(
 def _details_md(result: ClaimResult) -> list[str]:
     claim = result.claim
     lines = [f"### {claim.id}: {_verdicts(result)}", "", f"{claim.statement} ({claim.source})", ""]
+    lines += [f"> {claim.quote}", ""]
     if claim.note:
         lines += [claim.note, ""]
     arms = "; ".join(f"{arm}: `{' '.join(overrides)}`" for arm, overrides in claim.arms.items())
     lines += [
         f"- metric: {claim.metric}, {CLAIM_METRICS[claim.metric].help} ({CLAIM_METRICS[claim.metric].unit})",
         f"- dataset: {claim.dataset} (synthetic stand-in: {claim.stand_in}); arms: {arms}",
-        f"- claimed: {_claimed(result)}" + (f" (change: {', '.join(claim.change)})" if claim.change else ""),
+        f"- claimed: {_claimed(result)}"
+        + (f" (change: {', '.join(claim.change)})" if claim.change else "")
+        + (f"; size from {claim.size_from}" if claim.size_from and claim.size is not None else ""),
+        f"- testability gate: {_gate(result)}",
         f"- plan: looks {list(claim.plan.looks)}; stopped at look {result.stage + 1}: {_stopped(result)}; "
         f"look p {_p(result.look.p_value)}, stage-wise p {_p(result.p_value)}, adjusted {_p(result.p_adjusted)}",
         f"- size: {result.size_outcome or MISSING}; minimum detectable effect at n = {result.look.n}: "
@@ -288,6 +334,12 @@ def _details_md(result: ClaimResult) -> list[str]:
             f"- {arm}, seeds {', '.join(map(str, result.seeds))}: "
             f"{', '.join(f'{v:.2f}' for v in values) or MISSING} (runs {runs or MISSING})"
         )
+    if claim.null and result.nulls:
+        nulls = ", ".join(f"{v:.2f}" for v in result.nulls)
+        lines.append(f"- chance (the arm's score with the anomaly labels moved at random within each video): {nulls}")
+    if claim.sensitivity:
+        shown = _sensitivity(result) or "not run (its runs are not all done)"
+        lines.append(f"- sensitivity (declared before the runs, not deciding the verdict): {shown}")
     if result.missing:
         lines.append(f"- not finished: {', '.join(result.missing)} (failed or not run; see their status.json)")
     return [*lines, ""]
