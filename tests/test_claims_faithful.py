@@ -1,4 +1,4 @@
-"""Claims that test what the sources say (issue 23): the quote and the isolated size are required, the testability
+"""Claims that test what the sources say: the quote and the isolated size are required, the testability
 gate on hand-made runs, the empirical chance level, the γ sensitivity beside the verdict and per-seed worlds."""
 
 from pathlib import Path
