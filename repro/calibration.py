@@ -12,7 +12,6 @@ Glossary: f frames.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +117,8 @@ def calibrate(
     `repro.pipeline.calibration_clips`), scored as the method scores a test set (`Method.evaluate_checkpoint`,
     e.g. MNAD's test-time update with its γ), and write calibration.json. The options it scored them with are
     stored for `repro score`."""
-    from .evaluate import evaluate_model
     from .models.method import signals_from_arrays
-    from .pipeline import calibration_clips, datasets
+    from .pipeline import calibration_clips, datasets, scorer
     from .train import build_model
 
     found = run_files.latest_checkpoint(run)
@@ -136,17 +134,7 @@ def calibrate(
     if clips is None:
         clips, source = calibration_clips(cfg), training_source(cfg.data.calibration_share)
     used: dict[str, Any] = {}
-    evaluate = partial(
-        evaluate_model,
-        model,
-        method,
-        device=device,
-        batch_size=cfg.eval.batch_size,
-        precision=cfg.exec.precision,
-        cuda_graphs=cfg.exec.cuda_graphs,
-        progress=progress,
-        evaluation=cfg.method_eval,
-    )
+    evaluate = scorer(cfg, model, device, progress)
 
     def score(dataset: Any, **options: Any) -> dict[str, np.ndarray]:
         """The run's evaluation of `dataset`, remembering the options the calibration clips are scored with."""

@@ -59,21 +59,29 @@ def resolve_device(name: str) -> torch.device:
 
 def datasets(cfg: RunConfig):
     """(training, testing) clip datasets of the configured data and model layout."""
+    training = _clips(cfg, "training", salt_pepper=cfg.data.salt_pepper)
+    testing = _clips(cfg, "testing", labels=cfg.data.labels)
+    if cfg.data.calibration_share:
+        training, _ = split_videos(training, cfg.data.calibration_share)
+    return training, testing
+
+
+def _clips(cfg: RunConfig, split: str, **options) -> ClipDataset:
+    """One split's clips in the window the run's method eats; `options` go to make_clip_dataset."""
     layout = cfg.model.method.layout(cfg.model.settings)
-    common = dict(
+    root, name = _data_location(cfg)
+    return make_clip_dataset(
+        root,
+        name,
+        split,
         in_frames=layout.in_frames,
         predict=layout.predict,
         scored_offset=layout.scored_offset,
         size=cfg.data.size,
         grayscale=cfg.data.grayscale,
         seed=cfg.seed,
+        **options,
     )
-    root, name = _data_location(cfg)
-    training = make_clip_dataset(root, name, "training", salt_pepper=cfg.data.salt_pepper, **common)
-    testing = make_clip_dataset(root, name, "testing", labels=cfg.data.labels, **common)
-    if cfg.data.calibration_share:
-        training, _ = split_videos(training, cfg.data.calibration_share)
-    return training, testing
 
 
 def _data_location(cfg: RunConfig) -> tuple[Path, str]:
@@ -233,17 +241,12 @@ def check_trained(run: Path, store: RunStore) -> None:
         )
 
 
-def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:
-    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), as the
-    method evaluates a checkpoint (`Method.evaluate_checkpoint`: MNAD's γ from the training frames and read
-    ablation included), and the final checkpoint's examples for the report's figures."""
-    method = cfg.model.method
-    model = build_model(cfg, device)
-    done = set(run_files.signal_epochs(run))
-    score = partial(
+def scorer(cfg: RunConfig, model, device, progress: bool):
+    """`evaluate_model` bound to the run's model and evaluation settings: a function of (dataset, **changes)."""
+    return partial(
         evaluate_model,
         model,
-        method,
+        cfg.model.method,
         device=device,
         batch_size=cfg.eval.batch_size,
         precision=cfg.exec.precision,
@@ -251,6 +254,16 @@ def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, t
         progress=progress,
         evaluation=cfg.method_eval,
     )
+
+
+def evaluate_checkpoints(cfg: RunConfig, run: Path, store: RunStore, training, testing, device, progress: bool) -> None:
+    """Raw signals for every checkpoint that has none yet (each loaded from disk, as a user would), as the
+    method evaluates a checkpoint (`Method.evaluate_checkpoint`: MNAD's γ from the training frames and read
+    ablation included), and the final checkpoint's examples for the report's figures."""
+    method = cfg.model.method
+    model = build_model(cfg, device)
+    done = set(run_files.signal_epochs(run))
+    score = scorer(cfg, model, device, progress)
     for epoch, path in run_files.checkpoints(run):
         needs_examples = epoch == cfg.train.epochs and not (run / EXAMPLES).exists()
         if epoch in done and not needs_examples:
@@ -437,19 +450,7 @@ def calibration_clips(cfg: RunConfig) -> ClipDataset:
     """Normal clips without input noise (data.salt_pepper), as a test frame is seen, for calibrating a deployable
     score (repro.calibration): the end of each training video that training left out (data.calibration_share),
     or with a share of 0 the whole training split, the frames trained on."""
-    layout = cfg.model.method.layout(cfg.model.settings)
-    root, name = _data_location(cfg)
-    clips = make_clip_dataset(
-        root,
-        name,
-        "training",
-        in_frames=layout.in_frames,
-        predict=layout.predict,
-        scored_offset=layout.scored_offset,
-        size=cfg.data.size,
-        grayscale=cfg.data.grayscale,
-        seed=cfg.seed,
-    )
+    clips = _clips(cfg, "training")
     return split_videos(clips, cfg.data.calibration_share)[1] if cfg.data.calibration_share else clips
 
 

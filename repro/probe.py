@@ -138,18 +138,3 @@ def _probe_rows(run: Path, checkpoint: Path, clips: int, seed: int) -> list[dict
 def _columns(settings) -> dict:
     """The settings that tell probed runs apart, where the method has them (MNAD: task, skips, memory)."""
     return {name: value for name, value in asdict(settings).items() if name in PROBE_COLUMNS}
-
-
-def probed_runs(paths: list[Path]) -> list[Path]:
-    """The run folders that `paths` name: a run folder (it has config.toml) is itself, a run store folder gives its
-    finished runs. Raises FileNotFoundError when none is found."""
-    from .runs import list_runs
-
-    folders = []
-    for path in map(Path, paths):
-        is_run = (path / "config.toml").is_file()
-        folders += [path] if is_run else [path / name for name, _, state in list_runs(path) if state == "done"]
-    if not folders:
-        names = ", ".join(map(str, paths))
-        raise FileNotFoundError(f"no finished runs in {names}; train them first (make reproduce-skip-probe)")
-    return folders

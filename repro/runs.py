@@ -511,6 +511,18 @@ class RunStore:
         return is_finished(self.run_dir(cfg))
 
 
+def finished_runs(paths: list[Path], hint: str = "give run folders or a run store") -> list[Path]:
+    """The run folders that `paths` name: a run folder (it has config.toml) is itself, a run store gives its
+    finished runs. A FileNotFoundError, ending with `hint`, when none is found."""
+    folders = []
+    for path in map(Path, paths):
+        is_run = (path / "config.toml").is_file()
+        folders += [path] if is_run else [path / name for name, _, state in list_runs(path) if state == "done"]
+    if not folders:
+        raise FileNotFoundError(f"no finished runs in {', '.join(map(str, paths))}; {hint}")
+    return folders
+
+
 def list_runs(root: Path = Path("runs")) -> list[tuple[str, RunConfig, str]]:
     """(hash, config, state) of every run under `root`; a folder with a bad config.toml is skipped with a warning."""
     runs = []

@@ -177,17 +177,3 @@ def _curves_png(tracked: TrackedRun) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory() as folder:
         yield epoch_curves(tracked.curves, Path(folder), "curves", f"run {tracked.name}, seed {tracked.seed}")[0]
-
-
-def finished_runs(paths: list[Path]) -> list[Path]:
-    """The run folders that `paths` name: a run folder (it has config.toml) is itself, a run store gives its
-    finished runs. A FileNotFoundError when none is found."""
-    from .runs import list_runs
-
-    folders = []
-    for path in map(Path, paths):
-        is_run = (path / "config.toml").is_file()
-        folders += [path] if is_run else [path / name for name, _, state in list_runs(path) if state == "done"]
-    if not folders:
-        raise FileNotFoundError(f"no finished runs in {', '.join(map(str, paths))}; give run folders or a run store")
-    return folders

@@ -223,9 +223,16 @@ def probe(runs: list[str | Path], out: str | Path = "reports/skip-probe", clips:
     """
     import pandas as pd
 
-    from .probe import probe_run, probed_runs
+    from .probe import probe_run
     from .report.tables import write_table
+    from .runs import finished_runs
 
-    rows = pd.DataFrame([row for folder in probed_runs(list(runs)) for row in probe_run(folder, clips)])
+    rows = pd.DataFrame(
+        [
+            row
+            for folder in finished_runs(list(runs), "train them first (make reproduce-skip-probe)")
+            for row in probe_run(folder, clips)
+        ]
+    )
     caption = "Mean |Δ output| ([-1, 1] scale) and PSNR (dB) against the target, original and replaced."
     return Written(write_table(rows, Path(out), "probe", caption=caption))

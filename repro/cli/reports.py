@@ -58,7 +58,8 @@ def export(tracker, runs, target):
     """
     from pathlib import Path
 
-    from ..trackers import export_runs, finished_runs
+    from ..runs import finished_runs
+    from ..trackers import export_runs
 
     folders = finished_runs([Path(run) for run in runs])
     click.echo(f"exported {len(folders)} run(s) to {tracker}: {export_runs(tracker, folders, target)}")
